@@ -1,0 +1,239 @@
+"""The ``promptkit`` command line.
+
+Each command parses its options, calls one library function and prints. The
+group turns any :class:`~promptkit.errors.PromptkitError` into one line on stderr
+and exit code 2. Library modules are imported inside commands so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from . import __version__
+from .errors import ConfigError, PromptkitError
+
+if TYPE_CHECKING:
+    from .templates import PromptTemplate, TemplateStore
+
+
+class ExitCode:
+    """Process exit codes (SPEC §6)."""
+
+    OK = 0
+    FAILED = 1  # a threshold, check or regression gate failed
+    INVALID_INPUT = 2  # bad YAML, unknown template, missing variable, ...
+    RUN_INCOMPLETE = 3  # the run could not complete (endpoint unreachable)
+
+
+def fail(message: str, code: int = ExitCode.INVALID_INPUT) -> NoReturn:
+    """Print one error line and exit."""
+    click.echo(f"promptkit: error: {message}", err=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """A click group that reports promptkit errors as one line, exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PromptkitError as exc:
+            fail(str(exc))
+
+
+templates_option = click.option(
+    "-t",
+    "--templates",
+    "templates_dir",
+    default=lambda: os.environ.get("PROMPTKIT_TEMPLATES", "templates"),
+    show_default="templates, or $PROMPTKIT_TEMPLATES",
+    help="Template store folder.",
+)
+
+
+def open_store(templates_dir: str) -> TemplateStore:
+    from .templates import TemplateStore
+
+    return TemplateStore(templates_dir)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="promptkit")
+def cli() -> None:
+    """Versioned prompt templates and evals for any OpenAI-compatible endpoint."""
+
+
+# -- templates -----------------------------------------------------------------
+
+
+@cli.group(cls=_Group)
+def templates() -> None:
+    """List, show, diff, check and lock versioned templates."""
+
+
+@templates.command("list")
+@templates_option
+def templates_list(templates_dir: str) -> None:
+    """List templates with their versions and labels."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("template", "versions", "latest", "labels", box=None)
+    for info in open_store(templates_dir).list():
+        labels = ", ".join(f"{k}→v{v}" for k, v in sorted(info.labels.items()))
+        table.add_row(info.name, ", ".join(f"v{v}" for v in info.versions),
+                      f"v{info.latest}", labels)
+    Console().print(table)
+
+
+@templates.command("show")
+@click.argument("ref")
+@templates_option
+def templates_show(ref: str, templates_dir: str) -> None:
+    """Show one version: its file, hash, inputs, params and body.
+
+    REF is `name`, `name@3` or `name@label`.
+    """
+    template = open_store(templates_dir).get(ref)
+    click.echo(f"{template.ref}  ({template.filename})")
+    click.echo(f"sha256: {template.sha256}")
+    if template.description:
+        click.echo(f"description: {template.description}")
+    for name, spec in template.inputs.items():
+        need = "required" if spec.is_required else "optional"
+        click.echo(f"input {name}: {spec.type}, {need}"
+                   + (f" — {spec.description}" if spec.description else ""))
+    if template.params:
+        click.echo(f"params: {json.dumps(template.params, ensure_ascii=False)}")
+    click.echo("")
+    click.echo(template.source.rstrip("\n"))
+
+
+@templates.command("diff")
+@click.argument("ref_a")
+@click.argument("ref_b")
+@templates_option
+def templates_diff(ref_a: str, ref_b: str, templates_dir: str) -> None:
+    """Show a unified diff between two versions."""
+    import difflib
+
+    store = open_store(templates_dir)
+    a, b = store.get(ref_a), store.get(ref_b)
+    lines = difflib.unified_diff(
+        a.source.splitlines(keepends=True), b.source.splitlines(keepends=True),
+        fromfile=f"{a.ref} ({a.filename})", tofile=f"{b.ref} ({b.filename})",
+    )
+    click.echo("".join(lines), nl=False)
+
+
+@templates.command("check")
+@templates_option
+def templates_check(templates_dir: str) -> None:
+    """Check the store: lock, syntax, declared inputs, labels. Exit 1 on any problem."""
+    from .lockfile import check
+
+    problems = check(open_store(templates_dir))
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        fail(f"{len(problems)} problem(s) found", ExitCode.FAILED)
+    click.echo("templates ok")
+
+
+@templates.command("lock")
+@templates_option
+def templates_lock(templates_dir: str) -> None:
+    """Record new versions in promptkit.lock. Refuses if a locked version changed."""
+    from .lockfile import lock
+
+    store = open_store(templates_dir)
+    result = lock(store)
+    for path in result.added:
+        click.echo(f"locked {store.loader.display_name(path)}")
+    for path in result.removed:
+        click.echo(f"dropped {store.loader.display_name(path)} (file deleted)")
+    if not result.added and not result.removed:
+        click.echo("lock is up to date")
+
+
+# -- render --------------------------------------------------------------------
+
+
+def parse_vars(template: PromptTemplate, pairs: tuple[str, ...], vars_file: str | None
+               ) -> dict[str, Any]:
+    """Variables from ``--vars-file`` (JSON or YAML mapping) then ``--var k=v`` pairs.
+
+    A ``--var`` value for an input declared as a list or object is parsed as JSON.
+    """
+    values: dict[str, Any] = {}
+    if vars_file:
+        from .config import YamlDocument
+
+        try:
+            text = Path(vars_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror}", vars_file) from None
+        data = YamlDocument(text, vars_file).data  # YAML is a superset of JSON
+        if not isinstance(data, dict):
+            raise ConfigError("must hold a mapping of variable names to values", vars_file)
+        values.update(data)
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--var {pair!r}: expected NAME=VALUE")
+        spec = template.inputs.get(name)
+        if spec is not None and spec.type in ("list", "object", "any"):
+            try:
+                values[name] = json.loads(value)
+                continue
+            except json.JSONDecodeError:
+                if spec.type != "any":
+                    raise ConfigError(f"--var {name}: {spec.type} input needs JSON") from None
+        values[name] = value
+    return values
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--var", "pairs", multiple=True, metavar="NAME=VALUE", help="A variable; repeat.")
+@click.option("--vars-file", type=click.Path(dir_okay=False), help="JSON or YAML mapping.")
+@click.option("--format", "fmt", type=click.Choice(["messages", "text", "json"]),
+              default="messages", show_default=True,
+              help="messages: readable chat turns; text: the completions prompt; json: "
+                   "the messages list for the openai SDK.")
+@templates_option
+def render(ref: str, pairs: tuple[str, ...], vars_file: str | None, fmt: str,
+           templates_dir: str) -> None:
+    """Render a template with variables and print it.
+
+    REF is `name`, `name@3` or `name@label`.
+    """
+    template = open_store(templates_dir).get(ref)
+    values = parse_vars(template, pairs, vars_file)
+    if fmt == "text":
+        click.echo(template.render_text(values))
+        return
+    messages = template.render(values)
+    if fmt == "json":
+        click.echo(json.dumps(messages, ensure_ascii=False, indent=2))
+        return
+    for i, message in enumerate(messages):
+        if i:
+            click.echo("")
+        click.echo(f"[{message['role']}]")
+        click.echo(message["content"])
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="promptkit")
+
+
+if __name__ == "__main__":
+    main()

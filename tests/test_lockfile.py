@@ -1,0 +1,99 @@
+"""promptkit.lock and the store check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from promptkit import TemplateStore
+from promptkit.errors import TemplateLockError
+from promptkit.lockfile import check, lock, read_lock
+
+
+def test_lock_records_every_version_and_partial(project_templates: Path) -> None:
+    (project_templates / "promptkit.lock").unlink()
+    store = TemplateStore(project_templates)
+    result = lock(store)
+    assert "summarize/v1.jinja" in result.added
+    locked = read_lock(store)
+    assert set(locked) == {p.relative_to(project_templates).as_posix()
+                           for p in project_templates.rglob("*.jinja")}
+    assert lock(store).added == []
+
+
+def test_shipped_lock_is_current_and_store_is_clean() -> None:
+    store = TemplateStore(Path(__file__).parent.parent / "templates")
+    assert [str(p) for p in check(store)] == []
+
+
+def test_changed_locked_version_fails_check_and_lock(project_templates: Path) -> None:
+    store = TemplateStore(project_templates)
+    path = project_templates / "summarize" / "v1.jinja"
+    original = path.read_bytes()
+    path.write_bytes(original.replace(b"one sentence", b"two sentences"))
+    problems = [str(p) for p in check(store)]
+    assert any("summarize/v1.jinja: changed since it was locked" in p for p in problems)
+    lock_before = (project_templates / "promptkit.lock").read_bytes()
+    with pytest.raises(TemplateLockError, match=r"summarize/v1\.jinja"):
+        lock(store)
+    assert (project_templates / "promptkit.lock").read_bytes() == lock_before
+    path.write_bytes(original)
+    assert check(TemplateStore(project_templates)) == []
+
+
+def test_new_version_is_reported_until_locked(project_templates: Path) -> None:
+    new = project_templates / "summarize" / "v3.jinja"
+    new.write_text("---\ninputs: {article: string}\n---\nTL;DR: {{ article }}\n")
+    store = TemplateStore(project_templates)
+    assert [p.message for p in check(store)] == [
+        "not locked yet: run `promptkit templates lock`"
+    ]
+    assert lock(store).added == ["summarize/v3.jinja"]
+    assert check(TemplateStore(project_templates)) == []
+
+
+def test_deleted_version_is_reported_then_dropped(project_templates: Path) -> None:
+    (project_templates / "summarize_zh" / "v1.jinja").unlink()
+    (project_templates / "summarize_zh").rmdir()
+    store = TemplateStore(project_templates)
+    assert [p.message for p in check(store)] == ["locked but missing"]
+    assert lock(store).removed == ["summarize_zh/v1.jinja"]
+
+
+def test_check_finds_undeclared_and_unused_inputs(project_templates: Path) -> None:
+    folder = project_templates / "odd"
+    folder.mkdir()
+    (folder / "v1.jinja").write_text("---\ninputs:\n  a: string\n  b: string\n---\n"
+                                     "{{ a }}\n{{ c }}\n")
+    store = TemplateStore(project_templates)
+    lock(store)
+    problems = [str(p) for p in check(store)]
+    assert problems == [
+        f"{store.loader.display_root}/odd/v1.jinja:7: 'c' is used but not declared in the "
+        "front matter inputs",
+        f"{store.loader.display_root}/odd/v1.jinja: input 'b' is declared but never used",
+    ]
+
+
+def test_check_reports_syntax_errors_with_lines(project_templates: Path) -> None:
+    folder = project_templates / "broken"
+    folder.mkdir()
+    (folder / "v1.jinja").write_text("line1\n{% for x in %}\n")
+    store = TemplateStore(project_templates)
+    lock(store)
+    (problem,) = check(store)
+    assert problem.lineno == 2 and problem.filename.endswith("broken/v1.jinja")
+
+
+def test_corrupt_lock_is_reported(project_templates: Path) -> None:
+    (project_templates / "promptkit.lock").write_text("{not json")
+    (problem,) = check(TemplateStore(project_templates))
+    assert problem.filename.endswith("promptkit.lock") and "not valid JSON" in problem.message
+
+
+def test_lock_file_is_sorted_json(project_templates: Path) -> None:
+    data = json.loads((project_templates / "promptkit.lock").read_text())
+    assert data["format"] == 1
+    assert list(data["files"]) == sorted(data["files"])
