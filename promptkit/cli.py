@@ -57,6 +57,14 @@ templates_option = click.option(
 )
 
 
+def wide_console() -> Any:
+    """A stdout console; 140 columns when not a terminal, so CI logs keep whole tables."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal or os.environ.get("COLUMNS") else Console(width=140)
+
+
 def open_store(templates_dir: str) -> TemplateStore:
     from .templates import TemplateStore
 
@@ -228,6 +236,74 @@ def render(ref: str, pairs: tuple[str, ...], vars_file: str | None, fmt: str,
             click.echo("")
         click.echo(f"[{message['role']}]")
         click.echo(message["content"])
+
+
+# -- eval ----------------------------------------------------------------------
+
+
+@cli.command("eval")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "outputs", multiple=True, metavar="FILE",
+              help="Write results: .json, .jsonl, .csv or .xml (JUnit). Repeatable.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
+@click.option("--resume", is_flag=True, help="Continue the last unfinished run of this spec.")
+@click.option("--limit", type=click.IntRange(min=1), help="Use only the first N cases.")
+@click.option("-j", "--concurrency", type=click.IntRange(1, 1024),
+              help="Requests in flight per provider (overrides the spec).")
+@click.option("--repeat", type=click.IntRange(1, 1000), help="Samples per case.")
+@click.option("--prompt", "prompt_ids", multiple=True, metavar="ID", help="Only these prompts.")
+@click.option("--provider", "provider_ids", multiple=True, metavar="ID",
+              help="Only these providers.")
+@click.option("--base-url", help="Run against this endpoint instead of the spec's providers.")
+@click.option("--model", help="Model name for --base-url.")
+@click.option("--api", type=click.Choice(["chat", "completions"]), help="API for --base-url.")
+@click.option("--api-key-env", metavar="VAR", help="Environment variable with the key for "
+              "--base-url.")
+@click.option("--dry-run", is_flag=True, help="Count requests, tokens and cost; call nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("--store-dir", type=click.Path(file_okay=False),
+              help="Where runs and the cache live (default: .promptkit/ beside the spec).")
+def eval_command(spec_path: str, outputs: tuple[str, ...], no_cache: bool, resume: bool,
+                 limit: int | None, concurrency: int | None, repeat: int | None,
+                 prompt_ids: tuple[str, ...], provider_ids: tuple[str, ...],
+                 base_url: str | None, model: str | None, api: str | None,
+                 api_key_env: str | None, dry_run: bool, quiet: bool,
+                 store_dir: str | None) -> None:
+    """Run an eval: prompt variants × providers × cases, scored, stored, reported.
+
+    Exit codes: 0 every threshold met; 1 a threshold failed; 2 invalid input;
+    3 the run could not complete (an endpoint unreachable after retries).
+    """
+    import asyncio
+
+    from rich.console import Console
+
+    from .evaluate import EvalRequest, exit_code, print_dry_run, run_and_report
+    from .spec import apply_overrides, load_spec
+
+    loaded = apply_overrides(
+        load_spec(spec_path), base_url=base_url, model=model, api=api,  # type: ignore[arg-type]
+        api_key_env=api_key_env, concurrency=concurrency, repeat=repeat,
+        prompt_ids=prompt_ids, provider_ids=provider_ids)
+    request = EvalRequest(loaded, outputs=outputs, use_cache=not no_cache, resume=resume,
+                          limit=limit, quiet=quiet,
+                          store_dir=Path(store_dir) if store_dir else None)
+    if dry_run:
+        print_dry_run(request, wide_console())
+        return
+    try:
+        report = asyncio.run(run_and_report(request, wide_console(), Console(stderr=True)))
+    except KeyboardInterrupt:
+        fail("interrupted; continue with --resume", 130)
+    sys.exit(exit_code(report))
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of eval specs (for editor completion and validation)."""
+    from .spec import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
 
 
 def main() -> None:

@@ -90,7 +90,7 @@ def validation_error(exc: ValidationError, doc: YamlDocument) -> ConfigError:
     """Turn the first pydantic error into a located :class:`ConfigError`."""
     err = exc.errors()[0]
     loc = [part for part in err["loc"] if not (isinstance(part, str) and "[" in part)]
-    message = err["msg"]
+    message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = "unknown key"
     elif err["type"] == "missing":

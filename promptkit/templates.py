@@ -390,6 +390,7 @@ class TemplateStore:
         self.loader = StoreLoader(self.root, os.path.normpath(str(root)))
         self.env = PromptEnvironment(loader=self.loader, max_output_chars=max_output_chars)
         self._cache: dict[tuple[str, int], PromptTemplate] = {}
+        self._inline: dict[str, jinja2.Template] = {}
 
     @classmethod
     def from_package(cls, package: str, folder: str = "templates", **options: Any
@@ -490,6 +491,17 @@ class TemplateStore:
         return [TemplateInfo(n, self.versions(n), self.labels(n)) for n in self.names()]
 
     def render_string(self, source: str, variables: Mapping[str, Any]) -> str:
-        """Render a short inline template (an assertion's ``expected``) in the sandbox."""
+        """Render a short inline template (an assertion's ``expected``) in the sandbox.
+
+        Text without Jinja markup is returned as it is; compiled templates are
+        reused, since an eval renders the same few strings for every case.
+        """
+        if "{{" not in source and "{%" not in source and "{#" not in source:
+            return source
         with translate_errors(f"<inline {source[:40]!r}>"):
-            return self.env.render(self.env.from_string(source), variables)
+            template = self._inline.get(source)
+            if template is None:
+                if len(self._inline) >= 256:
+                    self._inline.clear()
+                template = self._inline[source] = self.env.from_string(source)
+            return self.env.render(template, variables)

@@ -37,3 +37,19 @@ def project_templates(tmp_path: Path) -> Path:
     root = tmp_path / "templates"
     shutil.copytree(REPO / "templates", root)
     return root
+
+
+@pytest.fixture(scope="session")
+def endpoint_server():
+    """One scriptable OpenAI-compatible server on 127.0.0.1 for the whole session."""
+    from promptkit.testing import FakeEndpoint
+
+    with FakeEndpoint() as server:
+        yield server
+
+
+@pytest.fixture
+def endpoint(endpoint_server):
+    """The session's test endpoint, with its script, counters and default reset."""
+    endpoint_server.reset()
+    return endpoint_server

@@ -1,0 +1,121 @@
+"""``promptkit eval`` as a library call: prepare, run, report, decide the exit code.
+
+The CLI parses flags into an :class:`EvalRequest` and calls :func:`run_and_report`
+(or :func:`print_dry_run`); everything a user sees about a run is decided here.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .errors import PromptkitError
+from .progress import EvalProgress
+from .report import Summary, output_format, print_leaderboard, summarize, write_output
+from .runner import Prepared, RunOptions, RunOutcome, prepare, run_eval
+from .spec import LoadedSpec
+from .tokens import count_prompt_tokens
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INCOMPLETE = 0, 1, 2, 3
+
+
+@dataclass
+class EvalRequest:
+    """What to run and how, as the CLI was asked."""
+
+    loaded: LoadedSpec
+    outputs: tuple[str, ...] = ()
+    use_cache: bool = True
+    resume: bool = False
+    limit: int | None = None
+    quiet: bool = False
+    store_dir: Path | None = None
+
+
+@dataclass
+class EvalReport:
+    """A run and its summary."""
+
+    outcome: RunOutcome
+    summary: Summary
+
+
+def _prepare(request: EvalRequest) -> Prepared:
+    spec_dir = str(request.loaded.base_dir.resolve())
+    if spec_dir not in sys.path:  # `python` assertions import modules beside the spec
+        sys.path.insert(0, spec_dir)
+    return prepare(request.loaded, request.limit)
+
+
+async def run_and_report(request: EvalRequest, out: Console, err: Console) -> EvalReport:
+    """Run the eval, print the leaderboard to ``out`` and write the output files."""
+    for output in request.outputs:
+        _check_output_path(output)
+    prepared = _prepare(request)
+    progress = EvalProgress(err, "quiet" if request.quiet else None)
+    options = RunOptions(use_cache=request.use_cache, resume=request.resume,
+                         limit=request.limit, store_dir=request.store_dir,
+                         on_result=progress.result, on_start=progress.start)
+    try:
+        outcome = await run_eval(prepared, options)
+    finally:
+        progress.stop()
+    run_id = outcome.run.run_id
+    summary = summarize(outcome.runs.results(run_id), prepared.spec.threshold)
+    title = prepared.spec.description or request.loaded.path.name
+    print_leaderboard(summary, out, title=f"{title} — run {run_id}")
+    for provider_id, why in outcome.unreachable.items():
+        err.print(f"[bold red]provider {provider_id}:[/] {why}", highlight=False)
+    for output in request.outputs:
+        write_output(output, summary, outcome.runs.results(run_id), outcome.run)
+        err.print(f"wrote {output}", highlight=False)
+    return EvalReport(outcome, summary)
+
+
+def _check_output_path(output: str) -> None:
+    output_format(output)  # raises for an unsupported suffix
+    if not Path(output).resolve().parent.is_dir():
+        raise PromptkitError(f"--output {output}: folder does not exist")
+
+
+def exit_code(report: EvalReport) -> int:
+    """3 when an endpoint was unreachable, 1 when a threshold failed, else 0."""
+    if report.outcome.unreachable:
+        return EXIT_INCOMPLETE
+    return EXIT_OK if report.summary.all_thresholds_met() else EXIT_FAILED
+
+
+def print_dry_run(request: EvalRequest, out: Console) -> None:
+    """Count requests, input tokens (tiktoken) and the cost they imply; call nothing."""
+    prepared = _prepare(request)
+    spec = prepared.spec
+    table = Table("prompt", "provider", "requests", "input tokens", "est. cost", box=None,
+                  title=f"dry run: {request.loaded.path}")
+    total_requests = 0
+    for provider in spec.providers:
+        for variant in spec.prompts:
+            tokens = 0
+            cases = 0
+            for case in prepared.cases(request.limit):
+                cases += 1
+                tokens += count_prompt_tokens(prepared.prompt(variant, provider, case),
+                                              provider.model)
+            requests = cases * spec.repeat
+            total_requests += requests
+            cost = "—"
+            if provider.price is not None:
+                max_out = prepared.body(variant, provider, "").get("max_tokens")
+                low = provider.price.cost(tokens * spec.repeat, 0)
+                cost = f"${low:.4f}"
+                if isinstance(max_out, int):
+                    high = provider.price.cost(tokens * spec.repeat, requests * max_out)
+                    cost += f"–${high:.4f}"
+            table.add_row(variant.id, provider.id, str(requests), f"{tokens * spec.repeat:,}",
+                          cost)
+    out.print(table)
+    out.print(f"{total_requests} requests; nothing was sent. Cost ranges assume between 0 "
+              "and max_tokens output tokens per request.", highlight=False)

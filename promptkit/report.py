@@ -1,0 +1,514 @@
+"""Reports: the per prompt × provider leaderboard of a run, and the output files.
+
+:func:`summarize` reads a stream of :class:`CaseResult` once (memory grows with the
+number of prompt × provider groups, plus each group's latencies for percentiles) into a
+:class:`Summary`; :func:`print_leaderboard` shows it with rich; :func:`write_output` writes
+``.json``, ``.jsonl``, ``.csv`` or ``.xml`` (JUnit) files atomically, streaming results.
+Nothing here reads the environment, so no output can carry an API key.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import secrets
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from xml.sax.saxutils import quoteattr
+
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .errors import PromptkitError
+from .results import RESULT_FORMAT, CaseResult, RunInfo
+
+OUTPUT_SUFFIXES = (".json", ".jsonl", ".csv", ".xml", ".html")
+BEST_MARK = "★"
+
+# Characters XML 1.0 cannot contain at all, even escaped (NUL, most C0 controls, ...).
+_XML_FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def wilson_interval(passed: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a pass rate (95% with the default ``z``).
+
+    Unlike the normal approximation it stays inside ``[0, 1]`` and is sensible at 0/n
+    and n/n, e.g. 8/10 gives ``(0.4902, 0.9433)``.
+
+    Args:
+        passed: Results that passed.
+        n: Results counted.
+        z: The standard normal quantile of the confidence level.
+
+    Returns:
+        ``(low, high)``; ``(0.0, 1.0)`` when ``n == 0``, since nothing is known.
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = passed / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - margin), min(1.0, centre + margin)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0–100) interpolated linearly, as numpy's default does.
+
+    Returns ``None`` for no values; raises ``ValueError`` when ``q`` is out of range.
+    """
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile must be between 0 and 100, got {q}")
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    below = math.floor(position)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+
+
+@dataclass
+class Row:
+    """One prompt × provider of a run.
+
+    ``cases`` counts results (case × repeat); errors count as failures in the pass
+    rate. Latency, TTFT and tokens/s come from results that were neither cached nor
+    errors; tokens and cost from every result that has them, cached ones included, so
+    rows stay comparable whatever the cache held. ``cost`` is ``None`` when no result
+    had one (no price configured).
+    """
+
+    prompt_id: str
+    provider_id: str
+    cases: int
+    passed: int
+    errors: int
+    pass_rate: float
+    ci_low: float
+    ci_high: float
+    score: float
+    metrics: dict[str, float]
+    latency_p50: float | None
+    latency_p95: float | None
+    ttft_p50: float | None
+    tokens_per_s: float | None
+    input_tokens: int
+    output_tokens: int
+    cost: float | None
+    requests: int
+    cached: int
+    threshold: float | None
+    meets_threshold: bool | None
+    best: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.prompt_id} × {self.provider_id}"
+
+
+@dataclass
+class Summary:
+    """The leaderboard: rows in prompt then provider order, as first seen."""
+
+    rows: list[Row]
+    best: Row | None
+    total_results: int
+    total_errors: int
+    total_cost: float | None
+
+    def all_thresholds_met(self) -> bool:
+        """True unless some row has a threshold it does not reach."""
+        return all(row.meets_threshold is not False for row in self.rows)
+
+    def metric_names(self) -> list[str]:
+        """Every metric name of any row, in first-seen order."""
+        return list(dict.fromkeys(name for row in self.rows for name in row.metrics))
+
+
+@dataclass
+class _Group:
+    """Running totals of one prompt × provider while results stream by."""
+
+    cases: int = 0
+    passed: int = 0
+    errors: int = 0
+    score_sum: float = 0.0
+    metric_sums: dict[str, float] = field(default_factory=dict)
+    metric_counts: dict[str, int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    ttfts: list[float] = field(default_factory=list)
+    generated_tokens: int = 0
+    generation_s: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float | None = None
+    requests: int = 0
+    cached: int = 0
+
+    def add(self, r: CaseResult) -> None:
+        self.cases += 1
+        self.passed += r.passed and r.error is None
+        self.errors += r.error is not None
+        self.score_sum += r.score
+        for name, value in r.metrics.items():
+            self.metric_sums[name] = self.metric_sums.get(name, 0.0) + value
+            self.metric_counts[name] = self.metric_counts.get(name, 0) + 1
+        self.input_tokens += r.input_tokens or 0
+        self.output_tokens += r.output_tokens or 0
+        if r.cost is not None:
+            self.cost = (self.cost or 0.0) + r.cost
+        self.requests += r.requests
+        self.cached += r.cached
+        if r.cached or r.error is not None or r.latency_s is None:
+            return  # a cache hit or a failed call says nothing about the endpoint's speed
+        self.latencies.append(r.latency_s)
+        if r.ttft_s is not None:
+            self.ttfts.append(r.ttft_s)
+        if r.output_tokens:
+            self.generated_tokens += r.output_tokens
+            self.generation_s += r.latency_s - (r.ttft_s or 0.0)
+
+    def row(self, prompt_id: str, provider_id: str, threshold: float | None) -> Row:
+        low, high = wilson_interval(self.passed, self.cases)
+        pass_rate = self.passed / self.cases
+        return Row(
+            prompt_id, provider_id, self.cases, self.passed, self.errors, pass_rate, low, high,
+            score=self.score_sum / self.cases,
+            metrics={k: self.metric_sums[k] / self.metric_counts[k] for k in self.metric_sums},
+            latency_p50=percentile(self.latencies, 50),
+            latency_p95=percentile(self.latencies, 95),
+            ttft_p50=percentile(self.ttfts, 50),
+            tokens_per_s=(self.generated_tokens / self.generation_s
+                          if self.generation_s > 0 else None),
+            input_tokens=self.input_tokens, output_tokens=self.output_tokens, cost=self.cost,
+            requests=self.requests, cached=self.cached, threshold=threshold,
+            # The tolerance keeps 7/10 from failing a 0.7 threshold on float rounding.
+            meets_threshold=None if threshold is None else pass_rate >= threshold - 1e-9,
+        )
+
+
+def _rank(row: Row) -> tuple[float, float, float, float]:
+    """Sort key, smallest best: pass rate, then score, then cost, then latency."""
+    return (-row.pass_rate, -row.score, math.inf if row.cost is None else row.cost,
+            math.inf if row.latency_p50 is None else row.latency_p50)
+
+
+def summarize(results: Iterable[CaseResult], threshold: float | None = None) -> Summary:
+    """Aggregate results into one :class:`Row` per prompt × provider, in one pass.
+
+    Args:
+        results: Any iterable, read once (e.g. ``RunStore.results(run_id)``).
+        threshold: The pass rate every row must reach, if any.
+
+    Returns:
+        The rows in prompt order then provider order, as first seen, and the best row:
+        highest pass rate, then highest mean score, lower cost, lower p50 latency (an
+        unknown cost or latency loses to a known one; a full tie keeps the first).
+    """
+    groups: dict[tuple[str, str], _Group] = {}
+    prompt_order: dict[str, int] = {}
+    provider_order: dict[str, int] = {}
+    for r in results:
+        group = groups.get((r.prompt_id, r.provider_id))
+        if group is None:
+            group = groups[(r.prompt_id, r.provider_id)] = _Group()
+            prompt_order.setdefault(r.prompt_id, len(prompt_order))
+            provider_order.setdefault(r.provider_id, len(provider_order))
+        group.add(r)
+    keys = sorted(groups, key=lambda k: (prompt_order[k[0]], provider_order[k[1]]))
+    rows = [groups[k].row(k[0], k[1], threshold) for k in keys]
+    best = min(rows, key=_rank, default=None)
+    if best is not None:
+        best.best = True
+    costs = [row.cost for row in rows if row.cost is not None]
+    return Summary(rows, best, total_results=sum(row.cases for row in rows),
+                   total_errors=sum(row.errors for row in rows),
+                   total_cost=sum(costs) if costs else None)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
+
+
+def _count(value: int) -> str:  # 950, 12,345, 1.2M: short enough for a narrow column
+    return f"{value:,}" if value < 1_000_000 else f"{value / 1_000_000:.1f}M"
+
+
+def _cost(value: float | None) -> str:
+    return "—" if value is None else f"${value:.4f}"
+
+
+# Leaderboard columns left out, in this order, when the terminal is too narrow; then
+# metrics, errors and score. Labels and the pass rate always stay.
+_DROP_ORDER = ("tokens\nin/out", "tok/s", "TTFT", "cost", "latency\np50/p95")
+_LABEL_CAP = 24  # a longer prompt or provider id folds onto more lines
+
+
+def _leaderboard_columns(summary: Summary) -> dict[str, list[str]]:
+    """Header -> one cell per row, before deciding which columns fit.
+
+    Metric headers are prefixed ``metric:`` here, since a metric may be named ``cost``.
+    """
+    rows = summary.rows
+    columns = {
+        "prompt": [f"{BEST_MARK} {r.prompt_id}" if r.best else r.prompt_id for r in rows],
+        "provider": [r.provider_id for r in rows],
+        "pass rate\n(95% CI)": [f"{r.pass_rate:.1%} ({r.ci_low * 100:.0f}–{r.ci_high * 100:.0f})"
+                                for r in rows],
+        "score": [f"{r.score:.3f}" for r in rows],
+    }
+    for name in summary.metric_names():
+        columns[f"metric:{name}"] = [f"{r.metrics[name]:.3f}" if name in r.metrics else "—"
+                                     for r in rows]
+    columns.update({
+        "errors": [f"{r.errors:,}" for r in rows],
+        "latency\np50/p95": [f"{_seconds(r.latency_p50)}/{_seconds(r.latency_p95)}"
+                             for r in rows],
+        "TTFT": [_seconds(r.ttft_p50) for r in rows],
+        "tok/s": ["—" if r.tokens_per_s is None else f"{r.tokens_per_s:.1f}" for r in rows],
+        "tokens\nin/out": [f"{_count(r.input_tokens)}/{_count(r.output_tokens)}" for r in rows],
+        "cost": [_cost(r.cost) for r in rows],
+    })
+    return columns
+
+
+def _width(header: str, cells: list[str]) -> int:
+    lines = [*header.removeprefix("metric:").splitlines(), *cells]
+    width = max(cell_len(line) for line in lines)
+    return min(width, _LABEL_CAP) if header in ("prompt", "provider") else width
+
+
+def print_leaderboard(summary: Summary, console: Console, title: str | None = None) -> None:
+    """Print the leaderboard table and a footer: the best row, totals, thresholds.
+
+    The best row is marked ★ and rows below their threshold are red. When the table is
+    wider than the console, the least useful columns are left out (the footer says
+    which) and long labels fold; without a terminal (CI) rich prints plain text.
+    """
+    columns = _leaderboard_columns(summary)
+    hidden: list[str] = []
+    metrics = [f"metric:{name}" for name in reversed(summary.metric_names())]
+    droppable = [*_DROP_ORDER, *metrics, "errors", "score"]
+    for header in droppable:  # each column has one space of padding and one of border
+        if sum(_width(h, c) + 2 for h, c in columns.items()) - 1 <= console.width:
+            break
+        del columns[header]
+        hidden.append(header.removeprefix("metric:").replace("\n", " "))
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  padding=(0, 1, 0, 0), header_style="bold")
+    for header in columns:
+        label = header in ("prompt", "provider")
+        table.add_column(header.removeprefix("metric:"), justify="left" if label else "right",
+                         overflow="fold" if label else "ellipsis", no_wrap=not label)
+    for index, row in enumerate(summary.rows):
+        style = "bold green" if row.best else ("red" if row.meets_threshold is False else "")
+        # Text cells: an id such as "[bold]" is shown as typed, not read as rich markup.
+        table.add_row(*(Text(cells[index]) for cells in columns.values()), style=style)
+    console.print(table)
+    for line in _footer(summary):
+        console.print(Text(line), highlight=False)
+    if hidden:
+        console.print(Text(f"(too narrow to show: {', '.join(hidden)})"), highlight=False)
+
+
+def _footer(summary: Summary) -> list[str]:
+    best = summary.best
+    if best is None:
+        return ["no results"]
+    cached = sum(row.cached for row in summary.rows)
+    lines = [
+        f"{BEST_MARK} best: {best.label} — {best.pass_rate:.1%} pass, score {best.score:.3f}",
+        f"{summary.total_results:,} results ({cached:,} cached), {summary.total_errors:,} "
+        f"errors, {sum(row.requests for row in summary.rows):,} requests, "
+        f"cost {_cost(summary.total_cost) if summary.total_cost is not None else 'unknown'}",
+    ]
+    if best.threshold is not None:
+        mark = f"threshold {best.threshold * 100:g}%"
+        failed = [row for row in summary.rows if row.meets_threshold is False]
+        if failed:
+            below = ", ".join(f"{row.label} ({row.pass_rate:.1%})" for row in failed)
+            lines.append(f"{mark} NOT met by: {below}")
+        else:
+            lines.append(f"{mark} met by every row")
+    return lines
+
+
+def output_format(path: str | Path) -> str:
+    """The format ``write_output`` would use for ``path``: its lower-cased suffix.
+
+    Raises:
+        PromptkitError: The suffix is not a supported format.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise PromptkitError(f"{path}: unsupported output format '{suffix}' "
+                             "(use .json, .jsonl, .csv, .xml or .html)")
+    if suffix == ".html":
+        raise PromptkitError(f"{path}: the .html output format is not available yet "
+                             "(use .json, .jsonl, .csv or .xml)")
+    return suffix
+
+
+def write_output(path: str | Path, summary: Summary, results: Iterable[CaseResult],
+                 run: RunInfo | None = None) -> None:
+    """Write a report file, its format chosen by the suffix of ``path``.
+
+    ``.json``: one document with the run, the summary rows and every result.
+    ``.jsonl``: one result per line, each with ``run_id``. ``.csv``: one row per result,
+    metrics as ``metric:<name>`` columns and the case's variables as one JSON ``vars``
+    column. ``.xml``: JUnit, one ``<testsuite>`` per prompt × provider (consecutive
+    results of one pair, as ``RunStore.results`` yields them). Results are streamed; the
+    file is written beside ``path`` under a temporary name and renamed when complete.
+
+    Args:
+        path: Where to write.
+        summary: The summary of the same results.
+        results: The results, read once.
+        run: The run they belong to, if known.
+
+    Raises:
+        PromptkitError: An unsupported suffix, or the file cannot be written.
+    """
+    path = Path(path)
+    writer = {".json": _write_json, ".jsonl": _write_jsonl, ".csv": _write_csv,
+              ".xml": _write_junit}[output_format(path)]
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        # backslashreplace: a lone surrogate in a model's output must not abort the write
+        with open(temporary, "x", encoding="utf-8", errors="backslashreplace",
+                  newline="") as file:
+            writer(file, summary, results, run)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise PromptkitError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _json(value: Any) -> str:
+    # default=str: a dataset value JSON cannot hold (a date from YAML) still gets written.
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _write_json(file: IO[str], summary: Summary, results: Iterable[CaseResult],
+                run: RunInfo | None) -> None:
+    head = {
+        "format": RESULT_FORMAT,
+        "run": asdict(run) if run is not None else None,
+        "summary": {
+            "rows": [{**asdict(row), "label": row.label} for row in summary.rows],
+            "best": summary.best.label if summary.best else None,
+            "total_results": summary.total_results,
+            "total_errors": summary.total_errors,
+            "total_cost": summary.total_cost,
+            "all_thresholds_met": summary.all_thresholds_met(),
+        },
+    }
+    file.write(_json(head)[:-1] + ', "results": [')  # reopen the object for the array
+    separator = "\n"
+    for result in results:
+        file.write(separator + _json(result.to_dict()))
+        separator = ",\n"
+    file.write("\n]}\n")
+
+
+def _write_jsonl(file: IO[str], summary: Summary, results: Iterable[CaseResult],
+                 run: RunInfo | None) -> None:
+    run_id = run.run_id if run is not None else None
+    for result in results:
+        file.write(_json({"run_id": run_id, **result.to_dict()}) + "\n")
+
+
+def _write_csv(file: IO[str], summary: Summary, results: Iterable[CaseResult],
+               run: RunInfo | None) -> None:
+    metrics = summary.metric_names()  # known up front, so the header needs no second pass
+    writer = csv.writer(file)
+    writer.writerow(["run_id", "prompt_id", "provider_id", "case_id", "case_index", "repeat",
+                     "passed", "score", *(f"metric:{m}" for m in metrics), "error_kind",
+                     "error", "latency_s", "ttft_s", "input_tokens", "output_tokens", "cost",
+                     "cached", "requests", "output", "vars"])
+    run_id = run.run_id if run is not None else ""
+    for r in results:
+        writer.writerow([
+            run_id, r.prompt_id, r.provider_id, r.case_id, r.case_index, r.repeat,
+            "true" if r.passed and r.error is None else "false", r.score,
+            *(r.metrics.get(m, "") for m in metrics),
+            r.error_kind, r.error, r.latency_s, r.ttft_s, r.input_tokens, r.output_tokens,
+            r.cost, "true" if r.cached else "false", r.requests, r.output, _json(r.vars),
+        ])
+
+
+def _xml_text(value: Any) -> str:
+    return _XML_FORBIDDEN.sub("\ufffd", str(value))
+
+
+def _failure_message(result: CaseResult) -> str:
+    reasons = [f"{a.get('type', 'assertion')}: {a.get('error') or a.get('reason') or 'failed'}"
+               for a in result.assertions if not a.get("passed")]
+    return "; ".join(reasons) or "failed"
+
+
+def _testcase(result: CaseResult) -> ET.Element:
+    case = ET.Element("testcase", {
+        "name": _xml_text(f"{result.case_id}#{result.repeat}"),
+        "classname": _xml_text(f"{result.prompt_id}.{result.provider_id}"),
+        "time": f"{result.latency_s or 0.0:.3f}",
+    })
+    if result.error is not None:
+        error = ET.SubElement(case, "error", {"message": _xml_text(result.error),
+                                              "type": _xml_text(result.error_kind or "error")})
+        error.text = _xml_text(result.error)
+    elif not result.passed:
+        message = _xml_text(_failure_message(result))
+        failure = ET.SubElement(case, "failure", {"message": message, "type": "assertion"})
+        failure.text = message
+    if result.output is not None and (result.error is not None or not result.passed):
+        ET.SubElement(case, "system-out").text = _xml_text(result.output)
+    return case
+
+
+def _write_suite(file: IO[str], name: str, cases: list[ET.Element]) -> None:
+    errors = sum(case.find("error") is not None for case in cases)
+    failures = sum(case.find("failure") is not None for case in cases)
+    seconds = sum(float(case.get("time", 0)) for case in cases)
+    suite = ET.Element("testsuite", {"name": _xml_text(name), "tests": str(len(cases)),
+                                     "failures": str(failures), "errors": str(errors),
+                                     "skipped": "0", "time": f"{seconds:.3f}"})
+    suite.extend(cases)
+    ET.indent(suite, level=1)
+    file.write("  " + ET.tostring(suite, encoding="unicode") + "\n")
+
+
+def _write_junit(file: IO[str], summary: Summary, results: Iterable[CaseResult],
+                 run: RunInfo | None) -> None:
+    failures = sum(row.cases - row.passed - row.errors for row in summary.rows)
+    name = f"promptkit run {run.run_id}" if run is not None else "promptkit"
+    file.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+    file.write(f"<testsuites name={quoteattr(_xml_text(name))} "
+               f'tests="{summary.total_results}" failures="{failures}" '
+               f'errors="{summary.total_errors}">\n')
+    # One suite in memory at a time: it is written when the next pair starts.
+    current: tuple[str, str] | None = None
+    cases: list[ET.Element] = []
+    for result in results:
+        key = (result.prompt_id, result.provider_id)
+        if key != current and current is not None:
+            _write_suite(file, ".".join(current), cases)
+            cases = []
+        current = key
+        cases.append(_testcase(result))
+    if current is not None:
+        _write_suite(file, ".".join(current), cases)
+    file.write("</testsuites>\n")

@@ -1,0 +1,84 @@
+"""The records an eval run produces: one :class:`CaseResult` per request, one :class:`RunInfo`.
+
+These are what the run store saves, what reports aggregate and what output files
+contain. ``RESULT_FORMAT`` is bumped whenever a field changes meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+RESULT_FORMAT = 1
+
+ErrorKind = Literal[
+    "rate_limit",  # 429 still failing after retries
+    "server",  # 5xx still failing after retries
+    "timeout",  # attempt or total timeout
+    "connection",  # refused, reset, dropped stream
+    "client",  # other 4xx: bad request, auth; not retried
+    "bad_response",  # 200 with invalid JSON, HTML, or an unexpected shape
+    "render",  # the template could not be rendered for this case
+    "scoring",  # an assertion raised
+]
+
+RunStatus = Literal["running", "finished", "interrupted", "failed"]
+
+
+@dataclass
+class CaseResult:
+    """One prompt × provider × case × repeat: the request's outcome and its scores.
+
+    ``error`` is set when no usable output was obtained (or scoring failed); such a
+    result never passes. Latencies are seconds, ``cost`` is USD.
+    """
+
+    prompt_id: str
+    provider_id: str
+    case_id: str
+    case_index: int
+    repeat: int = 0
+    vars: dict[str, Any] = field(default_factory=dict)
+    output: str | None = None
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    passed: bool = False
+    score: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
+    assertions: list[dict[str, Any]] = field(default_factory=list)
+    latency_s: float | None = None
+    ttft_s: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost: float | None = None
+    cached: bool = False
+    attempts: int = 0
+    requests: int = 1  # API calls behind this result (self-consistency makes several)
+    template_sha256: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.prompt_id, self.provider_id, self.case_id, self.repeat)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaseResult:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class RunInfo:
+    """One run of one eval spec."""
+
+    run_id: str
+    eval_path: str
+    spec_hash: str
+    status: RunStatus
+    started_at: float
+    finished_at: float | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # resolved spec, never secrets
+    planned: int | None = None  # expected number of results, when known
+    format: int = RESULT_FORMAT

@@ -1,0 +1,277 @@
+"""Eval specs: the YAML file that says which prompts, providers, data and checks to run.
+
+Validated once, strictly (pydantic, ``extra="forbid"``); every error names the file,
+the line and the key path, e.g. ``evals/x.yaml:12: providers[1].base_url: ...``.
+``promptkit schema`` prints :func:`json_schema` for editors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .config import YamlDocument, format_path, validate
+from .errors import ConfigError
+from .scoring import Assertion
+
+Api = Literal["chat", "completions"]
+LOCAL = "local"
+# How fast a run goes, not what it asks: changing these does not change a spec's identity.
+RUNTIME_KNOBS = ("concurrency", "timeout", "total_timeout", "retries", "stream", "headers")
+
+
+class Price(BaseModel):
+    """USD per million tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float = Field(0.0, ge=0)
+    output_per_mtok: float = Field(0.0, ge=0)
+
+    def cost(self, input_tokens: int | None, output_tokens: int | None) -> float:
+        return ((input_tokens or 0) * self.input_per_mtok
+                + (output_tokens or 0) * self.output_per_mtok) / 1e6
+
+
+class Provider(BaseModel):
+    """One OpenAI-compatible endpoint and model.
+
+    ``local`` (or ``local:/path/model.gguf``) as a plain string means the embedded
+    llama.cpp server; every other provider names ``base_url`` and ``model``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = ""
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding the API key. The key's "
+        "value is never written anywhere.")
+    api: Api = "chat"
+    concurrency: int = Field(8, ge=1, le=1024)
+    stream: bool = Field(True, description="Stream responses to measure time to first token; "
+                         "false for servers without server-sent events.")
+    timeout: float = Field(60.0, gt=0, description="Seconds per attempt.")
+    total_timeout: float | None = Field(None, gt=0, description="Seconds per case, retries "
+                                        "included (default: no limit beyond retries).")
+    retries: int = Field(4, ge=0, le=20)
+    params: dict[str, Any] = Field(default_factory=dict)
+    price: Price | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    local_model: str | None = Field(None, description="Set by `local:/path/model.gguf`.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            name, _, path = value.partition(":")
+            if name != LOCAL:
+                raise ValueError(
+                    "a provider given as a string must be 'local' or 'local:/path/model.gguf'; "
+                    "give others as a mapping with base_url and model")
+            return {"id": value, "local_model": path or None, "api": "completions"}
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> Provider:
+        if self.is_local:
+            self.id = self.id or LOCAL
+            return self
+        if not self.base_url:
+            raise ValueError("base_url is required (an OpenAI-compatible endpoint, e.g. "
+                             "http://127.0.0.1:8080/v1)")
+        if not self.model:
+            raise ValueError("model is required")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got "
+                             f"{self.base_url!r}")
+        self.id = self.id or self.model
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.id.startswith(LOCAL) and self.base_url is None
+
+    def api_key(self) -> str:
+        """The key from the environment ('unused' when none is configured)."""
+        if not self.api_key_env:
+            return "unused"
+        value = os.environ.get(self.api_key_env)
+        if not value:
+            raise ConfigError(f"environment variable {self.api_key_env} is not set",
+                              key_path=f"providers.{self.id}.api_key_env")
+        return value
+
+
+class PromptVariant(BaseModel):
+    """A template reference plus what this variant changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = ""
+    template: str
+    params: dict[str, Any] = Field(default_factory=dict, description="Override model params.")
+    vars: dict[str, Any] = Field(default_factory=dict, description="Extra template variables.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"template": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _default_id(self) -> PromptVariant:
+        self.id = self.id or self.template
+        return self
+
+
+class EvalSpec(BaseModel):
+    """An eval: prompts × providers × dataset cases × repeats, scored by assertions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = None
+    templates: str | None = Field(None, description="Template store folder, relative to the "
+                                  "spec (default: the nearest templates/ folder upwards).")
+    prompts: list[PromptVariant] = Field(min_length=1)
+    providers: list[Provider] = Field(min_length=1)
+    graders: list[Provider] = Field(default_factory=list, description="Providers used only by "
+                                    "llm-judge and similar assertions, not evaluated.")
+    dataset: str | None = Field(None, description="JSONL or CSV file, relative to the spec.")
+    cases: list[dict[str, Any]] | None = None
+    assert_: list[Assertion] = Field(default_factory=list, alias="assert")
+    threshold: float | None = Field(None, ge=0, le=1, description="Pass rate each "
+                                    "prompt × provider must reach.")
+    repeat: int = Field(1, ge=1, le=1000)
+
+    @field_validator("prompts", "providers")
+    @classmethod
+    def _unique_ids(cls, items: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for item in items:
+            if item.id in seen:
+                raise ValueError(f"id {item.id!r} appears twice; give each entry its own id")
+            seen.add(item.id)
+        return items
+
+    @model_validator(mode="after")
+    def _one_data_source(self) -> EvalSpec:
+        if (self.dataset is None) == (self.cases is None):
+            raise ValueError("give exactly one of `dataset` (a JSONL/CSV file) or `cases`")
+        return self
+
+
+class LoadedSpec:
+    """A validated spec with the paths it refers to resolved."""
+
+    def __init__(self, spec: EvalSpec, path: Path, doc: YamlDocument):
+        self.spec = spec
+        self.path = path
+        self.doc = doc
+        self.base_dir = path.parent
+
+    @property
+    def templates_dir(self) -> Path:
+        if self.spec.templates:
+            return self.base_dir / self.spec.templates
+        for folder in [self.base_dir, *self.base_dir.resolve().parents]:
+            if (folder / "templates").is_dir():
+                return folder / "templates"
+        raise ConfigError("no templates/ folder found above the spec; set `templates:`",
+                          str(self.path), key_path="templates")
+
+    @property
+    def dataset_path(self) -> Path | None:
+        return self.base_dir / self.spec.dataset if self.spec.dataset else None
+
+    def error(self, message: str, path: list[str | int]) -> ConfigError:
+        """A ConfigError located at ``path`` in the spec file."""
+        return ConfigError(message, str(self.path), self.doc.line_of(path), format_path(path))
+
+    def spec_hash(self) -> str:
+        """Identifies what was asked for (not how fast): resume only continues a match."""
+        dump = self.spec.model_dump(mode="json", by_alias=True)
+        for provider in dump["providers"] + dump["graders"]:
+            for knob in RUNTIME_KNOBS:
+                provider.pop(knob, None)
+        text = json.dumps(dump, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_spec(path: str | os.PathLike[str]) -> LoadedSpec:
+    """Read and validate an eval spec.
+
+    Raises:
+        ConfigError: unreadable file, invalid YAML, or a value that does not fit.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read eval spec: {exc.strerror}", str(path)) from None
+    doc = YamlDocument(text, str(path))
+    if not isinstance(doc.data, dict):
+        raise ConfigError("an eval spec must be a YAML mapping", str(path), 1)
+    return LoadedSpec(validate(EvalSpec, doc), path, doc)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of an eval spec, for editors."""
+    schema = EvalSpec.model_json_schema(by_alias=True)
+    schema["title"] = "promptkit eval spec"
+    return schema
+
+
+def apply_overrides(
+    loaded: LoadedSpec,
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    api: Api | None = None,
+    api_key_env: str | None = None,
+    concurrency: int | None = None,
+    repeat: int | None = None,
+    prompt_ids: tuple[str, ...] = (),
+    provider_ids: tuple[str, ...] = (),
+) -> LoadedSpec:
+    """Apply the CLI's overrides to a loaded spec (the file is not touched).
+
+    ``base_url`` with ``model`` replaces every provider with that one endpoint.
+
+    Raises:
+        ConfigError: an unknown prompt or provider id, or a base URL without a model.
+    """
+    spec = loaded.spec.model_copy(deep=True)
+    if base_url or model:
+        if not (base_url and model):
+            raise ConfigError("--base-url and --model go together")
+        try:
+            provider = Provider(id=model, base_url=base_url, model=model, api=api or "chat",
+                                api_key_env=api_key_env)
+        except ValueError as exc:
+            raise ConfigError(f"--base-url: {exc}") from None
+        spec.providers = [provider]
+    elif api or api_key_env:
+        raise ConfigError("--api and --api-key-env apply to --base-url")
+    for flag, ids, items in (("--prompt", prompt_ids, spec.prompts),
+                             ("--provider", provider_ids, spec.providers)):
+        known = [item.id for item in items]
+        for wanted in ids:
+            if wanted not in known:
+                raise ConfigError(f"{flag} {wanted!r} is not in the spec (ids: "
+                                  f"{', '.join(known)})", str(loaded.path))
+    if prompt_ids:
+        spec.prompts = [p for p in spec.prompts if p.id in prompt_ids]
+    if provider_ids:
+        spec.providers = [p for p in spec.providers if p.id in provider_ids]
+    if concurrency:
+        for provider in spec.providers:
+            provider.concurrency = concurrency
+    if repeat:
+        spec.repeat = repeat
+    return LoadedSpec(spec, loaded.path, loaded.doc)

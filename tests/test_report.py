@@ -1,0 +1,381 @@
+"""Tests for promptkit.report: statistics, the leaderboard, and every output format."""
+
+from __future__ import annotations
+
+import csv
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from promptkit.errors import PromptkitError
+from promptkit.report import (
+    Summary,
+    percentile,
+    print_leaderboard,
+    summarize,
+    wilson_interval,
+    write_output,
+)
+from promptkit.results import CaseResult, RunInfo
+
+NASTY = 'a, "quoted", comma\nsecond line — 中文摘要，含逗号'
+
+
+@pytest.mark.parametrize(
+    ("passed", "n", "low", "high"),
+    [  # reference: statsmodels proportion_confint(method="wilson")
+        (0, 10, 0.0, 0.2775),
+        (10, 10, 0.7225, 1.0),
+        (8, 10, 0.4902, 0.9433),
+        (50, 100, 0.4038, 0.5962),
+        (1, 1, 0.2065, 1.0),
+    ],
+)
+def test_wilson_interval_matches_reference(passed: int, n: int, low: float, high: float) -> None:
+    assert wilson_interval(passed, n) == pytest.approx((low, high), abs=1e-4)
+
+
+def test_wilson_interval_of_nothing_is_everything() -> None:
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [  # numpy.percentile(values, q) with the default method="linear"
+        ([1, 2, 3, 4], 50, 2.5),
+        ([1, 2, 3, 4], 95, 3.85),
+        ([1, 2, 3, 4], 0, 1.0),
+        ([1, 2, 3, 4], 100, 4.0),
+        ([10, 1, 5], 25, 3.0),
+        (list(range(1, 11)), 90, 9.1),
+        ([7.5], 95, 7.5),
+    ],
+)
+def test_percentile_is_numpy_linear(values: list[float], q: float, expected: float) -> None:
+    assert percentile(values, q) == pytest.approx(expected)
+
+
+def test_percentile_edges() -> None:
+    assert percentile([], 50) is None
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def result(prompt: str, provider: str, case: int, **fields) -> CaseResult:
+    fields.setdefault("output", f"answer {case}")
+    return CaseResult(prompt, provider, f"c{case}", case, **fields)
+
+
+def handcrafted() -> list[CaseResult]:
+    """Two prompts × two providers; provider b is seen first, so it comes first."""
+    return [
+        result("p1", "b", 0, passed=True, score=1.0, latency_s=0.5, output_tokens=10),
+        result("p1", "a", 0, passed=True, score=1.0, metrics={"rouge": 0.8}, latency_s=1.0,
+               ttft_s=0.2, input_tokens=10, output_tokens=20, cost=0.001),
+        result("p1", "a", 1, passed=False, score=0.5, metrics={"rouge": 0.4, "judge": 1.0},
+               latency_s=2.0, ttft_s=0.5, input_tokens=10, output_tokens=30, cost=0.002,
+               assertions=[{"type": "rouge-l", "passed": False, "reason": "0.40 < 0.5"},
+                           {"type": "llm-judge", "passed": True, "reason": "fine"}]),
+        result("p1", "a", 2, error="timed out after 60s", error_kind="timeout", output=None,
+               latency_s=5.0, attempts=3),
+        result("p1", "a", 3, passed=True, score=1.0, metrics={"rouge": 0.6}, cached=True,
+               requests=0, input_tokens=10, output_tokens=20, cost=0.001),
+        result("p1", "b", 1, passed=True, score=1.0, latency_s=0.7, output_tokens=10),
+        result("p2", "a", 0, passed=False, score=0.0, metrics={"rouge": 0.1}, latency_s=3.0,
+               input_tokens=5, output_tokens=5, cost=0.0, output=NASTY),
+        result("p2", "b", 0, error="HTTP 500", error_kind="server", output=None),
+        result("p2", "b", 1, passed=True, score=0.9, latency_s=1.0, output="<script>\x00"),
+    ]
+
+
+def test_summarize_handcrafted_exact_numbers() -> None:
+    summary = summarize(handcrafted(), threshold=0.75)
+    assert [(r.prompt_id, r.provider_id) for r in summary.rows] == [
+        ("p1", "b"), ("p1", "a"), ("p2", "b"), ("p2", "a")]
+    p1b, p1a, p2b, p2a = summary.rows
+
+    assert (p1a.cases, p1a.passed, p1a.errors) == (4, 2, 1)
+    assert p1a.pass_rate == 0.5
+    assert (p1a.ci_low, p1a.ci_high) == wilson_interval(2, 4)
+    assert p1a.score == pytest.approx(2.5 / 4)
+    assert p1a.metrics == pytest.approx({"rouge": 0.6, "judge": 1.0})
+    # Only the two fresh, successful calls count for speed: not the error, not the cache hit.
+    assert p1a.latency_p50 == pytest.approx(1.5)
+    assert p1a.latency_p95 == pytest.approx(1.95)
+    assert p1a.ttft_p50 == pytest.approx(0.35)
+    assert p1a.tokens_per_s == pytest.approx(50 / 2.3)  # (20 + 30) / ((1 - .2) + (2 - .5))
+    assert (p1a.input_tokens, p1a.output_tokens) == (30, 70)
+    assert p1a.cost == pytest.approx(0.004)
+    assert (p1a.requests, p1a.cached) == (3, 1)
+    assert p1a.meets_threshold is False
+
+    assert p1b.pass_rate == 1.0 and p1b.metrics == {}
+    assert p1b.ttft_p50 is None
+    assert p1b.tokens_per_s == pytest.approx(20 / 1.2)  # no TTFT: all latency generates
+    assert p1b.cost is None  # no price, not $0
+    assert p1b.meets_threshold is True and p1b.best
+
+    assert (p2b.cases, p2b.passed, p2b.errors, p2b.pass_rate) == (2, 1, 1, 0.5)
+    assert p2b.latency_p50 == p2b.latency_p95 == 1.0
+    assert p2b.tokens_per_s is None and p2b.input_tokens == 0
+    assert p2a.cost == 0.0 and p2a.pass_rate == 0.0
+
+    assert summary.best is p1b
+    assert [r.best for r in summary.rows] == [True, False, False, False]
+    assert (summary.total_results, summary.total_errors) == (9, 2)
+    assert summary.total_cost == pytest.approx(0.004)
+    assert summary.all_thresholds_met() is False
+
+
+def test_cost_none_only_when_no_result_has_one() -> None:
+    free = summarize([result("p", "local", 0, cost=0.0), result("p", "local", 1)])
+    assert free.rows[0].cost == 0.0 and free.total_cost == 0.0
+    unpriced = summarize([result("p", "local", 0), result("p", "local", 1)])
+    assert unpriced.rows[0].cost is None and unpriced.total_cost is None
+
+
+def test_thresholds() -> None:
+    seven_of_ten = [result("p", "m", i, passed=i < 7) for i in range(10)]
+    assert summarize(seven_of_ten, 0.7).rows[0].meets_threshold is True  # no float slip
+    assert summarize(seven_of_ten, 0.71).all_thresholds_met() is False
+    no_threshold = summarize(seven_of_ten)
+    assert no_threshold.rows[0].threshold is None
+    assert no_threshold.rows[0].meets_threshold is None
+    assert no_threshold.all_thresholds_met() is True
+    assert summarize([], 0.9) == Summary([], None, 0, 0, None)
+
+
+def _pair(provider: str, passed: bool, score: float, **fields) -> CaseResult:
+    return result("p", provider, 0, passed=passed, score=score, **fields)
+
+
+@pytest.mark.parametrize(
+    ("results", "best"),
+    [
+        ([_pair("x", False, 0.9), _pair("y", True, 0.1)], "y"),  # pass rate first
+        ([_pair("x", True, 0.8), _pair("y", True, 0.9)], "y"),  # then mean score
+        ([_pair("x", True, 1, cost=0.02), _pair("y", True, 1, cost=0.01)], "y"),  # then cost
+        ([_pair("x", True, 1), _pair("y", True, 1, cost=0.5)], "y"),  # known cost beats none
+        ([_pair("x", True, 1, cost=0.1, latency_s=2.0),
+          _pair("y", True, 1, cost=0.1, latency_s=1.0)], "y"),  # then latency
+        ([_pair("x", True, 1), _pair("y", True, 1)], "x"),  # a full tie keeps the first
+    ],
+)
+def test_best_row_tie_breaking(results: list[CaseResult], best: str) -> None:
+    summary = summarize(results)
+    assert summary.best is not None and summary.best.provider_id == best
+    assert [r.provider_id for r in summary.rows if r.best] == [best]
+
+
+def test_summarize_streams_100k_results() -> None:
+    def synthetic() -> Iterator[CaseResult]:
+        for i in range(100_000):
+            yield CaseResult(f"p{i % 2}", f"m{i % 3}", f"c{i}", i, passed=i % 5 != 0,
+                             score=0.5, metrics={"m": 1.0}, latency_s=0.1 + i % 7 / 10,
+                             ttft_s=0.05, output_tokens=20, cost=1e-5)
+
+    summary = summarize(synthetic(), threshold=0.7)
+    assert summary.total_results == 100_000
+    assert len(summary.rows) == 6
+    assert sum(row.passed for row in summary.rows) == 80_000
+    assert summary.total_cost == pytest.approx(1.0)
+    assert summary.all_thresholds_met()
+
+
+def store_order(results: list[CaseResult]) -> list[CaseResult]:
+    """Results as ``RunStore.results`` yields them."""
+    return sorted(results, key=lambda r: (r.prompt_id, r.provider_id, r.case_index, r.repeat))
+
+
+RUN = RunInfo("run-1", "evals/x.yaml", "abc", "finished", 1.0, 2.0, config={"repeat": 1})
+
+
+def test_json_output(tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    results = handcrafted()
+    write_output(path, summarize(results, 0.75), iter(results), RUN)
+    document = json.loads(path.read_text(encoding="utf-8"))
+    assert document["run"]["run_id"] == "run-1"
+    assert [row["label"] for row in document["summary"]["rows"]] == [
+        "p1 × b", "p1 × a", "p2 × b", "p2 × a"]
+    assert document["summary"]["best"] == "p1 × b"
+    assert document["summary"]["all_thresholds_met"] is False
+    assert document["summary"]["rows"][0]["cost"] is None
+    assert len(document["results"]) == 9
+    assert document["results"][6]["output"] == NASTY
+    assert "中文" in path.read_text(encoding="utf-8")  # ensure_ascii=False
+
+
+def test_json_output_with_no_results(tmp_path: Path) -> None:
+    path = tmp_path / "empty.json"
+    write_output(path, summarize([]), [])
+    assert json.loads(path.read_text())["results"] == []
+
+
+def test_jsonl_output(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    results = [*handcrafted(), result("p3", "a", 0, vars={"article": "文章", "n": 3})]
+    write_output(path, summarize(results), iter(results), RUN)
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 10
+    assert {line["run_id"] for line in lines} == {"run-1"}
+    assert lines[-1]["vars"] == {"article": "文章", "n": 3}
+    assert CaseResult.from_dict(lines[6]) == results[6]
+
+
+def test_csv_output_round_trips_awkward_text(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    results = [*handcrafted(), result("p3", "a", 0, vars={"q": 'say "hi", 你好'})]
+    write_output(path, summarize(results), iter(results), RUN)
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 10
+    assert rows[6]["output"] == NASTY
+    assert rows[6]["passed"] == "false" and rows[0]["passed"] == "true"
+    assert rows[1]["metric:rouge"] == "0.8" and rows[0]["metric:rouge"] == ""
+    assert rows[2]["metric:judge"] == "1.0"
+    assert rows[3]["error"] == "timed out after 60s" and rows[3]["error_kind"] == "timeout"
+    assert rows[0]["cost"] == "" and rows[1]["cost"] == "0.001"
+    assert json.loads(rows[-1]["vars"]) == {"q": 'say "hi", 你好'}
+    assert {row["run_id"] for row in rows} == {"run-1"}
+
+
+def test_junit_output(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    results = store_order(handcrafted())
+    write_output(path, summarize(results), iter(results), RUN)
+    root = ET.parse(path).getroot()
+    assert root.tag == "testsuites"
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("9", "2", "2")
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == ["p1.a", "p1.b", "p2.a", "p2.b"]
+    assert [s.get("tests") for s in suites] == ["4", "2", "1", "2"]
+    cases = list(root.iter("testcase"))
+    assert len(cases) == 9
+    assert len(list(root.iter("failure"))) == 2
+    assert len(list(root.iter("error"))) == 2
+    failed = next(c for c in cases if c.get("name") == "c1#0" and c.get("classname") == "p1.a")
+    failure = failed.find("failure")
+    assert failure is not None and failure.get("message") == "rouge-l: 0.40 < 0.5"
+    assert failed.get("time") == "2.000"
+    error = next(c for c in cases if c.find("error") is not None).find("error")
+    assert error is not None and error.get("type") == "timeout"
+
+
+def test_junit_output_is_well_formed_with_hostile_text(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    hostile = [
+        result("<p>&", "b\x00", 0, output="<script>alert(1)</script>\x00\x08", passed=False,
+               assertions=[{"type": "regex", "passed": False, "reason": 'no "]]>" \x01'}]),
+        result("<p>&", "b\x00", 1, error="bad\x00 <![CDATA[", error_kind="bad_response"),
+    ]
+    write_output(path, summarize(hostile), iter(hostile))
+    root = ET.parse(path).getroot()  # raises on anything not well-formed
+    case = root.find("testsuite/testcase")
+    assert case is not None and case.get("classname") == "<p>&.b\ufffd"
+    out = case.find("system-out")
+    assert out is not None and out.text is not None and out.text.startswith("<script>")
+    assert "\x00" not in path.read_text(encoding="utf-8")
+    assert len(list(root.iter("error"))) == 1
+
+
+def test_junit_output_of_ungrouped_results_keeps_every_case(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    results = handcrafted()  # interleaved: pairs recur, so some suites are split
+    write_output(path, summarize(results), iter(results))
+    root = ET.parse(path).getroot()
+    assert len(list(root.iter("testcase"))) == 9
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("report.txt", "unsupported output format '.txt' (use .json, .jsonl, .csv, .xml or .html)"),
+    ("report", "unsupported output format ''"),
+    ("report.html", "not available yet"),
+])
+def test_unsupported_suffix(tmp_path: Path, name: str, message: str) -> None:
+    with pytest.raises(PromptkitError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        write_output(tmp_path / name, summarize([]), [])
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl", ".csv", ".xml"])
+def test_write_is_atomic(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"report{suffix}"
+    results = store_order(handcrafted())
+    write_output(path, summarize(results), iter(results))
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    before = path.read_bytes()
+
+    def crashing() -> Iterator[CaseResult]:
+        yield results[0]
+        raise RuntimeError("store went away")
+
+    with pytest.raises(RuntimeError):
+        write_output(path, summarize(results), crashing())
+    assert path.read_bytes() == before  # the old report is intact
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_write_into_missing_folder_is_a_clean_error(tmp_path: Path) -> None:
+    with pytest.raises(PromptkitError, match="cannot write"):
+        write_output(tmp_path / "missing" / "r.json", summarize([]), [])
+
+
+def test_print_leaderboard(tmp_path: Path) -> None:
+    console = Console(record=True, width=120)
+    print_leaderboard(summarize(handcrafted(), 0.75), console, title="demo — run run-1")
+    text = console.export_text()
+    assert "demo — run run-1" in text
+    assert "★ p1" in text
+    for label in ("p1", "p2", " a ", " b "):
+        assert label in text
+    assert "50.0% (15–85)" in text  # p1 × a: 2/4 with its Wilson interval
+    assert "rouge" in text and "judge" in text
+    assert "best: p1 × b" in text
+    assert "9 results (1 cached), 2 errors" in text
+    assert "threshold 75% NOT met by: p1 × a (50.0%)" in text
+    assert "$0.0040" in text  # p1 × a
+    assert "—" in text  # p1 × b has no price: no $0.00
+    assert "too narrow" not in text
+    assert max(len(line) for line in text.splitlines()) <= 120
+
+
+def test_print_leaderboard_degrades_on_narrow_consoles() -> None:
+    results = [result("summarize-with-a-long-name@12", "provider-with-a-long-name", 0,
+                      passed=True, metrics={"faithfulness": 1.0, "rouge-l": 0.5}, latency_s=1)]
+    console = Console(record=True, width=60)
+    print_leaderboard(summarize(results, 0.5), console)
+    text = console.export_text()
+    assert "★" in text and "100.0%" in text
+    assert "too narrow to show" in text
+    assert max(len(line) for line in text.splitlines()) <= 60
+    assert "threshold 50% met by every row" in text
+
+
+def test_print_leaderboard_keeps_a_metric_named_like_a_column() -> None:
+    console = Console(record=True, width=120)
+    print_leaderboard(summarize([result("p", "m", 0, metrics={"cost": 0.25}, cost=0.5)]),
+                      console)
+    text = console.export_text()
+    assert "0.250" in text and "$0.5000" in text
+    assert text.split("─")[0].split().count("cost") == 2  # both headers
+
+
+def test_print_leaderboard_shows_ids_literally_and_handles_no_results() -> None:
+    console = Console(record=True, width=120)
+    print_leaderboard(summarize([result("[bold]x[/bold]", "m", 0)]), console)
+    assert "[bold]x[/bold]" in console.export_text()
+    console = Console(record=True, width=120)
+    print_leaderboard(summarize([]), console)
+    assert "no results" in console.export_text()
+
+
+def test_lone_surrogate_in_output_does_not_abort_the_write(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    results = [result("p", "m", 0, output="half a pair: \ud83d")]
+    write_output(path, summarize(results), results)
+    assert json.loads(path.read_text(encoding="utf-8"))["output"] == "half a pair: \ud83d"
