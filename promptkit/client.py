@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
-import inspect
 import json
 import random
 import time
@@ -115,16 +114,6 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - older SDKs
         import httpx
     return (httpx.TransportError, httpx.StreamError)
-
-
-@functools.cache
-def _sdk_params(api: str) -> frozenset[str]:
-    """Keyword arguments the SDK's create() accepts; others go in ``extra_body``."""
-    from openai.resources.chat.completions import AsyncCompletions as Chat
-    from openai.resources.completions import AsyncCompletions as Text
-
-    method = Chat.create if api == "chat" else Text.create
-    return frozenset(inspect.signature(method).parameters) - {"self", "extra_body"}
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -250,70 +239,52 @@ class EndpointClient:
         return outcome
 
     async def _attempt(self, body: dict[str, Any]) -> tuple[Completion, float | None]:
-        api = self.provider.api
-        known = _sdk_params(api)
-        kwargs = {k: v for k, v in body.items() if k in known}
-        extra = {k: v for k, v in body.items() if k not in known}
-        if extra:
-            kwargs["extra_body"] = extra
-        create = (self.client.chat.completions.create if api == "chat"
-                  else self.client.completions.create)
+        # AsyncOpenAI.post with plain JSON: the SDK's transport, auth and error types,
+        # without its per-request typed transforms, which cost more CPU than the rest
+        # of an eval step; any body key (vendor params too) goes through as given.
+        from openai import AsyncStream
+
+        chat = self.provider.api == "chat"
+        path = "/chat/completions" if chat else "/completions"
         if not self.provider.stream:
-            response = await create(**kwargs)
-            completion = self._parse(response)
-            return self._with_usage(completion, body), None
+            response = await self.client.post(path, body=body, cast_to=object)
+            return self._with_usage(_parse_response(response, chat), body), None
         started = time.perf_counter()
-        stream = await create(**kwargs, stream=True, stream_options={"include_usage": True})
+        stream = await self.client.post(
+            path, body={**body, "stream": True, "stream_options": {"include_usage": True}},
+            cast_to=object, stream=True, stream_cls=AsyncStream[object])
         parts: list[str] = []
         reasoning: list[str] = []
-        ttft = None
-        finish = None
-        usage = None
+        ttft = finish = usage = None
         chunks = 0
         async for chunk in stream:
             chunks += 1
-            if getattr(chunk, "usage", None):
-                usage = chunk.usage
-            for choice in chunk.choices or []:
-                if choice.index != 0:
-                    continue
-                piece = choice.delta.content if api == "chat" else choice.text
-                think = getattr(choice.delta, "reasoning_content", None) if api == "chat" else None
-                if (piece or think) and ttft is None:
-                    ttft = time.perf_counter() - started
-                if piece:
-                    parts.append(piece)
-                if think:
-                    reasoning.append(think)
-                finish = choice.finish_reason or finish
+            try:
+                usage = chunk.get("usage") or usage
+                for choice in chunk.get("choices") or ():
+                    if choice.get("index", 0) != 0:
+                        continue
+                    delta = (choice.get("delta") or {}) if chat else choice
+                    piece = delta.get("content") if chat else delta.get("text")
+                    think = delta.get("reasoning_content") if chat else None
+                    if (piece or think) and ttft is None:
+                        ttft = time.perf_counter() - started
+                    if piece:
+                        parts.append(piece)
+                    if think:
+                        reasoning.append(think)
+                    finish = choice.get("finish_reason") or finish
+            except AttributeError:
+                raise RequestError("bad_response", f"invalid response: unexpected stream "
+                                   f"event {_short(repr(chunk), 120)}") from None
         if chunks == 0:
             raise RequestError("bad_response", "invalid response: the stream held no events "
                                "(is this an OpenAI-compatible endpoint?)")
         if finish is None:
             raise RequestError("connection", "stream ended before the answer was complete")
         completion = Completion("".join(parts), finish, reasoning="".join(reasoning) or None)
-        if usage is not None:
-            completion.input_tokens = usage.prompt_tokens
-            completion.output_tokens = usage.completion_tokens
+        _add_usage(completion, usage)
         return self._with_usage(completion, body), ttft
-
-    def _parse(self, response: Any) -> Completion:
-        choices = getattr(response, "choices", None)
-        if not choices:
-            raise RequestError("bad_response", f"invalid response: no choices in "
-                               f"{_short(repr(response), 120)}")
-        choice = choices[0]
-        if self.provider.api == "chat":
-            message = choice.message
-            text = message.content or ""
-            reasoning = getattr(message, "reasoning_content", None)
-        else:
-            text, reasoning = choice.text or "", None
-        completion = Completion(text, choice.finish_reason, reasoning=reasoning)
-        if response.usage is not None:
-            completion.input_tokens = response.usage.prompt_tokens
-            completion.output_tokens = response.usage.completion_tokens
-        return completion
 
     def _with_usage(self, completion: Completion, body: dict[str, Any]) -> Completion:
         # Servers that report no usage get a tiktoken estimate, marked as such.
@@ -324,3 +295,29 @@ class EndpointClient:
             completion.output_tokens = count_tokens(completion.text, model)
             completion.usage_estimated = True
         return completion
+
+
+def _add_usage(completion: Completion, usage: Any) -> None:
+    if isinstance(usage, dict):
+        completion.input_tokens = usage.get("prompt_tokens")
+        completion.output_tokens = usage.get("completion_tokens")
+
+
+def _parse_response(response: Any, chat: bool) -> Completion:
+    """The first choice of a completion response (a JSON object), checked."""
+    try:
+        choice = response["choices"][0]
+        if chat:
+            message = choice["message"]
+            text, reasoning = message.get("content") or "", message.get("reasoning_content")
+        else:
+            text, reasoning = choice.get("text") or "", None
+        finish = choice.get("finish_reason")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise RequestError("bad_response", f"invalid response: {_short(repr(response), 120)}"
+                           ) from None
+    if not isinstance(text, str):
+        raise RequestError("bad_response", "invalid response: the content is not text")
+    completion = Completion(text, finish, reasoning=reasoning)
+    _add_usage(completion, response.get("usage"))
+    return completion

@@ -59,7 +59,10 @@ async def run_and_report(request: EvalRequest, out: Console, err: Console) -> Ev
     progress = EvalProgress(err, "quiet" if request.quiet else None)
     options = RunOptions(use_cache=request.use_cache, resume=request.resume,
                          limit=request.limit, store_dir=request.store_dir,
-                         on_result=progress.result, on_start=progress.start)
+                         on_result=progress.result, on_start=progress.start,
+                         on_local=lambda pid, server: err.print(
+                             f"{pid}: {server.describe()} at {server.base_url}",
+                             highlight=False))
     try:
         outcome = await run_eval(prepared, options)
     finally:
@@ -68,6 +71,8 @@ async def run_and_report(request: EvalRequest, out: Console, err: Console) -> Ev
     summary = summarize(outcome.runs.results(run_id), prepared.spec.threshold)
     title = prepared.spec.description or request.loaded.path.name
     print_leaderboard(summary, out, title=f"{title} — run {run_id}")
+    for provider_id, engine in outcome.engines.items():
+        out.print(f"{provider_id} = {engine}", highlight=False)
     for provider_id, why in outcome.unreachable.items():
         err.print(f"[bold red]provider {provider_id}:[/] {why}", highlight=False)
     for output in request.outputs:

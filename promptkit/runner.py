@@ -18,11 +18,14 @@ from typing import Any
 from .client import Completion, EndpointClient
 from .datasets import Case, count_cases, iter_cases
 from .errors import ConfigError, PromptkitError
+from .local import MODEL_ALIAS, LocalServer, find_engine
 from .results import CaseResult, RunInfo
 from .scoring import Output, ScoringContext, check_assertions, score
 from .spec import LoadedSpec, PromptVariant, Provider
 from .store import ResponseCache, RunStore, default_paths
 from .templates import PromptTemplate, TemplateStore
+
+LOCAL_CONCURRENCY = 4  # parallel slots for a native llama-server on a small machine
 
 
 @dataclass
@@ -35,6 +38,7 @@ class RunOptions:
     store_dir: Path | None = None
     on_result: Callable[[CaseResult], None] | None = None
     on_start: Callable[[RunInfo, int, int], None] | None = None  # run, planned, already done
+    on_local: Callable[[str, LocalServer], None] | None = None  # a local server is up
 
 
 @dataclass
@@ -44,6 +48,7 @@ class RunOutcome:
     run: RunInfo
     runs: RunStore
     unreachable: dict[str, str] = field(default_factory=dict)  # provider id -> why
+    engines: dict[str, str] = field(default_factory=dict)  # local provider id -> engine, model
 
 
 @dataclass
@@ -124,19 +129,20 @@ class Runner:
     """Runs one prepared spec against its providers."""
 
     def __init__(self, prepared: Prepared, options: RunOptions, runs: RunStore,
-                 cache: ResponseCache | None, base_urls: dict[str, str]):
+                 cache: ResponseCache | None, servers: dict[str, LocalServer] | None = None):
         self.prepared = prepared
         self.options = options
         self.runs = runs
         self.cache = cache
-        self.base_urls = base_urls
+        self.servers = servers or {}
         self.clients: dict[str, EndpointClient] = {}
         self.done: set[tuple[str, str, str, int]] = set()
 
     def client_for(self, provider: Provider) -> EndpointClient:
         if provider.id not in self.clients:
             self.clients[provider.id] = EndpointClient(
-                provider, self.base_urls.get(provider.id) or provider.base_url or "",
+                provider, self.servers[provider.id].base_url if provider.id in self.servers
+                else provider.base_url or "",
                 provider.api_key())
         return self.clients[provider.id]
 
@@ -204,7 +210,10 @@ class Runner:
     def _cache_key(self, client: EndpointClient, body: dict[str, Any], variant: PromptVariant,
                    provider: Provider, repeat: int) -> str:
         sample = repeat if self.prepared.sampling(variant, provider) else None
-        return ResponseCache.key(client.base_url, provider.model or provider.id, provider.api,
+        # A local server gets a new port each run; its model file is what identifies it.
+        server = self.servers.get(provider.id)
+        where = f"local:{server.model_path.name}" if server else client.base_url
+        return ResponseCache.key(where, provider.model or provider.id, provider.api,
                                  body, sample)
 
     def _cached(self, client: EndpointClient, body: dict[str, Any], variant: PromptVariant,
@@ -283,43 +292,75 @@ def open_stores(loaded: LoadedSpec, options: RunOptions) -> tuple[RunStore, Resp
     return runs, ResponseCache(cache_path) if options.use_cache else None
 
 
-async def run_eval(prepared: Prepared, options: RunOptions,
-                   base_urls: dict[str, str] | None = None) -> RunOutcome:
+def start_local_servers(providers: list[Provider],
+                        on_start: Callable[[str, LocalServer], None] | None = None
+                        ) -> dict[str, LocalServer]:
+    """Start one llama.cpp server per ``local`` provider; stop them all on failure."""
+    servers: dict[str, LocalServer] = {}
+    try:
+        for provider in providers:
+            if not provider.is_local:
+                continue
+            engine = find_engine()
+            if engine.name != "llama-server":
+                provider.concurrency = 1  # llama-cpp-python's server answers one at a time
+            elif "concurrency" not in provider.model_fields_set:
+                provider.concurrency = LOCAL_CONCURRENCY
+            provider.model = provider.model or MODEL_ALIAS
+            server = LocalServer(provider.local_model, parallel=provider.concurrency)
+            servers[provider.id] = server.start()
+            if on_start:
+                on_start(provider.id, server)
+    except BaseException:
+        for server in servers.values():
+            server.stop()
+        raise
+    return servers
+
+
+async def run_eval(prepared: Prepared, options: RunOptions) -> RunOutcome:
     """Run (or resume) an eval; results are committed as they finish.
+
+    ``local`` providers get an embedded llama.cpp server for the length of the run.
 
     Returns:
         The run record and the store holding its results. An interrupted run is
         marked ``interrupted`` and can be continued with ``resume=True``.
     """
     loaded = prepared.loaded
+    spec = prepared.spec
     runs, cache = open_stores(loaded, options)
     eval_path = str(loaded.path.resolve())
     spec_hash = loaded.spec_hash()
-    spec = prepared.spec
     planned = prepared.count(options.limit) * len(spec.prompts) * len(spec.providers) \
         * spec.repeat
     run = runs.last_unfinished(eval_path) if options.resume else None
     if run is not None and run.spec_hash != spec_hash:
         raise ConfigError(f"the spec changed since run {run.run_id}; resume needs the same "
                           "spec (run without --resume to start a new run)", str(loaded.path))
-    if run is None:
-        config = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-        run = runs.create_run(eval_path, spec_hash, config, planned)
-    runner = Runner(prepared, options, runs, cache, base_urls or {})
-    if options.resume:
-        runner.done = runs.done_keys(run.run_id)
-    if options.on_start:
-        options.on_start(run, planned, len(runner.done))
+    servers = start_local_servers(spec.providers, options.on_local)
     status = "failed"
     try:
+        if run is None:
+            config = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+            run = runs.create_run(eval_path, spec_hash, config, planned)
+        runner = Runner(prepared, options, runs, cache, servers)
+        if options.resume:
+            runner.done = runs.done_keys(run.run_id)
+        if options.on_start:
+            options.on_start(run, planned, len(runner.done))
         await runner.run(run)
         status = "finished"
     except (KeyboardInterrupt, asyncio.CancelledError):
         status = "interrupted"
         raise
     finally:
-        runs.finish_run(run.run_id, status)
+        for server in servers.values():
+            server.stop()
+        if run is not None:
+            runs.finish_run(run.run_id, status)
         if cache is not None:
             cache.close()
     unreachable = {pid: c.unreachable for pid, c in runner.clients.items() if c.unreachable}
-    return RunOutcome(runs.get_run(run.run_id), runs, unreachable)
+    engines = {pid: server.describe() for pid, server in servers.items()}
+    return RunOutcome(runs.get_run(run.run_id), runs, unreachable, engines)
