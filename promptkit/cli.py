@@ -306,6 +306,39 @@ def schema() -> None:
     click.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
 
 
+@cli.command()
+@click.argument("model", required=False, metavar="[MODEL.gguf]")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: a free one).")
+@click.option("--ctx", type=click.IntRange(256), default=4096, show_default=True,
+              help="Context size in tokens (per parallel slot).")
+@click.option("--parallel", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Requests served at once (native llama-server only).")
+def serve(model: str | None, port: int | None, ctx: int, parallel: int) -> None:
+    """Run the local llama.cpp server (the bundled model by default) until Ctrl+C.
+
+    Prints the base_url to give any OpenAI-compatible client, or an eval's provider.
+    """
+    import signal
+    import time
+
+    from .local import MODEL_ALIAS, LocalServer
+
+    server = LocalServer(model, parallel=parallel, ctx=ctx, port=port)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with server:
+        click.echo(f"serving {server.describe()}")
+        click.echo(f"base_url: {server.base_url}")
+        click.echo(f"model: {MODEL_ALIAS}")
+        click.echo(f"try: curl {server.base_url}/models")
+        try:
+            while server.process is not None and server.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return
+        tail = server.log_tail()
+    fail(f"the server exited:\n{tail}", ExitCode.RUN_INCOMPLETE)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="promptkit")

@@ -164,6 +164,15 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def sdk_client_for(base_url: str, api_key: str, headers: Mapping[str, str] | None = None
+                   ) -> Any:
+    """An ``AsyncOpenAI`` with the SDK's own retries off (promptkit retries itself)."""
+    from openai import AsyncOpenAI
+
+    return AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0,
+                       default_headers=dict(headers) if headers else None)
+
+
 class EndpointClient:
     """Requests to one provider's endpoint, with retries and an adaptive limit.
 
@@ -173,20 +182,18 @@ class EndpointClient:
         api_key: The key value; kept only in the SDK client, removed from messages.
     """
 
-    def __init__(self, provider: Provider, base_url: str, api_key: str):
-        from openai import AsyncOpenAI
-
+    def __init__(self, provider: Provider, base_url: str, api_key: str,
+                 sdk_client: Any | None = None):
         self.provider = provider
         self.base_url = base_url
         self._secret = api_key if api_key != "unused" else None
-        self.client = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0,
-                                  timeout=provider.timeout,
-                                  default_headers=provider.headers or None)
+        self.client = sdk_client or sdk_client_for(base_url, api_key, provider.headers)
         self.limit = AdaptiveLimit(provider.concurrency)
         self.answered = False
         self.unreachable: str | None = None
 
     async def aclose(self) -> None:
+        """Close the SDK client (when it is not shared with other providers)."""
         await self.client.close()
 
     def redact(self, text: str) -> str:
@@ -247,12 +254,14 @@ class EndpointClient:
         chat = self.provider.api == "chat"
         path = "/chat/completions" if chat else "/completions"
         if not self.provider.stream:
-            response = await self.client.post(path, body=body, cast_to=object)
+            response = await self.client.post(path, body=body, cast_to=object,
+                                              options={"timeout": self.provider.timeout})
             return self._with_usage(_parse_response(response, chat), body), None
         started = time.perf_counter()
         stream = await self.client.post(
             path, body={**body, "stream": True, "stream_options": {"include_usage": True}},
-            cast_to=object, stream=True, stream_cls=AsyncStream[object])
+            cast_to=object, stream=True, stream_cls=AsyncStream[object],
+            options={"timeout": self.provider.timeout})
         parts: list[str] = []
         reasoning: list[str] = []
         ttft = finish = usage = None

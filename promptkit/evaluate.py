@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import PromptkitError
@@ -48,7 +49,7 @@ def _prepare(request: EvalRequest) -> Prepared:
     spec_dir = str(request.loaded.base_dir.resolve())
     if spec_dir not in sys.path:  # `python` assertions import modules beside the spec
         sys.path.insert(0, spec_dir)
-    return prepare(request.loaded, request.limit)
+    return prepare(request.loaded)
 
 
 async def run_and_report(request: EvalRequest, out: Console, err: Console) -> EvalReport:
@@ -60,9 +61,9 @@ async def run_and_report(request: EvalRequest, out: Console, err: Console) -> Ev
     options = RunOptions(use_cache=request.use_cache, resume=request.resume,
                          limit=request.limit, store_dir=request.store_dir,
                          on_result=progress.result, on_start=progress.start,
-                         on_local=lambda pid, server: err.print(
+                         on_local=None if request.quiet else lambda pid, server: err.print(
                              f"{pid}: {server.describe()} at {server.base_url}",
-                             highlight=False))
+                             highlight=False, markup=False))
     try:
         outcome = await run_eval(prepared, options)
     finally:
@@ -72,12 +73,19 @@ async def run_and_report(request: EvalRequest, out: Console, err: Console) -> Ev
     title = prepared.spec.description or request.loaded.path.name
     print_leaderboard(summary, out, title=f"{title} — run {run_id}")
     for provider_id, engine in outcome.engines.items():
-        out.print(f"{provider_id} = {engine}", highlight=False)
+        out.print(f"{provider_id} = {engine}", highlight=False, markup=False)
     for provider_id, why in outcome.unreachable.items():
-        err.print(f"[bold red]provider {provider_id}:[/] {why}", highlight=False)
+        err.print(f"[bold red]provider {escape(provider_id)}:[/] {escape(why)}",
+                  highlight=False)
+    for provider_id in failed_providers(summary):
+        if provider_id not in outcome.unreachable:
+            last = next((r.error for r in outcome.runs.results(run_id, provider_id=provider_id)
+                         if r.error), "")
+            err.print(f"[bold red]provider {escape(provider_id)}:[/] every request failed "
+                      f"(e.g. {escape(last or '')})", highlight=False)
     for output in request.outputs:
         write_output(output, summary, outcome.runs.results(run_id), outcome.run)
-        err.print(f"wrote {output}", highlight=False)
+        err.print(f"wrote {output}", highlight=False, markup=False)
     return EvalReport(outcome, summary)
 
 
@@ -87,9 +95,19 @@ def _check_output_path(output: str) -> None:
         raise PromptkitError(f"--output {output}: folder does not exist")
 
 
+def failed_providers(summary: Summary) -> list[str]:
+    """Providers none of whose requests succeeded: their rows say nothing about quality."""
+    answered: dict[str, bool] = {}
+    for row in summary.rows:
+        answered[row.provider_id] = answered.get(row.provider_id, False) or (
+            row.errors < row.cases)
+    return [provider for provider, ok in answered.items() if not ok]
+
+
 def exit_code(report: EvalReport) -> int:
-    """3 when an endpoint was unreachable, 1 when a threshold failed, else 0."""
-    if report.outcome.unreachable:
+    """3 when a provider was unreachable or failed every request, 1 when a threshold
+    failed, else 0."""
+    if report.outcome.unreachable or failed_providers(report.summary):
         return EXIT_INCOMPLETE
     return EXIT_OK if report.summary.all_thresholds_met() else EXIT_FAILED
 

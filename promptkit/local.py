@@ -153,6 +153,8 @@ class LocalServer:
             PromptkitError: the server exited or did not answer in time; the message
                 ends with its last log lines.
         """
+        if self.process is not None and self.process.poll() is None:
+            return self  # already running
         self.engine = find_engine()
         model = Path(self.model_arg) if self.model_arg else bundled_model()
         if not model.is_file():

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .client import Completion, EndpointClient
+from .client import Completion, EndpointClient, sdk_client_for
 from .datasets import Case, count_cases, iter_cases
 from .errors import ConfigError, PromptkitError
 from .local import MODEL_ALIAS, LocalServer, find_engine
 from .results import CaseResult, RunInfo
 from .scoring import Output, ScoringContext, check_assertions, score
-from .spec import LoadedSpec, PromptVariant, Provider
+from .spec import EvalSpec, LoadedSpec, PromptVariant, Provider
 from .store import ResponseCache, RunStore, default_paths
 from .templates import PromptTemplate, TemplateStore
 
@@ -60,7 +60,7 @@ class Prepared:
     templates: dict[str, PromptTemplate]
 
     @property
-    def spec(self):
+    def spec(self) -> EvalSpec:
         return self.loaded.spec
 
     def cases(self, limit: int | None = None) -> Iterator[Case]:
@@ -78,18 +78,23 @@ class Prepared:
         values = self.variables(variant, case)
         return template.render(values) if provider.api == "chat" else template.render_text(values)
 
+    def params(self, variant: PromptVariant, provider: Provider) -> dict[str, Any]:
+        """Model params: the template's, then the provider's, then the variant's win."""
+        return {**self.templates[variant.id].params, **provider.params, **variant.params}
+
     def body(self, variant: PromptVariant, provider: Provider, prompt: Any) -> dict[str, Any]:
-        """The request body: template params < provider params < variant params."""
-        params = {**self.templates[variant.id].params, **provider.params, **variant.params}
+        """The request body for one rendered prompt."""
         key = "messages" if provider.api == "chat" else "prompt"
-        return {"model": provider.model or provider.id, key: prompt, **params}
+        return {"model": provider.model or provider.id, key: prompt,
+                **self.params(variant, provider)}
 
     def sampling(self, variant: PromptVariant, provider: Provider) -> bool:
-        params = {**self.templates[variant.id].params, **provider.params, **variant.params}
-        return self.spec.repeat > 1 or params.get("temperature", 1) != 0
+        """Whether answers vary between requests (then each sample is cached apart)."""
+        temperature = self.params(variant, provider).get("temperature", 1)
+        return self.spec.repeat > 1 or temperature != 0
 
 
-def prepare(loaded: LoadedSpec, limit: int | None = None) -> Prepared:
+def prepare(loaded: LoadedSpec) -> Prepared:
     """Load templates and check everything that would fail every case.
 
     Raises:
@@ -136,14 +141,20 @@ class Runner:
         self.cache = cache
         self.servers = servers or {}
         self.clients: dict[str, EndpointClient] = {}
+        self.sdk_clients: dict[tuple[Any, ...], Any] = {}
         self.done: set[tuple[str, str, str, int]] = set()
 
     def client_for(self, provider: Provider) -> EndpointClient:
+        """The provider's client; providers on the same endpoint share one AsyncOpenAI."""
         if provider.id not in self.clients:
-            self.clients[provider.id] = EndpointClient(
-                provider, self.servers[provider.id].base_url if provider.id in self.servers
-                else provider.base_url or "",
-                provider.api_key())
+            server = self.servers.get(provider.id)
+            base_url = server.base_url if server else provider.base_url or ""
+            api_key = provider.api_key()
+            endpoint = (base_url, api_key, tuple(sorted(provider.headers.items())))
+            if endpoint not in self.sdk_clients:
+                self.sdk_clients[endpoint] = sdk_client_for(base_url, api_key, provider.headers)
+            self.clients[provider.id] = EndpointClient(provider, base_url, api_key,
+                                                       self.sdk_clients[endpoint])
         return self.clients[provider.id]
 
     async def run(self, run: RunInfo) -> None:
@@ -153,7 +164,7 @@ class Runner:
         try:
             await asyncio.gather(*(self._provider_pool(run, p) for p in spec.providers))
         finally:
-            await asyncio.gather(*(c.aclose() for c in self.clients.values()),
+            await asyncio.gather(*(c.close() for c in self.sdk_clients.values()),
                                  return_exceptions=True)
 
     def _items(self, provider: Provider) -> Iterator[tuple[Case, PromptVariant, int]]:

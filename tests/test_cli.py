@@ -44,7 +44,7 @@ def test_render_text_and_json_formats() -> None:
     assert text.exit_code == 0
     assert text.output.endswith("Article: X\n\nSummary:\n")
     assert not text.output.startswith("[user]")
-    as_json = invoke("render", "summarize_zh", "--var", "article=新闻", "--format", "json")
+    as_json = invoke("render", "summarize_zh@1", "--var", "article=新闻", "--format", "json")
     messages = json.loads(as_json.output)
     assert messages[0]["role"] == "system" and messages[-1]["content"] == "新闻：新闻"
 

@@ -71,6 +71,8 @@ def test_demo_eval_against_the_test_endpoint(project: Path, endpoint: FakeEndpoi
 
 
 def test_exit_codes(project: Path, endpoint: FakeEndpoint) -> None:
+    spec = project / "evals" / "summarize.yaml"
+    spec.write_text(spec.read_text() + "threshold: 0.5\n")
     base = ["eval", "evals/summarize.yaml", "--base-url", endpoint.base_url, "--model", "m",
             "--limit", "2", "-q"]
     endpoint.default = Reply.text("Words that match nothing at all.")
@@ -93,8 +95,7 @@ def test_exit_codes(project: Path, endpoint: FakeEndpoint) -> None:
         (lambda t: t.replace("type: max-words", "type: max-wordz"), "unknown assertion type"),
         (lambda t: t.replace("dataset: data/news.jsonl", "cases: [{title: no article}]"),
          "'article' is undefined"),
-        (lambda t: t.replace("threshold: 0.5", "threshold: 0.5\ncolour: red"),
-         "colour: unknown key"),
+        (lambda t: t + "colour: red\n", "colour: unknown key"),
     ],
     ids=["bad-yaml", "unknown-template", "unknown-assertion", "missing-variable",
          "unknown-key"],
@@ -122,7 +123,8 @@ def test_api_key_never_reaches_disk_or_output(project: Path, endpoint: FakeEndpo
     for output in outputs:
         args += ["-o", str(output)]
     proc = promptkit(*args, cwd=project, env={"MY_KEY": CANARY})
-    assert proc.returncode == 1
+    assert proc.returncode == 3  # every request failed: the run could not complete
+    assert "every request failed" in proc.stderr
     assert endpoint.requests[0].headers["authorization"] == f"Bearer {CANARY}"
     assert CANARY not in proc.stdout + proc.stderr
     stored = list((project / "evals" / ".promptkit").rglob("*")) + outputs

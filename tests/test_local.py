@@ -85,7 +85,7 @@ def test_a_server_that_dies_reports_its_log(tmp_path: Path, monkeypatch) -> None
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF")
     monkeypatch.setenv("PROMPTKIT_LLAMA_SERVER", str(binary))
-    with pytest.raises(PromptkitError, match="(?s)exited with code 7.*cannot load model"):
+    with pytest.raises(PromptkitError, match=r"(?s)exited with code 7.*cannot load model"):
         LocalServer(model).start(timeout=20)
 
 
@@ -107,7 +107,7 @@ def test_server_starts_answers_and_stops() -> None:
             assert json.load(reply)["data"]
         assert set(server_pids()) - before
         pid = server.process.pid
-    assert not Path(f"/proc/{pid}").exists() or b"zombie" in Path(f"/proc/{pid}/status").read_bytes()
+    assert not Path(f"/proc/{pid}").exists()
     assert set(server_pids()) <= before
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -55,11 +56,10 @@ def test_new_version_is_reported_until_locked(project_templates: Path) -> None:
 
 
 def test_deleted_version_is_reported_then_dropped(project_templates: Path) -> None:
-    (project_templates / "summarize_zh" / "v1.jinja").unlink()
-    (project_templates / "summarize_zh").rmdir()
+    shutil.rmtree(project_templates / "summarize_zh")
     store = TemplateStore(project_templates)
-    assert [p.message for p in check(store)] == ["locked but missing"]
-    assert lock(store).removed == ["summarize_zh/v1.jinja"]
+    assert [p.message for p in check(store)] == ["locked but missing"] * 2
+    assert lock(store).removed == ["summarize_zh/v1.jinja", "summarize_zh/v2.jinja"]
 
 
 def test_check_finds_undeclared_and_unused_inputs(project_templates: Path) -> None:

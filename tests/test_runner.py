@@ -54,7 +54,7 @@ def make_eval(tmp_path: Path, endpoint: FakeEndpoint, cases: int = 3, stream: bo
 
 
 def run(path: Path, **options) -> tuple:
-    prepared = prepare(load_spec(path), options.get("limit"))
+    prepared = prepare(load_spec(path))
     outcome = asyncio.run(run_eval(prepared, RunOptions(**options)))
     results = list(outcome.runs.results(outcome.run.run_id))
     return outcome, results

@@ -191,6 +191,6 @@ def test_project_templates_render() -> None:
     assert text.count("Article:") == 3 and text.endswith("Summary:")
     custom = few.render_text(article="Z", examples=[{"article": "A", "summary": "B"}])
     assert "Article: A\nSummary: B" in custom and custom.count("Article:") == 2
-    zh = store.get("summarize_zh").render(article="北京今天下雨。")
+    zh = store.get("summarize_zh@1").render(article="北京今天下雨。")
     assert [m["role"] for m in zh] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert zh[-1]["content"] == "新闻：北京今天下雨。"
