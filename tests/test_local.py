@@ -148,15 +148,24 @@ def test_demo_eval_on_the_local_model(demo_project: Path) -> None:
     assert len(results) == 48 and all(r["cached"] and r["requests"] == 0 for r in results)
     assert [r["output"] for r in results] == [r["output"] for r in data["results"]]
 
+    spec = demo_project / "evals" / "summarize.yaml"
+    spec.write_text(spec.read_text() + "threshold: 1.0\n")  # a run that fails its gate
+    proc = promptkit("eval", "evals/summarize.yaml", "-q", cwd=demo_project)
+    assert proc.returncode == 1, proc.stderr
+    assert "threshold 100% NOT met" in proc.stdout
+    assert set(server_pids()) <= before
+
 
 @local_model
 @needs_extra
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "kill-9"])
 def test_no_server_outlives_an_interrupted_run(demo_project: Path, signum: int) -> None:
     before = set(server_pids())
+    # As from a terminal: a CI runner may start us with SIGINT ignored, which children inherit.
     child = subprocess.Popen(
         [sys.executable, "-m", "promptkit.cli", "eval", "evals/summarize.yaml", "--no-cache"],
-        cwd=demo_project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=demo_project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     line = ""
     while time.monotonic() < deadline and " at http://127.0.0.1:" not in line:
