@@ -18,18 +18,30 @@ from .errors import TemplateSecurityError as TemplateSecurityError
 from .errors import TemplateSyntaxError as TemplateSyntaxError
 
 if TYPE_CHECKING:
+    from .cot import ChainOfThought as ChainOfThought
+    from .cot import chain_of_thought as chain_of_thought
+    from .cot import majority_vote as majority_vote
+    from .fewshot import FewShot as FewShot
+    from .fewshot import few_shot as few_shot
     from .templates import PromptTemplate as PromptTemplate
     from .templates import TemplateStore as TemplateStore
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "ChainOfThought": "promptkit.cot",
+    "FewShot": "promptkit.fewshot",
     "PromptTemplate": "promptkit.templates",
     "TemplateStore": "promptkit.templates",
+    "chain_of_thought": "promptkit.cot",
+    "few_shot": "promptkit.fewshot",
+    "majority_vote": "promptkit.cot",
 }
 
 __all__ = [
+    "ChainOfThought",
     "ConfigError",
+    "FewShot",
     "PromptTemplate",
     "PromptkitError",
     "TemplateError",
@@ -38,6 +50,9 @@ __all__ = [
     "TemplateSecurityError",
     "TemplateStore",
     "TemplateSyntaxError",
+    "chain_of_thought",
+    "few_shot",
+    "majority_vote",
 ]
 
 

@@ -70,6 +70,9 @@ async def run_and_report(request: EvalRequest, out: Console, err: Console) -> Ev
         progress.stop()
     run_id = outcome.run.run_id
     summary = summarize(outcome.runs.results(run_id), prepared.spec.threshold)
+    order = {(p.id, q.id): (i, j) for i, p in enumerate(prepared.spec.prompts)
+             for j, q in enumerate(prepared.spec.providers)}
+    summary.rows.sort(key=lambda row: order.get((row.prompt_id, row.provider_id), (1e9, 0)))
     title = prepared.spec.description or request.loaded.path.name
     print_leaderboard(summary, out, title=f"{title} — run {run_id}")
     for provider_id, engine in outcome.engines.items():
@@ -125,9 +128,9 @@ def print_dry_run(request: EvalRequest, out: Console) -> None:
             cases = 0
             for case in prepared.cases(request.limit):
                 cases += 1
-                tokens += count_prompt_tokens(prepared.prompt(variant, provider, case),
-                                              provider.model)
-            requests = cases * spec.repeat
+                prompt = prepared.prompt(variant, provider, prepared.variables(variant, case))
+                tokens += count_prompt_tokens(prompt, provider.model) * prepared.samples(variant)
+            requests = cases * spec.repeat * prepared.samples(variant)
             total_requests += requests
             cost = "—"
             if provider.price is not None:

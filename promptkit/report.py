@@ -252,7 +252,7 @@ def _cost(value: float | None) -> str:
 
 # Leaderboard columns left out, in this order, when the terminal is too narrow; then
 # metrics, errors and score. Labels and the pass rate always stay.
-_DROP_ORDER = ("tokens\nin/out", "tok/s", "TTFT", "cost", "latency\np50/p95")
+_DROP_ORDER = ("calls\n/case", "tokens\nin/out", "tok/s", "TTFT", "cost", "latency\np50/p95")
 _LABEL_CAP = 24  # a longer prompt or provider id folds onto more lines
 
 
@@ -279,6 +279,7 @@ def _leaderboard_columns(summary: Summary) -> dict[str, list[str]]:
         "TTFT": [_seconds(r.ttft_p50) for r in rows],
         "tok/s": ["—" if r.tokens_per_s is None else f"{r.tokens_per_s:.1f}" for r in rows],
         "tokens\nin/out": [f"{_count(r.input_tokens)}/{_count(r.output_tokens)}" for r in rows],
+        "calls\n/case": [f"{r.requests / r.cases:.1f}" if r.cases else "—" for r in rows],
         "cost": [_cost(r.cost) for r in rows],
     })
     return columns

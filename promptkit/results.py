@@ -55,6 +55,8 @@ class CaseResult:
     attempts: int = 0
     requests: int = 1  # API calls behind this result (self-consistency makes several)
     template_sha256: str | None = None
+    answer: str | None = None  # the extracted (or voted) answer, with chain-of-thought
+    votes: dict[str, int] | None = None  # self-consistency: answer -> samples that gave it
 
     @property
     def key(self) -> tuple[str, str, str, int]:

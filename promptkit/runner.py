@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .client import Completion, EndpointClient, sdk_client_for
+from .client import Completion, EndpointClient, Outcome, sdk_client_for
 from .datasets import Case, count_cases, iter_cases
 from .errors import ConfigError, PromptkitError
 from .local import MODEL_ALIAS, LocalServer, find_engine
 from .results import CaseResult, RunInfo
 from .scoring import Output, ScoringContext, check_assertions, score
-from .spec import EvalSpec, LoadedSpec, PromptVariant, Provider
+from .spec import CotSpec, EvalSpec, FewShotSpec, LoadedSpec, PromptVariant, Provider
 from .store import ResponseCache, RunStore, default_paths
 from .templates import PromptTemplate, TemplateStore
+
+if TYPE_CHECKING:
+    from .cot import ChainOfThought
+    from .fewshot import FewShot
 
 LOCAL_CONCURRENCY = 4  # parallel slots for a native llama-server on a small machine
 
@@ -58,6 +63,8 @@ class Prepared:
     loaded: LoadedSpec
     store: TemplateStore
     templates: dict[str, PromptTemplate]
+    fewshots: dict[str, FewShot] = field(default_factory=dict)  # by variant id
+    cots: dict[str, ChainOfThought] = field(default_factory=dict)  # by variant id
 
     @property
     def spec(self) -> EvalSpec:
@@ -70,13 +77,25 @@ class Prepared:
         return count_cases(self.loaded.dataset_path, self.spec.cases, limit)
 
     def variables(self, variant: PromptVariant, case: Case) -> dict[str, Any]:
-        return {**case.vars, **variant.vars}
+        """Template variables: the case's fields, the variant's vars, selected examples."""
+        values = {**case.vars, **variant.vars}
+        if variant.id in self.fewshots:
+            values[variant.fewshot.var] = self.fewshots[variant.id](case.vars)
+        return values
 
-    def prompt(self, variant: PromptVariant, provider: Provider, case: Case
+    def prompt(self, variant: PromptVariant, provider: Provider, values: dict[str, Any]
                ) -> str | list[dict[str, str]]:
+        """The rendered prompt (messages or text), with the CoT trigger when configured."""
         template = self.templates[variant.id]
-        values = self.variables(variant, case)
-        return template.render(values) if provider.api == "chat" else template.render_text(values)
+        prompt = (template.render(values) if provider.api == "chat"
+                  else template.render_text(values))
+        cot = self.cots.get(variant.id)
+        return cot.apply(prompt) if cot is not None else prompt
+
+    def samples(self, variant: PromptVariant) -> int:
+        """Requests per case: the self-consistency sample count, else 1."""
+        cot = self.cots.get(variant.id)
+        return cot.samples if cot is not None and cot.style == "self-consistency" else 1
 
     def params(self, variant: PromptVariant, provider: Provider) -> dict[str, Any]:
         """Model params: the template's, then the provider's, then the variant's win."""
@@ -117,6 +136,19 @@ def prepare(loaded: LoadedSpec) -> Prepared:
         exc.args = (str(exc),)
         raise
     prepared = Prepared(loaded, store, templates)
+    for i, variant in enumerate(spec.prompts):
+        for part, config, build, built in (
+                ("fewshot", variant.fewshot, lambda c: build_fewshot(loaded, c), prepared.fewshots),
+                ("cot", variant.cot, build_cot, prepared.cots)):
+            if config is None:
+                continue
+            try:
+                built[variant.id] = build(config)
+            except ConfigError as exc:
+                if exc.filename:  # a bad pool row: its own file and line say more
+                    raise
+                path = ["prompts", i, part, *(exc.key_path.split(".") if exc.key_path else [])]
+                raise loaded.error(exc.message, path) from None
     first = next(prepared.cases(1), None)
     if first is None:
         raise loaded.error("the dataset has no cases", ["dataset" if spec.dataset else "cases"])
@@ -124,10 +156,54 @@ def prepare(loaded: LoadedSpec) -> Prepared:
         for api in {p.api for p in spec.providers}:
             probe = Provider.model_construct(api=api, id="probe")
             try:
-                prepared.prompt(variant, probe, first)
+                prepared.prompt(variant, probe, prepared.variables(variant, first))
             except PromptkitError as exc:
                 raise type(exc)(f"{exc} (case {first.id!r}, prompt {variant.id!r})") from None
     return prepared
+
+
+def build_fewshot(loaded: LoadedSpec, config: FewShotSpec) -> FewShot:
+    """The example selector of a variant's ``fewshot:`` settings."""
+    from .fewshot import few_shot, load_pool  # BM25 brings numpy: only when asked for
+
+    pool = load_pool(config.pool, loaded.base_dir)
+    fields = [k for k in (pool[0] if pool else {}) if k != "id"]
+    example_format = config.format or "\n".join(f"{k}: {{{k}}}" for k in fields)
+    embed = None
+    if config.embeddings:
+        embed = sync_embedder(loaded, config.embeddings)
+    return few_shot(pool, config.k, config.select, fields=config.fields, label=config.label,
+                    seed=config.seed, mmr_lambda=config.mmr_lambda, max_tokens=config.budget,
+                    template=example_format, embed=embed)
+
+
+def sync_embedder(loaded: LoadedSpec, provider_id: str) -> Callable[[list[str]], Any]:
+    """Embeddings from a grader provider's ``/v1/embeddings``, for example selection."""
+    spec = loaded.spec
+    provider = next((p for p in [*spec.graders, *spec.providers] if p.id == provider_id), None)
+    if provider is None or provider.is_local:
+        raise ConfigError(f"embeddings provider {provider_id!r} must be listed in graders "
+                          "with a base_url", key_path="embeddings")
+    from openai import OpenAI
+
+    client = OpenAI(base_url=provider.base_url, api_key=provider.api_key(), max_retries=3,
+                    timeout=provider.timeout)
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        response = client.embeddings.create(model=provider.model or "", input=texts)
+        return [item.embedding for item in response.data]
+
+    return embed
+
+
+def build_cot(config: CotSpec) -> ChainOfThought:
+    """The chain-of-thought settings of a variant's ``cot:``."""
+    from .cot import ExtractSpec, chain_of_thought
+
+    extract = ExtractSpec(**config.extract.model_dump())
+    return chain_of_thought(config.style, trigger=config.trigger, lang=config.lang,
+                            answer=extract, samples=config.samples,
+                            temperature=config.temperature)
 
 
 class Runner:
@@ -188,75 +264,109 @@ class Runner:
 
     async def run_case(self, provider: Provider, variant: PromptVariant, case: Case,
                        repeat: int) -> CaseResult:
-        """One request and its scores; every failure ends up in the result."""
+        """One case: its request(s) and scores; every failure ends up in the result."""
         prepared = self.prepared
         template = prepared.templates[variant.id]
         result = CaseResult(variant.id, provider.id, case.id, case.index, repeat,
                             vars=case.vars, template_sha256=template.sha256)
         try:
-            prompt = prepared.prompt(variant, provider, case)
+            if variant.fewshot and variant.fewshot.embeddings:
+                # embedding the query is a blocking HTTP call: keep it off the loop
+                values = await asyncio.to_thread(prepared.variables, variant, case)
+            else:
+                values = prepared.variables(variant, case)
+            prompt = prepared.prompt(variant, provider, values)
         except PromptkitError as exc:
             result.error, result.error_kind = str(exc), "render"
             return result
         client = self.client_for(provider)
         body = prepared.body(variant, provider, prompt)
-        completion = self._cached(client, body, variant, provider, repeat, result)
-        if completion is None:
-            outcome = await client.request(body)
-            result.attempts = outcome.attempts
-            result.latency_s, result.ttft_s = outcome.latency_s, outcome.ttft_s
-            if outcome.completion is None:
-                result.error, result.error_kind = outcome.error, outcome.error_kind
-                return result
-            completion = outcome.completion
-            self._store_in_cache(client, body, variant, provider, repeat, completion)
-        result.output = completion.text
-        result.input_tokens, result.output_tokens = (completion.input_tokens,
-                                                     completion.output_tokens)
+        samples = prepared.samples(variant)
+        sampled = samples > 1 or prepared.sampling(variant, provider)
+        if samples > 1:
+            body["temperature"] = prepared.cots[variant.id].temperature
+        answers = await asyncio.gather(*(
+            self._request(client, body, provider, repeat * samples + i if sampled else None)
+            for i in range(samples)))
+        completions = []
+        for completion, outcome in answers:
+            if outcome is not None:
+                result.attempts += outcome.attempts
+                result.latency_s = max(result.latency_s or 0.0, outcome.latency_s or 0.0)
+                if outcome.ttft_s is not None:
+                    result.ttft_s = min(result.ttft_s or outcome.ttft_s, outcome.ttft_s)
+                if completion is None:
+                    result.error, result.error_kind = outcome.error, outcome.error_kind
+            if completion is not None:
+                completions.append(completion)
+        result.requests = sum(outcome is not None for _, outcome in answers)
+        result.cached = result.requests == 0
+        if result.error is not None:
+            return result
+        result.input_tokens = sum(c.input_tokens or 0 for c in completions)
+        result.output_tokens = sum(c.output_tokens or 0 for c in completions)
         if provider.price is not None:
             result.cost = provider.price.cost(result.input_tokens, result.output_tokens)
-        await self._score(result, completion, prepared.variables(variant, case))
+        scored_text, agreement = self._answer(variant, completions, result)
+        await self._score(result, scored_text, values)
+        if agreement is not None:
+            result.metrics["agreement"] = agreement
         return result
 
-    def _cache_key(self, client: EndpointClient, body: dict[str, Any], variant: PromptVariant,
-                   provider: Provider, repeat: int) -> str:
-        sample = repeat if self.prepared.sampling(variant, provider) else None
+    def _answer(self, variant: PromptVariant, completions: list[Completion],
+                result: CaseResult) -> tuple[str, float | None]:
+        """The text the assertions see (the output, or the extracted or voted answer),
+        and the samples' agreement under self-consistency."""
+        cot = self.prepared.cots.get(variant.id)
+        result.output = completions[0].text
+        if cot is None:
+            return result.output.strip(), None
+        from .cot import majority_vote, normalize_answer
+
+        answers = [cot.extract(c.text) for c in completions]
+        if len(completions) == 1:
+            result.answer = answers[0]
+            return result.answer or "", None
+        vote = majority_vote(answers)
+        result.answer, result.votes = vote.answer, dict(vote.votes)
+        for completion, answer in zip(completions, answers, strict=True):
+            if answer is not None and normalize_answer(answer) == vote.answer:
+                result.output = completion.text  # show a sample that gave the winner
+                break
+        return vote.answer or "", vote.agreement
+
+    async def _request(self, client: EndpointClient, body: dict[str, Any], provider: Provider,
+                       sample: int | None) -> tuple[Completion | None, Outcome | None]:
+        """One answer: from the cache (no outcome) or from the endpoint."""
+        key = self._cache_key(client, body, provider, sample) if self.cache is not None else ""
+        if self.cache is not None and (record := self.cache.get(key)) is not None:
+            return Completion(**{k: v for k, v in record.items()
+                                 if k in Completion.__dataclass_fields__}), None
+        outcome = await client.request(body)
+        if outcome.completion is not None and self.cache is not None and \
+                self._cacheable(body, outcome.completion):
+            self.cache.put(key, outcome.completion.to_record())
+        return outcome.completion, outcome
+
+    def _cacheable(self, body: dict[str, Any], completion: Completion) -> bool:
+        if body.get("response_format") is None:
+            return True
+        try:  # an answer that breaks the requested JSON output is not kept
+            json.loads(completion.text)
+        except ValueError:
+            return False
+        return True
+
+    def _cache_key(self, client: EndpointClient, body: dict[str, Any], provider: Provider,
+                   sample: int | None) -> str:
         # A local server gets a new port each run; its model file is what identifies it.
         server = self.servers.get(provider.id)
         where = f"local:{server.model_path.name}" if server else client.base_url
         return ResponseCache.key(where, provider.model or provider.id, provider.api,
                                  body, sample)
 
-    def _cached(self, client: EndpointClient, body: dict[str, Any], variant: PromptVariant,
-                provider: Provider, repeat: int, result: CaseResult) -> Completion | None:
-        if self.cache is None:
-            return None
-        record = self.cache.get(self._cache_key(client, body, variant, provider, repeat))
-        if record is None:
-            return None
-        result.cached = True
-        result.requests = 0
-        return Completion(**{k: v for k, v in record.items()
-                             if k in Completion.__dataclass_fields__})
-
-    def _store_in_cache(self, client: EndpointClient, body: dict[str, Any],
-                        variant: PromptVariant, provider: Provider, repeat: int,
-                        completion: Completion) -> None:
-        if self.cache is None:
-            return
-        if self.prepared.templates[variant.id].output is not None:
-            import json
-
-            try:  # an answer that breaks the declared JSON output is not kept
-                json.loads(completion.text)
-            except ValueError:
-                return
-        self.cache.put(self._cache_key(client, body, variant, provider, repeat),
-                       completion.to_record())
-
-    async def _score(self, result: CaseResult, completion: Completion,
-                     variables: dict[str, Any]) -> None:
-        output = Output(text=completion.text.strip(), latency_s=result.latency_s,
+    async def _score(self, result: CaseResult, text: str, variables: dict[str, Any]) -> None:
+        output = Output(text=text, latency_s=result.latency_s,
                         ttft_s=result.ttft_s, input_tokens=result.input_tokens,
                         output_tokens=result.output_tokens, cost=result.cost)
         context = ScoringContext(vars=variables, render=self.prepared.store.render_string,

@@ -305,6 +305,16 @@ class PromptTemplate:
         return "\n\n".join(m["content"] for m in messages)
 
 
+def cot_trigger(lang: str = "en") -> str:
+    """Template global: the zero-shot chain-of-thought trigger in ``lang`` (en, zh, ...)."""
+    from .cot import TRIGGERS
+
+    if lang not in TRIGGERS:
+        raise TemplateRenderError(f"no chain-of-thought trigger for {lang!r} "
+                                  f"(known: {', '.join(TRIGGERS)})")
+    return TRIGGERS[lang]
+
+
 def _coerce(name: str, spec: InputSpec, value: Any, filename: str) -> Any:
     """Check a value against its declared type; parse strings for scalar types."""
     if spec.type == "any" or value is None:
@@ -391,6 +401,9 @@ class TemplateStore:
         self.env = PromptEnvironment(loader=self.loader, max_output_chars=max_output_chars)
         self._cache: dict[tuple[str, int], PromptTemplate] = {}
         self._inline: dict[str, jinja2.Template] = {}
+        self._selectors: dict[tuple[Any, ...], Any] = {}
+        self.env.globals["fewshot"] = self._fewshot
+        self.env.globals["cot_trigger"] = cot_trigger
 
     @classmethod
     def from_package(cls, package: str, folder: str = "templates", **options: Any
@@ -489,6 +502,29 @@ class TemplateStore:
     def list(self) -> list[TemplateInfo]:
         """Every template with its versions and labels."""
         return [TemplateInfo(n, self.versions(n), self.labels(n)) for n in self.names()]
+
+    def _fewshot(self, pool: str, query: Any, k: int = 3, select: str = "similar",
+                 **options: Any) -> list[dict[str, Any]]:
+        """Template global: ``{% for ex in fewshot("pools/x.jsonl", question, k=2) %}``.
+
+        ``pool`` is a JSONL or CSV file inside the store; ``query`` is the text (or a
+        mapping of fields) the examples should resemble. Options are those of
+        :func:`promptkit.fewshot.few_shot` (``fields``, ``label``, ``seed``,
+        ``mmr_lambda``, ``max_tokens``, ``template``).
+        """
+        from .fewshot import few_shot, load_pool
+
+        key = (pool, select, k, tuple(sorted((n, repr(v)) for n, v in options.items())))
+        selector = self._selectors.get(key)
+        if selector is None:
+            rows = load_pool(self.loader.resolve(pool))
+            selector = self._selectors[key] = few_shot(rows, k, select, **options)  # type: ignore[arg-type]
+        if not isinstance(query, Mapping):
+            fields = options.get("fields") or [
+                name for name, value in (selector.pool[0] if selector.pool else {}).items()
+                if isinstance(value, str) and name not in ("id", options.get("label"))]
+            query = dict.fromkeys(fields, str(query))
+        return selector(query)
 
     def render_string(self, source: str, variables: Mapping[str, Any]) -> str:
         """Render a short inline template (an assertion's ``expected``) in the sandbox.
