@@ -184,3 +184,30 @@ def test_no_server_outlives_an_interrupted_run(demo_project: Path, signum: int) 
     while time.monotonic() < deadline and set(server_pids()) - before:
         time.sleep(0.2)
     assert set(server_pids()) <= before
+
+
+@local_model
+@needs_extra
+def test_serve_prints_a_base_url_that_answers() -> None:
+    before = set(server_pids())
+    child = subprocess.Popen([sys.executable, "-m", "promptkit.cli", "serve"], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base_url = ""
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not base_url:
+            line = child.stdout.readline()
+            if not line:
+                break
+            if line.startswith("base_url: "):
+                base_url = line.split(": ", 1)[1].strip()
+        assert base_url.startswith("http://127.0.0.1:"), child.stderr.read()
+        with urllib.request.urlopen(f"{base_url}/models", timeout=10) as reply:
+            assert json.load(reply)["data"][0]["id"] == "gemma-3-270m"
+    finally:
+        child.terminate()
+        child.wait(timeout=60)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and set(server_pids()) - before:
+        time.sleep(0.2)
+    assert set(server_pids()) <= before
