@@ -160,3 +160,26 @@ def test_template_globals_select_examples_and_give_triggers(pool_store: Template
     assert text.endswith("让我们一步一步地思考。")
     with pytest.raises(TemplateSecurityError):
         pool_store.render_string('{{ fewshot("../secret.jsonl", "x") }}', {})
+
+
+def test_similar_examples_by_embeddings_from_a_grader(tmp_path: Path,
+                                                      endpoint: FakeEndpoint) -> None:
+    endpoint.default = Reply.text("Answer: 150")
+    path = make_eval(tmp_path, endpoint, """\
+  - id: embedded
+    template: math@1
+    fewshot: {pool: pool.jsonl, k: 1, select: similar, fields: [question],
+              embeddings: embedder}""")
+    path.write_text(path.read_text() + f"""\
+graders:
+  - id: embedder
+    base_url: {endpoint.base_url}
+    model: fake-embedding
+""")
+    (result,) = run(path)
+    embedding_calls = [r for r in endpoint.requests if r.path == "/v1/embeddings"]
+    # the pool once; the case's question twice: the preflight render, then the run
+    assert [len(r.body["input"]) for r in embedding_calls] == [3, 1, 1]
+    prompt = next(r for r in endpoint.requests if r.path == "/v1/chat/completions")
+    assert "A train travels 60 km per hour" in prompt.body["messages"][0]["content"]
+    assert result.error is None
