@@ -16,19 +16,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from . import __version__
-from .errors import ConfigError, PromptkitError
+from .errors import ConfigError, ExitCode, PromptkitError
 
 if TYPE_CHECKING:
     from .templates import PromptTemplate, TemplateStore
-
-
-class ExitCode:
-    """Process exit codes (SPEC §6)."""
-
-    OK = 0
-    FAILED = 1  # a threshold, check or regression gate failed
-    INVALID_INPUT = 2  # bad YAML, unknown template, missing variable, ...
-    RUN_INCOMPLETE = 3  # the run could not complete (endpoint unreachable)
 
 
 def fail(message: str, code: int = ExitCode.INVALID_INPUT) -> NoReturn:

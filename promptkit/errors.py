@@ -18,6 +18,15 @@ any of them into one line on stderr and exit code 2 (``ExitCode.INVALID_INPUT``)
 from __future__ import annotations
 
 
+class ExitCode:
+    """Process exit codes (SPEC §6)."""
+
+    OK = 0
+    FAILED = 1  # a threshold, check or regression gate failed
+    INVALID_INPUT = 2  # bad YAML, unknown template, missing variable, ...
+    RUN_INCOMPLETE = 3  # the run could not complete (endpoint unreachable)
+
+
 class PromptkitError(Exception):
     """Base class of every error promptkit raises on purpose."""
 

@@ -14,14 +14,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import PromptkitError
+from .errors import ExitCode, PromptkitError
 from .progress import EvalProgress
 from .report import Summary, output_format, print_leaderboard, summarize, write_output
 from .runner import Prepared, RunOptions, RunOutcome, prepare, run_eval
 from .spec import LoadedSpec
 from .tokens import count_prompt_tokens
-
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 
 @dataclass
@@ -111,8 +109,8 @@ def exit_code(report: EvalReport) -> int:
     """3 when a provider was unreachable or failed every request, 1 when a threshold
     failed, else 0."""
     if report.outcome.unreachable or failed_providers(report.summary):
-        return EXIT_INCOMPLETE
-    return EXIT_OK if report.summary.all_thresholds_met() else EXIT_FAILED
+        return ExitCode.RUN_INCOMPLETE
+    return ExitCode.OK if report.summary.all_thresholds_met() else ExitCode.FAILED
 
 
 def print_dry_run(request: EvalRequest, out: Console) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import json
 import os
 import shutil
@@ -64,14 +63,10 @@ def bundled_model() -> Path:
         stat = target.stat()
         if stamp.read_text() == f"{stat.st_size}:{stat.st_mtime_ns}:{package.EXPECTED_SHA256}":
             return target  # verified before and untouched since
-    path = Path(package.assemble())  # assembles if needed and compares the sha256
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != package.EXPECTED_SHA256:
-        raise PromptkitError(f"{path}: sha256 does not match the bundled model's; delete it "
-                             "and run again")
+    try:  # assemble() writes the file if needed and compares its sha256 either way
+        path = Path(package.assemble())
+    except (FileExistsError, ValueError) as exc:
+        raise PromptkitError(f"{target}: {exc}; delete it and run again") from None
     stat = path.stat()
     stamp.write_text(f"{stat.st_size}:{stat.st_mtime_ns}:{package.EXPECTED_SHA256}")
     return path

@@ -143,7 +143,7 @@ def _check_version(store: TemplateStore, name: str, version: int) -> list[Proble
         template = store.get(f"{name}@{version}")
         used = template.variables
     except TemplateError as exc:
-        return [_problem(exc, display_name(store, name, version))]
+        return [_problem(exc, store.loader.display_name(f"{name}/v{version}.jinja"))]
     declared = set(template.inputs)
     problems = [
         Problem(template.filename, f"'{var}' is used but not declared in the front matter "
@@ -155,10 +155,6 @@ def _check_version(store: TemplateStore, name: str, version: int) -> list[Proble
         for var in sorted(declared - used)
     ]
     return problems
-
-
-def display_name(store: TemplateStore, name: str, version: int) -> str:
-    return store.loader.display_name(f"{name}/v{version}.jinja")
 
 
 def _problem(exc: PromptkitError, fallback: str) -> Problem:
