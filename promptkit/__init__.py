@@ -18,6 +18,9 @@ from .errors import TemplateSecurityError as TemplateSecurityError
 from .errors import TemplateSyntaxError as TemplateSyntaxError
 
 if TYPE_CHECKING:
+    from .baseline import load_baseline as load_baseline
+    from .comparison import Comparison as Comparison
+    from .comparison import compare as compare
     from .cot import ChainOfThought as ChainOfThought
     from .cot import chain_of_thought as chain_of_thought
     from .cot import majority_vote as majority_vote
@@ -30,6 +33,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "ChainOfThought": "promptkit.cot",
+    "Comparison": "promptkit.comparison",
+    "compare": "promptkit.comparison",
+    "load_baseline": "promptkit.baseline",
     "FewShot": "promptkit.fewshot",
     "PromptTemplate": "promptkit.templates",
     "TemplateStore": "promptkit.templates",
@@ -40,6 +46,7 @@ _LAZY = {
 
 __all__ = [
     "ChainOfThought",
+    "Comparison",
     "ConfigError",
     "FewShot",
     "PromptTemplate",
@@ -51,7 +58,9 @@ __all__ = [
     "TemplateStore",
     "TemplateSyntaxError",
     "chain_of_thought",
+    "compare",
     "few_shot",
+    "load_baseline",
     "majority_vote",
 ]
 

@@ -19,6 +19,8 @@ from . import __version__
 from .errors import ConfigError, ExitCode, PromptkitError
 
 if TYPE_CHECKING:
+    from .baseline import Side
+    from .comparison import Comparison
     from .templates import PromptTemplate, TemplateStore
 
 
@@ -232,10 +234,19 @@ def render(ref: str, pairs: tuple[str, ...], vars_file: str | None, fmt: str,
 # -- eval ----------------------------------------------------------------------
 
 
+flips_option = click.option(
+    "--flips", type=click.IntRange(min=0), default=50, show_default=True,
+    help="Flipped cases listed per prompt × provider and direction.")
+alpha_option = click.option(
+    "--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+    show_default=True, help="Significance level of the regression verdict.")
+
+
 @cli.command("eval")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "outputs", multiple=True, metavar="FILE",
-              help="Write results: .json, .jsonl, .csv or .xml (JUnit). Repeatable.")
+              help="Write results: .json, .jsonl, .csv, .xml (JUnit) or .html (a static "
+                   "report). Repeatable.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
 @click.option("--resume", is_flag=True, help="Continue the last unfinished run of this spec.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N cases.")
@@ -254,17 +265,32 @@ def render(ref: str, pairs: tuple[str, ...], vars_file: str | None, fmt: str,
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--store-dir", type=click.Path(file_okay=False),
               help="Where runs and the cache live (default: .promptkit/ beside the spec).")
+@click.option("--baseline", metavar="FILE_OR_RUN",
+              help="Compare with a baseline file (promptkit baseline save) or a stored run.")
+@click.option("--fail-on-regression", is_flag=True,
+              help="Exit 1 when the comparison with --baseline finds a significant "
+                   "regression.")
+@alpha_option
+@flips_option
 def eval_command(spec_path: str, outputs: tuple[str, ...], no_cache: bool, resume: bool,
                  limit: int | None, concurrency: int | None, repeat: int | None,
                  prompt_ids: tuple[str, ...], provider_ids: tuple[str, ...],
                  base_url: str | None, model: str | None, api: str | None,
                  api_key_env: str | None, dry_run: bool, quiet: bool,
-                 store_dir: str | None) -> None:
+                 store_dir: str | None, baseline: str | None, fail_on_regression: bool,
+                 alpha: float, flips: int) -> None:
     """Run an eval: prompt variants × providers × cases, scored, stored, reported.
 
-    Exit codes: 0 every threshold met; 1 a threshold failed; 2 invalid input;
+    With --baseline, the run is compared case by case with the baseline: exact
+    McNemar test on pass/fail flips (Holm-adjusted across rows), paired bootstrap
+    intervals on each metric, and the cases that flipped.
+
+    Exit codes: 0 every threshold met (and, with --fail-on-regression, no significant
+    regression); 1 a threshold failed or a regression was found; 2 invalid input;
     3 the run could not complete (an endpoint unreachable after retries).
     """
+    if fail_on_regression and not baseline:
+        raise click.UsageError("--fail-on-regression needs --baseline")
     import asyncio
 
     from rich.console import Console
@@ -278,7 +304,9 @@ def eval_command(spec_path: str, outputs: tuple[str, ...], no_cache: bool, resum
         prompt_ids=prompt_ids, provider_ids=provider_ids)
     request = EvalRequest(loaded, outputs=outputs, use_cache=not no_cache, resume=resume,
                           limit=limit, quiet=quiet,
-                          store_dir=Path(store_dir) if store_dir else None)
+                          store_dir=Path(store_dir) if store_dir else None,
+                          baseline=baseline, fail_on_regression=fail_on_regression,
+                          alpha=alpha, flips=flips)
     if dry_run:
         print_dry_run(request, wide_console())
         return
@@ -287,6 +315,174 @@ def eval_command(spec_path: str, outputs: tuple[str, ...], no_cache: bool, resum
     except KeyboardInterrupt:
         fail("interrupted; continue with --resume", 130)
     sys.exit(exit_code(report))
+
+
+# -- runs, baselines, comparisons ------------------------------------------------------
+
+store_dir_option = click.option(
+    "-s", "--store-dir", type=click.Path(file_okay=False),
+    help="The run store folder (default: .promptkit/ here and one folder down, "
+         "e.g. evals/.promptkit/).")
+
+
+def _when(timestamp: float | None) -> str:
+    import time
+
+    return "—" if timestamp is None else time.strftime("%Y-%m-%d %H:%M:%S",
+                                                       time.localtime(timestamp))
+
+
+@cli.group(cls=_Group)
+def runs() -> None:
+    """List stored runs and show one."""
+
+
+@runs.command("list")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Newest runs shown per store.")
+@store_dir_option
+def runs_list(limit: int, store_dir: str | None) -> None:
+    """List runs, newest first: id, status, results, eval."""
+    from rich.table import Table
+
+    from .store import RunStore, find_run_stores
+
+    found = []
+    for path in find_run_stores(store_dir):
+        if not path.is_file():
+            continue
+        with RunStore(path) as store:
+            found += [(run, store.count_results(run.run_id))
+                      for run in store.list_runs(limit=limit)]
+    if not found:
+        fail("no runs found (looked for .promptkit/runs.db here and one folder down); "
+             "run an eval first or pass --store-dir")
+    table = Table("run", "status", "started", "results", "eval", box=None,
+                  header_style="bold")
+    for run, stored in sorted(found, key=lambda item: -item[0].started_at):
+        planned = f"/{run.planned:,}" if run.planned is not None else ""
+        table.add_row(run.run_id, run.status, _when(run.started_at), f"{stored:,}{planned}",
+                      _relative(run.eval_path))
+    wide_console().print(table)
+
+
+def _relative(path: str) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
+
+
+@runs.command("show")
+@click.argument("run_ref", metavar="RUN", default="last")
+@store_dir_option
+def runs_show(run_ref: str, store_dir: str | None) -> None:
+    """Show a run's details and leaderboard. RUN is an id, a unique prefix or `last`."""
+    from .report import order_rows, print_leaderboard, summarize
+    from .store import find_run, find_run_stores
+
+    store, run = find_run(run_ref, find_run_stores(store_dir))
+    with store:
+        out = wide_console()
+        out.print(f"run {run.run_id}: {run.status}, started {_when(run.started_at)}, "
+                  f"ended {_when(run.finished_at)}", highlight=False, markup=False)
+        out.print(f"eval {_relative(run.eval_path)}; store {store.path}", highlight=False,
+                  markup=False)
+        summary = summarize(store.results(run.run_id), run.config.get("threshold"))
+        order_rows(summary, [p.get("id") for p in run.config.get("prompts", [])],
+                   [p.get("id") for p in run.config.get("providers", [])])
+        title = run.config.get("description") or Path(run.eval_path).name
+        print_leaderboard(summary, out, title=title)
+
+
+@cli.group(cls=_Group)
+def baseline() -> None:
+    """Save a run as a baseline file to commit, for `eval --baseline` in CI."""
+
+
+@baseline.command("save")
+@click.argument("run_ref", metavar="[RUN]", default="last")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The baseline file, e.g. evals/baselines/summarize.json.")
+@click.option("--allow-unfinished", is_flag=True,
+              help="Save a run that did not finish (its missing cases are not compared).")
+@store_dir_option
+def baseline_save(run_ref: str, output: str, allow_unfinished: bool,
+                  store_dir: str | None) -> None:
+    """Write a run's per-case results as a small, diff-friendly JSON baseline.
+
+    RUN is an id, a unique prefix or `last` (the default). The file holds, per prompt ×
+    provider, the model, template sha256, params and one line per case: its id,
+    pass/fail, scores and output.
+    """
+    from .baseline import save_baseline, side_from_run
+    from .store import find_run, find_run_stores
+
+    store, run = find_run(run_ref, find_run_stores(store_dir))
+    with store:
+        if run.status != "finished" and not allow_unfinished:
+            fail(f"run {run.run_id} is {run.status}; finish it (`promptkit eval SPEC "
+                 "--resume`) or pass --allow-unfinished")
+        side = side_from_run(store, run)
+    if not Path(output).resolve().parent.is_dir():
+        fail(f"--output {output}: folder does not exist")
+    save_baseline(side, output, _relative(run.eval_path))
+    cases = sum(len(row.cases) for row in side.rows)
+    errors = sum(case.error is not None for row in side.rows for case in row.cases.values())
+    click.echo(f"saved run {run.run_id} to {output}: {len(side.rows)} prompt × provider, "
+               f"{cases} cases" + (f", {errors} with errors (counted as failures)"
+                                    if errors else ""))
+
+
+@cli.command("compare")
+@click.argument("before", metavar="BASELINE")
+@click.argument("after", metavar="CANDIDATE", default="last")
+@click.option("-o", "--output", "outputs", multiple=True, metavar="FILE",
+              help="Also write the comparison: .html (with the candidate's cases) or .json.")
+@click.option("--fail-on-regression", is_flag=True,
+              help="Exit 1 when the candidate is significantly worse.")
+@alpha_option
+@flips_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@store_dir_option
+def compare_command(before: str, after: str, outputs: tuple[str, ...],
+                    fail_on_regression: bool, alpha: float, seed: int, flips: int,
+                    store_dir: str | None) -> None:
+    """Compare CANDIDATE with BASELINE case by case (each a run or a baseline file).
+
+    Exact McNemar test on pass/fail flips per prompt × provider (Holm-adjusted across
+    rows), seeded paired bootstrap 95% intervals on each metric, the flipped cases
+    (pass → fail first) and a verdict. CANDIDATE defaults to the newest run.
+    """
+    from .baseline import resolve_side
+    from .comparison import compare, print_comparison
+    from .store import find_run_stores
+
+    paths = find_run_stores(store_dir)
+    baseline_side, candidate = resolve_side(before, paths), resolve_side(after, paths)
+    comparison = compare(baseline_side, candidate, alpha=alpha, seed=seed)
+    print_comparison(comparison, wide_console(), flips)
+    for output in outputs:
+        _write_comparison(output, comparison, candidate)
+    if fail_on_regression and comparison.regressed:
+        sys.exit(ExitCode.FAILED)
+
+
+def _write_comparison(output: str, comparison: Comparison, candidate: Side) -> None:
+    """Write a comparison to .html or .json, with the candidate's cases when it is a run."""
+    from .report import output_format, summarize, write_output
+    from .store import RunStore
+
+    if output_format(output) not in (".html", ".json"):
+        fail(f"--output {output}: compare writes .html or .json")
+    if candidate.store_path is None or candidate.run_id is None:
+        write_output(output, summarize([]), [], None, comparison)
+    else:
+        with RunStore(candidate.store_path) as store:
+            run = store.get_run(candidate.run_id)
+            summary = summarize(store.results(run.run_id), run.config.get("threshold"))
+            write_output(output, summary, store.results(run.run_id), run, comparison)
+    click.echo(f"wrote {output}", err=True)
 
 
 @cli.command()

@@ -14,11 +14,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .baseline import Side, resolve_side, side_from_run
+from .comparison import Comparison, compare, print_comparison
 from .errors import ExitCode, PromptkitError
 from .progress import EvalProgress
-from .report import Summary, output_format, print_leaderboard, summarize, write_output
+from .report import (
+    Summary,
+    order_rows,
+    output_format,
+    print_leaderboard,
+    summarize,
+    write_output,
+)
 from .runner import Prepared, RunOptions, RunOutcome, prepare, run_eval
 from .spec import LoadedSpec
+from .store import default_paths
 from .tokens import count_prompt_tokens
 
 
@@ -33,6 +43,10 @@ class EvalRequest:
     limit: int | None = None
     quiet: bool = False
     store_dir: Path | None = None
+    baseline: str | None = None  # a baseline file or a run id to compare with
+    fail_on_regression: bool = False
+    alpha: float = 0.05
+    flips: int | None = 50  # flipped cases printed per row and direction
 
 
 @dataclass
@@ -41,6 +55,8 @@ class EvalReport:
 
     outcome: RunOutcome
     summary: Summary
+    comparison: Comparison | None = None
+    fail_on_regression: bool = False
 
 
 def _prepare(request: EvalRequest) -> Prepared:
@@ -55,6 +71,7 @@ async def run_and_report(request: EvalRequest, out: Console, err: Console) -> Ev
     for output in request.outputs:
         _check_output_path(output)
     prepared = _prepare(request)
+    baseline = _load_baseline(request)  # before running: a wrong path costs no requests
     progress = EvalProgress(err, "quiet" if request.quiet else None)
     options = RunOptions(use_cache=request.use_cache, resume=request.resume,
                          limit=request.limit, store_dir=request.store_dir,
@@ -68,9 +85,8 @@ async def run_and_report(request: EvalRequest, out: Console, err: Console) -> Ev
         progress.stop()
     run_id = outcome.run.run_id
     summary = summarize(outcome.runs.results(run_id), prepared.spec.threshold)
-    order = {(p.id, q.id): (i, j) for i, p in enumerate(prepared.spec.prompts)
-             for j, q in enumerate(prepared.spec.providers)}
-    summary.rows.sort(key=lambda row: order.get((row.prompt_id, row.provider_id), (1e9, 0)))
+    order_rows(summary, [p.id for p in prepared.spec.prompts],
+               [p.id for p in prepared.spec.providers])
     title = prepared.spec.description or request.loaded.path.name
     print_leaderboard(summary, out, title=f"{title} — run {run_id}")
     for provider_id, engine in outcome.engines.items():
@@ -84,10 +100,30 @@ async def run_and_report(request: EvalRequest, out: Console, err: Console) -> Ev
                          if r.error), "")
             err.print(f"[bold red]provider {escape(provider_id)}:[/] every request failed "
                       f"(e.g. {escape(last or '')})", highlight=False)
+    comparison = None
+    if baseline is not None:
+        comparison = compare(baseline, side_from_run(outcome.runs, outcome.run),
+                             alpha=request.alpha)
+        out.print()
+        print_comparison(comparison, out, request.flips)
     for output in request.outputs:
-        write_output(output, summary, outcome.runs.results(run_id), outcome.run)
+        write_output(output, summary, outcome.runs.results(run_id), outcome.run, comparison)
         err.print(f"wrote {output}", highlight=False, markup=False)
-    return EvalReport(outcome, summary)
+    return EvalReport(outcome, summary, comparison, request.fail_on_regression)
+
+
+def _load_baseline(request: EvalRequest) -> Side | None:
+    """The ``--baseline`` side: a baseline file, or a run in this eval's run store."""
+    if request.baseline is None:
+        return None
+    runs_path = default_paths(request.loaded.path)[0]
+    if request.store_dir is not None:
+        runs_path = request.store_dir / runs_path.name
+    ref = request.baseline
+    if not runs_path.is_file() and not (Path(ref).is_file() or ref.endswith(".json")):
+        raise PromptkitError(f"--baseline {ref}: no such file, and no runs in {runs_path} "
+                             "yet")
+    return resolve_side(ref, [runs_path])
 
 
 def _check_output_path(output: str) -> None:
@@ -106,11 +142,16 @@ def failed_providers(summary: Summary) -> list[str]:
 
 
 def exit_code(report: EvalReport) -> int:
-    """3 when a provider was unreachable or failed every request, 1 when a threshold
-    failed, else 0."""
+    """3 when a provider was unreachable or failed every request; 1 when a threshold
+    failed, or a baseline comparison found a significant regression and the request
+    asked to fail on one; else 0."""
     if report.outcome.unreachable or failed_providers(report.summary):
         return ExitCode.RUN_INCOMPLETE
-    return ExitCode.OK if report.summary.all_thresholds_met() else ExitCode.FAILED
+    if not report.summary.all_thresholds_met():
+        return ExitCode.FAILED
+    if report.fail_on_regression and report.comparison and report.comparison.regressed:
+        return ExitCode.FAILED
+    return ExitCode.OK
 
 
 def print_dry_run(request: EvalRequest, out: Console) -> None:

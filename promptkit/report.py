@@ -16,10 +16,10 @@ import os
 import re
 import secrets
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
 from rich import box
@@ -30,6 +30,9 @@ from rich.text import Text
 
 from .errors import PromptkitError
 from .results import RESULT_FORMAT, CaseResult, RunInfo
+
+if TYPE_CHECKING:
+    from .comparison import Comparison
 
 OUTPUT_SUFFIXES = (".json", ".jsonl", ".csv", ".xml", ".html")
 BEST_MARK = "★"
@@ -236,6 +239,23 @@ def summarize(results: Iterable[CaseResult], threshold: float | None = None) -> 
                    total_cost=sum(costs) if costs else None)
 
 
+def spec_order(prompt_ids: Sequence[str], provider_ids: Sequence[str]
+               ) -> Callable[[Any], tuple[int, int]]:
+    """A sort key putting rows (anything with ``prompt_id`` and ``provider_id``) in the
+    spec's prompt then provider order; the store yields ids sorted by name. Unknown ids
+    go last."""
+    prompts = {p: i for i, p in enumerate(prompt_ids)}
+    providers = {p: i for i, p in enumerate(provider_ids)}
+    return lambda row: (prompts.get(row.prompt_id, len(prompts)),
+                        providers.get(row.provider_id, len(providers)))
+
+
+def order_rows(summary: Summary, prompt_ids: Sequence[str], provider_ids: Sequence[str]
+               ) -> None:
+    """Put a summary's rows in the spec's order (see :func:`spec_order`)."""
+    summary.rows.sort(key=spec_order(prompt_ids, provider_ids))
+
+
 def _seconds(value: float | None) -> str:
     if value is None:
         return "—"
@@ -356,21 +376,20 @@ def output_format(path: str | Path) -> str:
     if suffix not in OUTPUT_SUFFIXES:
         raise PromptkitError(f"{path}: unsupported output format '{suffix}' "
                              "(use .json, .jsonl, .csv, .xml or .html)")
-    if suffix == ".html":
-        raise PromptkitError(f"{path}: the .html output format is not available yet "
-                             "(use .json, .jsonl, .csv or .xml)")
     return suffix
 
 
 def write_output(path: str | Path, summary: Summary, results: Iterable[CaseResult],
-                 run: RunInfo | None = None) -> None:
+                 run: RunInfo | None = None, comparison: Comparison | None = None) -> None:
     """Write a report file, its format chosen by the suffix of ``path``.
 
     ``.json``: one document with the run, the summary rows and every result.
     ``.jsonl``: one result per line, each with ``run_id``. ``.csv``: one row per result,
     metrics as ``metric:<name>`` columns and the case's variables as one JSON ``vars``
     column. ``.xml``: JUnit, one ``<testsuite>`` per prompt × provider (consecutive
-    results of one pair, as ``RunStore.results`` yields them). Results are streamed; the
+    results of one pair, as ``RunStore.results`` yields them). ``.html``: one static page
+    with the leaderboard, charts, the comparison with a baseline (when given) and every
+    case (:mod:`promptkit.html_report`). Results are streamed; the
     file is written beside ``path`` under a temporary name and renamed when complete.
 
     Args:
@@ -378,13 +397,26 @@ def write_output(path: str | Path, summary: Summary, results: Iterable[CaseResul
         summary: The summary of the same results.
         results: The results, read once.
         run: The run they belong to, if known.
+        comparison: A comparison with a baseline, shown in the ``.html`` page and added
+            to ``.json`` output.
 
     Raises:
         PromptkitError: An unsupported suffix, or the file cannot be written.
     """
     path = Path(path)
-    writer = {".json": _write_json, ".jsonl": _write_jsonl, ".csv": _write_csv,
-              ".xml": _write_junit}[output_format(path)]
+    suffix = output_format(path)
+    if suffix == ".html":
+        from .html_report import write_html
+
+        def writer(file: IO[str], summary: Summary, results: Iterable[CaseResult],
+                   run: RunInfo | None) -> None:
+            write_html(file, summary, results, run, comparison=comparison)
+    elif suffix == ".json":
+        def writer(file: IO[str], summary: Summary, results: Iterable[CaseResult],
+                   run: RunInfo | None) -> None:
+            _write_json(file, summary, results, run, comparison)
+    else:
+        writer = {".jsonl": _write_jsonl, ".csv": _write_csv, ".xml": _write_junit}[suffix]
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         # backslashreplace: a lone surrogate in a model's output must not abort the write
@@ -404,7 +436,7 @@ def _json(value: Any) -> str:
 
 
 def _write_json(file: IO[str], summary: Summary, results: Iterable[CaseResult],
-                run: RunInfo | None) -> None:
+                run: RunInfo | None, comparison: Comparison | None = None) -> None:
     head = {
         "format": RESULT_FORMAT,
         "run": asdict(run) if run is not None else None,
@@ -417,6 +449,8 @@ def _write_json(file: IO[str], summary: Summary, results: Iterable[CaseResult],
             "all_thresholds_met": summary.all_thresholds_met(),
         },
     }
+    if comparison is not None:
+        head["comparison"] = {**asdict(comparison), "regressed": comparison.regressed}
     file.write(_json(head)[:-1] + ', "results": [')  # reopen the object for the array
     separator = "\n"
     for result in results:

@@ -89,6 +89,57 @@ def default_paths(eval_file: Path) -> tuple[Path, Path]:
     return folder / "runs.db", folder / "cache.db"
 
 
+def find_run_stores(store_dir: str | Path | None = None, root: str | Path = ".") -> list[Path]:
+    """The run databases commands such as ``promptkit runs list`` look in.
+
+    ``store_dir``'s when given; else ``./.promptkit/runs.db`` and ``*/.promptkit/runs.db``
+    one folder down (``evals/.promptkit/``, where evals in ``evals/`` keep their runs),
+    those that exist.
+    """
+    if store_dir is not None:
+        return [Path(store_dir) / "runs.db"]
+    root = Path(root)
+    candidates = [root / ".promptkit" / "runs.db", *sorted(root.glob("*/.promptkit/runs.db"))]
+    return [path for path in candidates if path.is_file()]
+
+
+def find_run(ref: str, paths: list[Path]) -> tuple[RunStore, RunInfo]:
+    """Open the store holding run ``ref`` (an id, a unique prefix, or ``last``).
+
+    With ``last``, the newest run of all the stores. The returned store is open; the
+    caller closes it.
+
+    Raises:
+        PromptkitError: no store, no run, or a run id matching in several stores.
+    """
+    if not paths:
+        raise PromptkitError("no run store found (looked for .promptkit/runs.db here and one "
+                             "folder down); run an eval first or pass --store-dir")
+    found: list[tuple[RunStore, RunInfo]] = []
+    errors: list[str] = []
+    for path in paths:
+        store = RunStore(path)
+        try:
+            found.append((store, store.get_run(ref)))
+        except PromptkitError as exc:
+            store.close()
+            errors.append(str(exc))
+    if ref in ("last", "latest") and found:
+        found.sort(key=lambda item: (item[1].started_at, item[1].run_id))
+        for store, _ in found[:-1]:
+            store.close()
+        return found[-1]
+    if len(found) == 1:
+        return found[0]
+    for store, _ in found:
+        store.close()
+    if found:
+        raise PromptkitError(f"run {ref!r} is in several stores: "
+                             f"{', '.join(str(store.path) for store, _ in found)}; "
+                             "pick one with --store-dir")
+    raise PromptkitError("; ".join(errors))
+
+
 class _Database:
     """One SQLite file: connection settings, migrations, closing."""
 

@@ -39,6 +39,15 @@ def project_templates(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the repo's templates and evals, as a user's project."""
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    shutil.copytree(REPO / "evals", tmp_path / "evals",
+                    ignore=shutil.ignore_patterns(".promptkit"))
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def endpoint_server():
     """One scriptable OpenAI-compatible server on 127.0.0.1 for the whole session."""
@@ -53,3 +62,6 @@ def endpoint(endpoint_server):
     """The session's test endpoint, with its script, counters and default reset."""
     endpoint_server.reset()
     return endpoint_server
+
+
+pytest_plugins = ["pytester"]  # tests/test_pytest_plugin.py runs pytest on user projects

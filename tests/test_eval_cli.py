@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,15 +19,6 @@ from promptkit.testing import FakeEndpoint, Reply
 
 REPO = Path(__file__).parent.parent
 CANARY = "sk-canary-7f3a9c2e41d0b5"
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A copy of the repo's templates and evals, as a user's project."""
-    shutil.copytree(REPO / "templates", tmp_path / "templates")
-    shutil.copytree(REPO / "evals", tmp_path / "evals",
-                    ignore=shutil.ignore_patterns(".promptkit"))
-    return tmp_path
 
 
 def promptkit(*args: str, cwd: Path, env: dict[str, str] | None = None,

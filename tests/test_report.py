@@ -294,7 +294,6 @@ def test_junit_output_of_ungrouped_results_keeps_every_case(tmp_path: Path) -> N
 @pytest.mark.parametrize(("name", "message"), [
     ("report.txt", "unsupported output format '.txt' (use .json, .jsonl, .csv, .xml or .html)"),
     ("report", "unsupported output format ''"),
-    ("report.html", "not available yet"),
 ])
 def test_unsupported_suffix(tmp_path: Path, name: str, message: str) -> None:
     with pytest.raises(PromptkitError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -302,7 +301,7 @@ def test_unsupported_suffix(tmp_path: Path, name: str, message: str) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("suffix", [".json", ".jsonl", ".csv", ".xml"])
+@pytest.mark.parametrize("suffix", [".json", ".jsonl", ".csv", ".xml", ".html"])
 def test_write_is_atomic(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"report{suffix}"
     results = store_order(handcrafted())

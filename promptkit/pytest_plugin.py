@@ -1,0 +1,213 @@
+"""The pytest plugin (entry point ``pytest11``): let an app's own ``pytest`` gate prompt changes.
+
+Fixtures:
+
+* ``prompt_templates`` — the project's :class:`~promptkit.templates.TemplateStore`, to
+  assert on rendered prompts exactly as the app renders them;
+* ``promptkit_eval`` — a function that runs an eval spec (optionally against a
+  baseline) and returns an :class:`EvalResult` with ``assert_thresholds()``,
+  ``assert_pass_rate()`` and ``assert_no_regression()``; a failed assertion prints the
+  leaderboard and the cases that flipped.
+
+Options (command line, or the same names in ``[tool.pytest.ini_options]`` with ``_``):
+``--promptkit-templates DIR``, ``--promptkit-base-url URL``, ``--promptkit-model NAME``,
+``--promptkit-api chat|completions``, ``--promptkit-no-cache``. The base URL and model point
+every eval at one endpoint, as ``promptkit eval --base-url`` does.
+
+Only pytest and the standard library are imported until a fixture is used, so installing
+promptkit costs other test suites nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import io
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+
+if TYPE_CHECKING:
+    from .comparison import Comparison
+    from .evaluate import EvalReport
+    from .report import Row, Summary
+    from .templates import TemplateStore
+
+T = TypeVar("T")
+
+_OPTIONS = {
+    "templates": "Template store folder for the prompt_templates fixture (default: templates).",
+    "base_url": "Run every promptkit_eval against this OpenAI-compatible endpoint.",
+    "model": "Model name for --promptkit-base-url.",
+    "api": "API for --promptkit-base-url: chat or completions.",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("promptkit", "promptkit prompt evals")
+    for name, help_text in _OPTIONS.items():
+        group.addoption(f"--promptkit-{name.replace('_', '-')}", dest=f"promptkit_{name}",
+                        metavar=name.upper(), help=help_text)
+        parser.addini(f"promptkit_{name}", help_text)
+    group.addoption("--promptkit-no-cache", action="store_true", dest="promptkit_no_cache",
+                    help="Neither read nor write promptkit's response cache.")
+
+
+def _option(config: pytest.Config, name: str) -> str | None:
+    value = config.getoption(f"promptkit_{name}")
+    return value if value else (config.getini(f"promptkit_{name}") or None)
+
+
+def _resolve(config: pytest.Config, path: str | Path) -> Path:
+    """A path as given when it exists from here, else relative to the pytest root."""
+    path = Path(path)
+    if path.is_absolute() or path.exists():
+        return path
+    return config.rootpath / path
+
+
+def _baseline_ref(config: pytest.Config, baseline: str | Path | None) -> str | None:
+    """A baseline file resolved like spec paths; a run id (``last``) as given."""
+    if baseline is None:
+        return None
+    text = str(baseline)
+    looks_like_file = text.endswith(".json") or isinstance(baseline, Path) or Path(text).exists()
+    return str(_resolve(config, text)) if looks_like_file else text
+
+
+@dataclass
+class EvalResult:
+    """An eval run from a test: its leaderboard, its comparison and the printed report."""
+
+    report: EvalReport
+    text: str  # the leaderboard (and comparison) as the CLI would print them
+
+    @property
+    def summary(self) -> Summary:
+        return self.report.summary
+
+    @property
+    def comparison(self) -> Comparison | None:
+        return self.report.comparison
+
+    @property
+    def run_id(self) -> str:
+        return self.report.outcome.run.run_id
+
+    def row(self, prompt: str, provider: str | None = None) -> Row:
+        """The leaderboard row of a prompt id (and provider id, when there are several)."""
+        rows = [r for r in self.summary.rows
+                if r.prompt_id == prompt and provider in (None, r.provider_id)]
+        if len(rows) != 1:
+            labels = ", ".join(r.label for r in self.summary.rows)
+            pytest.fail(f"{len(rows)} rows match prompt {prompt!r}"
+                        + (f" provider {provider!r}" if provider else "")
+                        + f"; rows: {labels}", pytrace=False)
+        return rows[0]
+
+    def _fail(self, headline: str) -> None:
+        pytest.fail(f"{headline}\n\n{self.text}", pytrace=False)
+
+    def assert_thresholds(self) -> None:
+        """Fail unless every row reaches the spec's ``threshold`` and no provider failed."""
+        from .evaluate import failed_providers
+
+        failed = [r for r in self.summary.rows if r.meets_threshold is False]
+        if failed:
+            self._fail("threshold not met by " + ", ".join(
+                f"{r.label} ({r.pass_rate:.1%} < {r.threshold:.0%})" for r in failed))
+        broken = failed_providers(self.summary) + list(self.report.outcome.unreachable)
+        if broken:
+            self._fail(f"every request failed for provider(s) {', '.join(sorted(set(broken)))}")
+
+    def assert_pass_rate(self, minimum: float, prompt: str | None = None,
+                         provider: str | None = None) -> None:
+        """Fail when a row's pass rate is below ``minimum`` (all rows, or the one named)."""
+        rows = [self.row(prompt, provider)] if prompt is not None else self.summary.rows
+        low = [r for r in rows if r.pass_rate < minimum - 1e-9]
+        if low:
+            self._fail("pass rate below " f"{minimum:.0%}: " + ", ".join(
+                f"{r.label} {r.pass_rate:.1%}" for r in low))
+
+    def assert_no_regression(self) -> None:
+        """Fail when the comparison with the baseline finds a significant regression."""
+        from .comparison import flip_lines, verdict_line
+
+        if self.comparison is None:
+            pytest.fail("assert_no_regression() needs promptkit_eval(..., baseline=...)",
+                        pytrace=False)
+        if self.comparison.regressed:
+            lines = [verdict_line(self.comparison), "", *flip_lines(self.comparison, None)]
+            self._fail("\n".join(lines))
+
+
+def _run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to the end, also from a test that already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+@pytest.fixture
+def prompt_templates(request: pytest.FixtureRequest) -> TemplateStore:
+    """The project's template store (``--promptkit-templates``, default ``templates/``)."""
+    from .templates import TemplateStore
+
+    folder = _option(request.config, "templates") or "templates"
+    return TemplateStore(_resolve(request.config, folder))
+
+
+@pytest.fixture
+def promptkit_eval(request: pytest.FixtureRequest) -> Callable[..., EvalResult]:
+    """A function running an eval spec: ``promptkit_eval("evals/x.yaml", baseline=...)``.
+
+    Keyword arguments: ``baseline`` (a baseline file or run id), ``alpha``, ``limit``,
+    ``prompts`` and ``providers`` (ids to keep), ``base_url``/``model``/``api`` (else the
+    ``--promptkit-*`` options), ``store_dir``, ``use_cache``. Invalid input fails the test
+    with promptkit's one-line message.
+    """
+    config = request.config
+
+    def run(spec: str | Path, *, baseline: str | Path | None = None, alpha: float = 0.05,
+            limit: int | None = None, prompts: tuple[str, ...] = (),
+            providers: tuple[str, ...] = (), base_url: str | None = None,
+            model: str | None = None, api: str | None = None,
+            store_dir: str | Path | None = None, use_cache: bool | None = None) -> EvalResult:
+        from rich.console import Console
+
+        from .errors import PromptkitError
+        from .evaluate import EvalRequest, run_and_report
+        from .spec import apply_overrides, load_spec
+
+        base_url = base_url or _option(config, "base_url")
+        try:
+            loaded = apply_overrides(
+                load_spec(_resolve(config, spec)), base_url=base_url,
+                model=model or (_option(config, "model") if base_url else None),
+                api=api or (_option(config, "api") if base_url else None),  # type: ignore[arg-type]
+                prompt_ids=prompts, provider_ids=providers)
+            eval_request = EvalRequest(
+                loaded, limit=limit, quiet=True,
+                use_cache=(not config.getoption("promptkit_no_cache")
+                           if use_cache is None else use_cache),
+                store_dir=Path(store_dir) if store_dir is not None else None,
+                baseline=_baseline_ref(config, baseline),
+                alpha=alpha)
+            buffer = io.StringIO()
+            out = Console(file=buffer, width=140, color_system=None)
+            report = _run_sync(lambda: run_and_report(eval_request, out,
+                                                      Console(file=io.StringIO())))
+        except PromptkitError as exc:
+            error = f"promptkit: {exc}"
+        else:
+            report.outcome.runs.close()
+            return EvalResult(report, buffer.getvalue())
+        pytest.fail(error, pytrace=False)  # outside the except: no chained traceback
+
+    return run
