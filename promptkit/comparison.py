@@ -290,6 +290,8 @@ def print_comparison(comparison: Comparison, console: Console, flips: int | None
                             f"{change.after:.3f}", _change(change) + mark)
     if metrics.row_count:
         console.print(metrics)
+    if any(m.change.excludes_zero for row in comparison.rows for m in row.metrics
+           if m.name != PASS_RATE):
         console.print("* the interval excludes 0 (paired bootstrap, seed "
                       f"{comparison.seed}); shown for reading, the verdict is the pass/fail "
                       "test", highlight=False)

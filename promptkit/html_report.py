@@ -355,9 +355,10 @@ def _comparison(comparison: Comparison) -> str:
                        f"</td><td>{m.before:.3f}</td><td>{m.after:.3f}</td>"
                        f"<td>{m.change.mean:+.3f} ({m.change.low:+.3f} to "
                        f"{m.change.high:+.3f}){mark}</td></tr>")
-        out.append("</tbody></table>\n<p class=\"meta\">* the interval excludes 0 (paired "
-                   f"bootstrap, seed {comparison.seed}); the verdict is the pass/fail "
-                   "test.</p>\n")
+        out.append("</tbody></table>\n")
+        if any(m.change.excludes_zero for _, m in metric_rows):
+            out.append('<p class="meta">* the interval excludes 0 (paired bootstrap, seed '
+                       f"{comparison.seed}); the verdict is the pass/fail test.</p>\n")
     notes = [*comparison.warnings,
              *(f"{row.label}: {w}" for row in comparison.rows for w in row.warnings),
              *(f"{label} is only in the baseline; not compared"
