@@ -436,7 +436,7 @@ def baseline_save(run_ref: str, output: str, allow_unfinished: bool,
 
 @cli.command("compare")
 @click.argument("before", metavar="BASELINE")
-@click.argument("after", metavar="CANDIDATE", default="last")
+@click.argument("after", metavar="[CANDIDATE]", default="last")
 @click.option("-o", "--output", "outputs", multiple=True, metavar="FILE",
               help="Also write the comparison: .html (with the candidate's cases) or .json.")
 @click.option("--fail-on-regression", is_flag=True,

@@ -177,3 +177,19 @@ def test_run_commands_explain_missing_things(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "a.json: baseline file not found" in proc.stderr
     proc = promptkit("baseline", "save", "-o", "x.json", cwd=tmp_path)
     assert proc.returncode == 2 and "no run store found" in proc.stderr
+
+
+def test_baseline_save_refuses_an_unfinished_run_unless_asked(tmp_path: Path) -> None:
+    from promptkit.results import CaseResult
+    from promptkit.store import RunStore
+
+    with RunStore(tmp_path / ".promptkit" / "runs.db") as store:
+        run = store.create_run(str(tmp_path / "e.yaml"), "h", {}, planned=10)
+        store.add_result(run.run_id, CaseResult("p", "m", "c1", 0, passed=True, score=1.0))
+    proc = promptkit("baseline", "save", "-o", "b.json", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert f"run {run.run_id} is running; finish it" in proc.stderr
+    assert not (tmp_path / "b.json").exists()
+    proc = promptkit("baseline", "save", "-o", "b.json", "--allow-unfinished", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 prompt × provider, 1 cases" in proc.stdout
