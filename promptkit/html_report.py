@@ -38,29 +38,26 @@ PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#db2777", "#0
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI","Noto Sans","Noto Sans CJK SC",
 "Microsoft YaHei",sans-serif;margin:0 auto;max-width:1280px;padding:16px 24px;color:#1f2937}
-h1{font-size:22px;margin:8px 0}.meta{color:#6b7280}
+h1{font-size:22px;margin:8px 0}.meta{color:#6b7280}figure{margin:0}summary{cursor:pointer}
 h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
-table{border-collapse:collapse;width:100%;margin:0 0 12px}
+table{border-collapse:collapse;width:100%;margin:0 0 12px}td.l,th.l{text-align:left}
 th,td{padding:4px 8px;border-bottom:1px solid #eef0f3;text-align:right;vertical-align:top;
-white-space:nowrap}th{background:#f3f4f6;position:sticky;top:0;font-weight:600;z-index:1}
-td.l,th.l{text-align:left}td.l{white-space:normal;word-break:break-word;max-width:320px}
-tr.best td{background:#ecfdf5;font-weight:600}tr.below td{color:#b91c1c}
-.tag{font-size:11px;border:1px solid currentColor;border-radius:3px;padding:0 3px}
+white-space:nowrap}th{background:#f3f4f6;position:sticky;top:0;font-weight:600;z-index:1;
+white-space:normal;overflow-wrap:break-word}tr.best td{background:#ecfdf5;font-weight:600}
+td.l{white-space:normal;overflow-wrap:anywhere;min-width:8em;max-width:320px}
+tr.below td{color:#b91c1c}.tag{font-size:11px;border:1px solid;border-radius:3px;padding:0 3px}
 .pass,.better{color:#047857;font-weight:600}.fail,.worse{color:#b91c1c;font-weight:600}
 .error,.warn{color:#92400e}.verdict{font-size:16px;font-weight:600;margin:8px 0}
-.charts{display:flex;flex-wrap:wrap;gap:16px}figure{margin:0}
-figcaption{color:#4b5563;font-size:13px}
+.charts{display:flex;flex-wrap:wrap;gap:16px}figcaption{color:#4b5563;font-size:13px}
 .nodata{width:560px;padding:40px 0;text-align:center;border:1px dashed #d1d5db}
 svg.chart{background:#fcfcfd;border:1px solid #e5e7eb;max-width:100%;height:auto}
-svg.chart text{font-size:11px;fill:#374151}
-.flip{border:1px solid #e5e7eb;margin:10px 0;padding:8px}
+svg.chart text{font-size:11px;fill:#374151}.flip{border:1px solid #e5e7eb;margin:10px 0;padding:8px}
 .sides{display:grid;grid-template-columns:1fr 1fr;gap:12px}
-pre{white-space:pre-wrap;word-break:break-word;margin:4px 0;font:12px/1.4 ui-monospace,
-monospace;background:#f9fafb;padding:6px;max-height:24em;overflow:auto}
+pre{white-space:pre-wrap;word-break:break-word;margin:4px 0;font:12px/1.4 ui-monospace,monospace;
+background:#f9fafb;padding:6px;max-height:24em;overflow:auto}
 del{background:#fee2e2;color:#991b1b}ins{background:#dcfce7;color:#166534;text-decoration:none}
 .filters{margin:8px 0;display:flex;gap:12px;flex-wrap:wrap;align-items:center}
 td.out{text-align:left;white-space:normal;max-width:520px;word-break:break-word}
-summary{cursor:pointer}
 """.strip()
 
 SCRIPT = """
@@ -108,16 +105,14 @@ def _e(value: object) -> str:
 
 def _table(heads: Sequence[str], rows: Iterable[tuple[str, Sequence[str]]], left: int = 1
            ) -> str:
-    """A table of ``(row class, cells)``; cells are HTML already. The first ``left``
-    columns are text, aligned left; the rest are numbers."""
-    def cls(i: int) -> str:
-        return ' class="l"' if i < left else ""
-
-    out = ["<table><thead><tr>", *(f"<th{cls(i)}>{_e(h)}</th>" for i, h in enumerate(heads)),
+    """A table of ``(row class, cells)``; headers and cells are HTML already. The first
+    ``left`` columns are text, aligned left; the rest are numbers."""
+    aligned = [' class="l"' if i < left else "" for i in range(len(heads))]
+    out = ["<table><thead><tr>", *(f"<th{a}>{h}</th>" for a, h in zip(aligned, heads, strict=True)),
            "</tr></thead><tbody>\n"]
     for row_cls, cells in rows:
         out.append(f'<tr class="{row_cls}">' + "".join(
-            f"<td{cls(i)}>{cell}</td>" for i, cell in enumerate(cells)) + "</tr>\n")
+            f"<td{a}>{cell}</td>" for a, cell in zip(aligned, cells, strict=True)) + "</tr>\n")
     out.append("</tbody></table>\n")
     return "".join(out)
 
@@ -150,7 +145,8 @@ def write_html(file: IO[str], summary: Summary, results: Iterable[CaseResult],
           f"<title>{_e(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
           f"<h1>{_e(title)}</h1>\n{_header(summary, run)}\n")
     write("<h2>Leaderboard</h2>\n" + _leaderboard(summary))
-    write("<h2>Charts</h2>\n" + _charts(summary.rows))
+    if summary.rows:
+        write("<h2>Charts</h2>\n" + _charts(summary.rows))
     if comparison is not None:
         write(_comparison(comparison))
     _cases(write, summary, results, comparison)
@@ -174,7 +170,8 @@ def _leaderboard(summary: Summary) -> str:
     if not summary.rows:
         return '<p class="meta">no results</p>\n'
     metrics = summary.metric_names()
-    heads = ["prompt", "provider", "pass rate (95% CI)", "score", *metrics, "errors",
+    heads = ["prompt", "provider", "pass rate (95% CI)", "score",
+             *(f'<span title="{_e(m)}">{_e(_short(m))}</span>' for m in metrics), "errors",
              "latency p50/p95", "TTFT", "tok/s", "tokens in/out", "cost"]
     rows = []
     for row in summary.rows:
@@ -219,18 +216,11 @@ def _ticks(high: float) -> list[float]:
 
 
 def _axis_label(value: float, unit: str) -> str:
-    if unit == "$":
-        return f"${value:.3g}"
-    return f"{value:.3g}s" if unit == "s" else f"{value:.0%}"
+    return {"$": f"${value:.3g}", "s": f"{value:.3g}s"}.get(unit, f"{value:.0%}")
 
 
 def _short(label: str) -> str:
     return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
-
-
-def _text_width(text: str) -> float:
-    """Roughly how wide an 11px label is: CJK characters are about twice as wide."""
-    return sum(11.0 if ord(ch) >= 0x2E80 else 6.2 for ch in text)
 
 
 def _svg_open(width: int, height: int, title: str) -> str:
@@ -281,7 +271,7 @@ def _scatter(rows: Sequence[Row], x_of: Callable[[Row], float | None], unit: str
         radius = 4 + 10 * math.sqrt(row.cost / top_cost) if sized else 6.0
         cx, cy = px(x), py(row.pass_rate)
         label = _short(row.label)
-        width = _text_width(label)
+        width = sum(11.0 if ord(ch) >= 0x2E80 else 6.2 for ch in label)  # CJK is wider
         start = cx + radius + 3 + width <= W - 4
         x1 = cx + radius + 3 if start else cx - radius - 3 - width
         y = _free_y(placed, x1, x1 + width, cy + 4)
@@ -289,14 +279,13 @@ def _scatter(rows: Sequence[Row], x_of: Callable[[Row], float | None], unit: str
                    f'fill="{colours[row.prompt_id]}" fill-opacity="0.75">'
                    f"<title>{_e(row.label)}: {row.pass_rate:.1%}, "
                    f"{_axis_label(x, unit)}</title></circle>"
-                   f'<text x="{x1 if start else x1 + width:.1f}" y="{y:.1f}" '
-                   f'text-anchor="{"start" if start else "end"}">{_e(label)}</text>')
+                   f'<text class="label" x="{x1 if start else x1 + width:.1f}" '
+                   f'y="{y:.1f}" text-anchor="{"start" if start else "end"}">{_e(label)}</text>')
     out.append(f"</svg><figcaption>{_e(caption)}</figcaption></figure>\n")
     return "".join(out)
 
 
-def _free_y(placed: list[tuple[float, float, float]], x1: float, x2: float, y: float
-            ) -> float:
+def _free_y(placed: list[tuple[float, float, float]], x1: float, x2: float, y: float) -> float:
     """A baseline near ``y`` for a label spanning ``x1``–``x2`` that overlaps no other."""
     candidate = y
     for step in range(16):  # y, y+12, y-12, y+24, ...
@@ -338,8 +327,6 @@ def _bars(rows: Sequence[Row], colours: dict[str, str]) -> str:
 
 
 def _charts(rows: Sequence[Row]) -> str:
-    if not rows:
-        return '<p class="meta">no results</p>\n'
     prompts = list(dict.fromkeys(row.prompt_id for row in rows))
     colours = {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(prompts)}
     return ('<div class="charts">\n'
@@ -398,7 +385,8 @@ def _comparison(comparison: Comparison) -> str:
             f"{change.mean * 100:+.1f}pp ({change.low * 100:+.1f} to {change.high * 100:+.1f})")
         rate = (f"{row.before_passed / row.cases:.1%} → {row.after_passed / row.cases:.1%}"
                 if row.cases else "—")
-        verdict = f'<span class="{row.verdict}">{_e(row.verdict)}</span>'
+        cls = {"worse": "worse", "better": "better"}.get(row.verdict, "")
+        verdict = f'<span class="{cls}">{_e(row.verdict)}</span>'
         rows.append(("", [_e(row.label), f"{row.cases:,}", rate, delta,
                           f"{len(row.regressed)}/{len(row.fixed)}", f"{row.p_adjusted:.3g}",
                           verdict]))
@@ -428,8 +416,8 @@ def _comparison(comparison: Comparison) -> str:
         out.append(f"<h2>Flipped cases ({len(flips):,})</h2>\n")
         out += [_flip(flip, row) for flip, row in flips[:MAX_FLIPS]]
         if len(flips) > MAX_FLIPS:
-            out.append(f'<p class="meta">{len(flips) - MAX_FLIPS:,} more flipped cases are '
-                       "not shown; the status filter below lists them all.</p>\n")
+            out.append(f'<p class="meta">… and {len(flips) - MAX_FLIPS:,} more (marked ⇄ '
+                       "in the case table).</p>\n")
     return "".join(out)
 
 
