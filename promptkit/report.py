@@ -177,9 +177,12 @@ class _Group:
         self.latencies.append(r.latency_s)
         if r.ttft_s is not None:
             self.ttfts.append(r.ttft_s)
-        if r.output_tokens:
+        generation = r.generation_s
+        if generation is None and r.requests == 1:  # a record from before generation_s
+            generation = r.latency_s - (r.ttft_s or 0.0)
+        if r.output_tokens and generation is not None:
             self.generated_tokens += r.output_tokens
-            self.generation_s += r.latency_s - (r.ttft_s or 0.0)
+            self.generation_s += generation
 
     def row(self, prompt_id: str, provider_id: str, threshold: float | None) -> Row:
         low, high = wilson_interval(self.passed, self.cases)

@@ -54,6 +54,10 @@ class CaseResult:
     cached: bool = False
     attempts: int = 0
     requests: int = 1  # API calls behind this result (self-consistency makes several)
+    # Seconds spent generating, summed over this result's requests (latency − TTFT each):
+    # parallel samples overlap in wall time, so their tokens/s needs the sum. None when
+    # some samples came from the cache.
+    generation_s: float | None = None
     template_sha256: str | None = None
     answer: str | None = None  # the extracted (or voted) answer, with chain-of-thought
     votes: dict[str, int] | None = None  # self-consistency: answer -> samples that gave it

@@ -301,6 +301,9 @@ class Runner:
                 completions.append(completion)
         result.requests = sum(outcome is not None for _, outcome in answers)
         result.cached = result.requests == 0
+        timed = [o for _, o in answers if o is not None and o.latency_s is not None]
+        if len(timed) == samples:  # every sample was asked for and timed
+            result.generation_s = sum(o.latency_s - (o.ttft_s or 0.0) for o in timed)
         if result.error is not None:
             return result
         result.input_tokens = sum(c.input_tokens or 0 for c in completions)

@@ -62,7 +62,7 @@ def run(path: Path, **options):
 def test_self_consistency_votes_over_samples(tmp_path: Path, endpoint: FakeEndpoint) -> None:
     answers = itertools.cycle(["So the answer is 150.", "Answer: 140", "150 km", "It is 150",
                                "Answer: 160"])
-    endpoint.respond_with(lambda request: Reply.text(next(answers)))
+    endpoint.respond_with(lambda request: Reply.text(next(answers), latency=0.1))
     path = make_eval(tmp_path, endpoint, """\
   - id: sc
     template: math@1
@@ -75,6 +75,9 @@ def test_self_consistency_votes_over_samples(tmp_path: Path, endpoint: FakeEndpo
     assert result.answer == "150" and result.passed
     assert result.metrics["agreement"] == pytest.approx(0.6)
     assert "Let's think step by step." in endpoint.requests[0].prompt_text
+    # the five samples ran side by side: the case took about 0.1 s, generating took 0.5 s
+    assert result.generation_s is not None and result.generation_s >= 0.5
+    assert result.latency_s < result.generation_s / 2
     (again,) = run(path)
     assert endpoint.count == 5 and again.cached and again.answer == "150"
 

@@ -291,6 +291,16 @@ def test_junit_output_of_ungrouped_results_keeps_every_case(tmp_path: Path) -> N
     assert len(list(root.iter("testcase"))) == 9
 
 
+def test_tokens_per_second_of_parallel_samples_uses_their_summed_generation_time() -> None:
+    sampled = CaseResult("sc", "m", "c1", 0, passed=True, latency_s=1.0, ttft_s=0.2,
+                         output_tokens=100, requests=5, generation_s=4.0)
+    legacy = CaseResult("sc", "m", "c2", 1, passed=True, latency_s=1.0, ttft_s=0.2,
+                        output_tokens=100, requests=5)  # stored before generation_s
+    (row,) = summarize([sampled, legacy]).rows
+    assert row.tokens_per_s == pytest.approx(25.0)  # 100 tokens / 4 s, not 100 / 0.8 s
+    assert row.latency_p50 == pytest.approx(1.0)  # a case's latency stays its wall time
+
+
 @pytest.mark.parametrize(("name", "message"), [
     ("report.txt", "unsupported output format '.txt' (use .json, .jsonl, .csv, .xml or .html)"),
     ("report", "unsupported output format ''"),
