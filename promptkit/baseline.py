@@ -28,6 +28,8 @@ from .results import CaseResult, RunInfo
 from .store import RunStore, find_run
 
 BASELINE_FORMAT = 1
+# Error kinds that say nothing about the prompt: the endpoint did not answer.
+OUTAGES = frozenset({"rate_limit", "server", "timeout", "connection"})
 DIGITS = 4  # scores are kept to 4 decimals: enough to compare, quiet in diffs
 OUTPUT_CHARS = 2000  # outputs are kept to show next to a flipped case, not to re-score
 
@@ -37,7 +39,10 @@ class CaseOutcome:
     """One case of one prompt × provider: its samples folded into one outcome.
 
     With one sample ``passed`` is that sample's verdict; with several, a case passes
-    when most of its samples pass. An error counts as a failure, as in the leaderboard.
+    when most of its samples pass. An error counts as a failure, as in the leaderboard;
+    but when every sample failed for the endpoint's sake (rate limit, server error,
+    timeout, lost connection) the case is not ``answered``, and comparisons leave it
+    out rather than blame the prompt for an outage.
     """
 
     case_id: str
@@ -48,6 +53,7 @@ class CaseOutcome:
     output: str | None = None
     error: str | None = None
     samples: int = 1
+    answered: bool = True
 
 
 @dataclass
@@ -100,7 +106,7 @@ def _fold(case_id: str, samples: list[CaseResult]) -> CaseOutcome:
         metrics={name: round(sum(values) / len(values), DIGITS)
                  for name, values in metrics.items()},
         output=first.output, error=next((r.error for r in samples if r.error), None),
-        samples=n)
+        samples=n, answered=any(r.error_kind not in OUTAGES for r in samples))
 
 
 def _row_settings(config: dict[str, Any], prompt_id: str, provider_id: str
@@ -165,6 +171,7 @@ class _CaseModel(BaseModel):
     output: str | None = None
     error: str | None = None
     samples: int = 1
+    answered: bool = True
 
 
 class _RowModel(BaseModel):
@@ -199,6 +206,8 @@ def _case_json(case: CaseOutcome) -> str:
         data["metrics"] = {name: round(value, DIGITS) for name, value in case.metrics.items()}
     if case.error is not None:
         data["error"] = case.error[:OUTPUT_CHARS]
+    if not case.answered:
+        data["answered"] = False
     if case.output is not None:
         data["output"] = case.output[:OUTPUT_CHARS]
     return json.dumps(data, ensure_ascii=False)
@@ -288,7 +297,7 @@ def load_baseline(path: str | Path) -> Side:
                 raise ConfigError(f"duplicate case id {c.id!r} in row {row.label}", filename)
             pass_rate = c.pass_rate if c.pass_rate is not None else float(c.passed)
             row.cases[c.id] = CaseOutcome(c.id, c.passed, pass_rate, c.score, c.metrics,
-                                          c.output, c.error, c.samples)
+                                          c.output, c.error, c.samples, c.answered)
         rows.append(row)
     return Side(filename, rows, model.run_id, model.eval)
 

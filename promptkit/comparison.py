@@ -153,7 +153,8 @@ def _metric_changes(pairs: list[tuple[CaseOutcome, CaseOutcome]], seed: int,
 def compare_rows(b: SideRow, a: SideRow, *, seed: int = 0, resamples: int = 2000
                  ) -> RowComparison:
     """Compare one row's cases (not yet adjusted for other rows: see :func:`compare`)."""
-    common = [cid for cid in a.cases if cid in b.cases]
+    shared = [cid for cid in a.cases if cid in b.cases]
+    common = [cid for cid in shared if b.cases[cid].answered and a.cases[cid].answered]
     pairs = [(b.cases[cid], a.cases[cid]) for cid in common]
     flips = [Flip(cid, old, new) for cid, (old, new) in zip(common, pairs, strict=True)
              if old.passed != new.passed]
@@ -162,13 +163,17 @@ def compare_rows(b: SideRow, a: SideRow, *, seed: int = 0, resamples: int = 2000
     row = RowComparison(
         a.prompt_id, a.provider_id, b.provider_id, len(common),
         only_before=sum(cid not in a.cases for cid in b.cases),
-        only_after=len(a.cases) - len(common),
+        only_after=len(a.cases) - len(shared),
         before_passed=sum(old.passed for old, _ in pairs),
         after_passed=sum(new.passed for _, new in pairs),
         regressed=regressed, fixed=fixed,
         p_value=mcnemar_exact(len(regressed), len(fixed)),
         metrics=_metric_changes(pairs, seed, resamples) if pairs else [],
         warnings=_setting_warnings(b, a))
+    if len(common) < len(shared):
+        row.warnings.append(f"{len(shared) - len(common)} case(s) the endpoint did not answer "
+                            "(rate limit, server error, timeout, lost connection) were left "
+                            "out")
     if not common:
         row.warnings.append("no cases in common: nothing to compare")
     elif row.only_before or row.only_after:

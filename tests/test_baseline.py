@@ -66,6 +66,7 @@ def test_side_from_run_folds_repeats_in_spec_order(stored_run) -> None:
     assert a.metrics == {"rouge-l": round((0.123456 + 0.2 + 0.3) / 3, 4)}
     b = zero.cases["b"]  # an error is a failure, even when its record says passed
     assert (b.passed, b.pass_rate, b.error) == (False, 0.0, "timeout")
+    assert b.answered  # one of its samples was answered (and failed)
     assert side.rows[1].params == {"api": "chat", "max_tokens": 9}
 
 
@@ -92,6 +93,22 @@ def test_baseline_round_trip_and_one_line_per_case(stored_run, tmp_path: Path) -
     changed = [(a, b) for a, b in zip(text.splitlines(), path.read_text().splitlines(),
                                       strict=True) if a != b]
     assert all('"saved_at"' in a for a, _ in changed)
+
+
+def test_a_case_lost_to_an_outage_is_not_answered(tmp_path: Path) -> None:
+    with RunStore(tmp_path / "runs.db") as store:
+        run = store.create_run("e.yaml", "h", CONFIG)
+        for kind, case in (("timeout", "t"), ("server", "s"), ("render", "r"),
+                           ("bad_response", "b")):
+            store.add_result(run.run_id, result("zero", case, 0, error=f"{kind}!",
+                                                error_kind=kind, passed=False))
+        side = side_from_run(store, run)
+    answered = {cid: c.answered for cid, c in side.rows[0].cases.items()}
+    assert answered == {"t": False, "s": False, "r": True, "b": True}  # a prompt's fault
+    save_baseline(side, tmp_path / "b.json")
+    assert '"answered": false' in (tmp_path / "b.json").read_text()
+    loaded = load_baseline(tmp_path / "b.json").rows[0].cases
+    assert {cid: c.answered for cid, c in loaded.items()} == answered
 
 
 def test_long_outputs_are_cut(stored_run, tmp_path: Path) -> None:

@@ -167,3 +167,16 @@ def test_alpha_must_be_a_probability() -> None:
     with pytest.raises(ValueError, match="alpha"):
         compare(side("b"), side("n"), alpha=0)
     assert verdict_line(compare(side("b"), side("n"))).startswith("verdict: nothing to compare")
+
+
+def test_cases_the_endpoint_did_not_answer_are_left_out_not_blamed() -> None:
+    before = row("a", [True] * 10)
+    after = row("a", [True] * 10)
+    for cid in ("c00", "c01", "c02", "c03", "c04", "c05"):
+        after.cases[cid] = CaseOutcome(cid, False, 0.0, 0.0, error="HTTP 503",
+                                       answered=False)
+    (result,) = compare(side("b", before), side("n", after)).rows
+    assert result.cases == 4 and result.regressed == [] and result.verdict != "worse"
+    assert ("6 case(s) the endpoint did not answer (rate limit, server error, timeout, "
+            "lost connection) were left out") in result.warnings
+    assert result.only_before == result.only_after == 0
