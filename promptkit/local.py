@@ -124,6 +124,7 @@ class LocalServer:
         self.engine: Engine | None = None
         self.model_path = Path(model) if model else Path("gemma-3-270m-q4_k_m.gguf")
         self.process: subprocess.Popen[bytes] | None = None
+        self.launched = False  # started at least once (it may have been stopped since)
         self._log = None
 
     @property
@@ -150,11 +151,8 @@ class LocalServer:
         """
         if self.process is not None and self.process.poll() is None:
             return self  # already running
-        self.engine = find_engine()
-        model = Path(self.model_arg) if self.model_arg else bundled_model()
-        if not model.is_file():
-            raise ConfigError(f"local model not found: {model}")
-        self.model_path = model
+        model = self.check()
+        self.launched = True
         self.port = self.port or free_port()
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
         self.process = subprocess.Popen(
@@ -166,6 +164,19 @@ class LocalServer:
             self.stop()
             raise
         return self
+
+    def check(self) -> Path:
+        """Find the engine and the model file without starting anything; the model path.
+
+        Raises:
+            ConfigError: the engine or model is missing (exit 2, with the fix).
+        """
+        self.engine = find_engine()
+        model = Path(self.model_arg) if self.model_arg else bundled_model()
+        if not model.is_file():
+            raise ConfigError(f"local model not found: {model}")
+        self.model_path = model
+        return model
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -221,9 +221,18 @@ class Runner:
         self.done: set[tuple[str, str, str, int]] = set()
 
     def client_for(self, provider: Provider) -> EndpointClient:
-        """The provider's client; providers on the same endpoint share one AsyncOpenAI."""
+        """The provider's client; providers on the same endpoint share one AsyncOpenAI.
+
+        A ``local`` provider's server starts here, when its first request is not in the
+        cache: a fully cached run never starts it. Starting blocks the event loop for
+        the few seconds the model takes to load, as it would before the run.
+        """
         if provider.id not in self.clients:
             server = self.servers.get(provider.id)
+            if server is not None and not server.launched:
+                server.start()
+                if self.options.on_local:
+                    self.options.on_local(provider.id, server)
             base_url = server.base_url if server else provider.base_url or ""
             api_key = provider.api_key()
             endpoint = (base_url, api_key, tuple(sorted(provider.headers.items())))
@@ -236,7 +245,8 @@ class Runner:
     async def run(self, run: RunInfo) -> None:
         spec = self.prepared.spec
         for provider in [*spec.providers, *spec.graders]:
-            self.client_for(provider)  # fail on a missing API key before any request
+            if provider.id not in self.servers:
+                self.client_for(provider)  # fail on a missing API key before any request
         try:
             await asyncio.gather(*(self._provider_pool(run, p) for p in spec.providers))
         finally:
@@ -279,14 +289,13 @@ class Runner:
         except PromptkitError as exc:
             result.error, result.error_kind = str(exc), "render"
             return result
-        client = self.client_for(provider)
         body = prepared.body(variant, provider, prompt)
         samples = prepared.samples(variant)
         sampled = samples > 1 or prepared.sampling(variant, provider)
         if samples > 1:
             body["temperature"] = prepared.cots[variant.id].temperature
         answers = await asyncio.gather(*(
-            self._request(client, body, provider, repeat * samples + i if sampled else None)
+            self._request(body, provider, repeat * samples + i if sampled else None)
             for i in range(samples)))
         completions = []
         for completion, outcome in answers:
@@ -338,14 +347,14 @@ class Runner:
                 break
         return vote.answer or "", vote.agreement
 
-    async def _request(self, client: EndpointClient, body: dict[str, Any], provider: Provider,
-                       sample: int | None) -> tuple[Completion | None, Outcome | None]:
+    async def _request(self, body: dict[str, Any], provider: Provider, sample: int | None
+                       ) -> tuple[Completion | None, Outcome | None]:
         """One answer: from the cache (no outcome) or from the endpoint."""
-        key = self._cache_key(client, body, provider, sample) if self.cache is not None else ""
+        key = self._cache_key(body, provider, sample) if self.cache is not None else ""
         if self.cache is not None and (record := self.cache.get(key)) is not None:
             return Completion(**{k: v for k, v in record.items()
                                  if k in Completion.__dataclass_fields__}), None
-        outcome = await client.request(body)
+        outcome = await self.client_for(provider).request(body)
         if outcome.completion is not None and self.cache is not None and \
                 self._cacheable(body, outcome.completion):
             self.cache.put(key, outcome.completion.to_record())
@@ -360,11 +369,11 @@ class Runner:
             return False
         return True
 
-    def _cache_key(self, client: EndpointClient, body: dict[str, Any], provider: Provider,
-                   sample: int | None) -> str:
+    def _cache_key(self, body: dict[str, Any], provider: Provider, sample: int | None) -> str:
         # A local server gets a new port each run; its model file is what identifies it.
         server = self.servers.get(provider.id)
-        where = f"local:{server.model_path.name}" if server else client.base_url
+        where = (f"local:{server.model_path.name}" if server
+                 else self.client_for(provider).base_url)
         return ResponseCache.key(where, provider.model or provider.id, provider.api,
                                  body, sample)
 
@@ -416,36 +425,30 @@ def open_stores(loaded: LoadedSpec, options: RunOptions) -> tuple[RunStore, Resp
     return runs, ResponseCache(cache_path) if options.use_cache else None
 
 
-def start_local_servers(providers: list[Provider],
-                        on_start: Callable[[str, LocalServer], None] | None = None
-                        ) -> dict[str, LocalServer]:
-    """Start one llama.cpp server per ``local`` provider; stop them all on failure."""
+def local_servers(providers: list[Provider]) -> dict[str, LocalServer]:
+    """One llama.cpp server per ``local`` provider, checked (engine, model) but not started:
+    the runner starts each on its first request the cache cannot answer."""
     servers: dict[str, LocalServer] = {}
-    try:
-        for provider in providers:
-            if not provider.is_local:
-                continue
-            engine = find_engine()
-            if engine.name != "llama-server":
-                provider.concurrency = 1  # llama-cpp-python's server answers one at a time
-            elif "concurrency" not in provider.model_fields_set:
-                provider.concurrency = LOCAL_CONCURRENCY
-            provider.model = provider.model or MODEL_ALIAS
-            server = LocalServer(provider.local_model, parallel=provider.concurrency)
-            servers[provider.id] = server.start()
-            if on_start:
-                on_start(provider.id, server)
-    except BaseException:
-        for server in servers.values():
-            server.stop()
-        raise
+    for provider in providers:
+        if not provider.is_local:
+            continue
+        engine = find_engine()
+        if engine.name != "llama-server":
+            provider.concurrency = 1  # llama-cpp-python's server answers one at a time
+        elif "concurrency" not in provider.model_fields_set:
+            provider.concurrency = LOCAL_CONCURRENCY
+        provider.model = provider.model or MODEL_ALIAS
+        server = LocalServer(provider.local_model, parallel=provider.concurrency)
+        server.check()
+        servers[provider.id] = server
     return servers
 
 
 async def run_eval(prepared: Prepared, options: RunOptions) -> RunOutcome:
     """Run (or resume) an eval; results are committed as they finish.
 
-    ``local`` providers get an embedded llama.cpp server for the length of the run.
+    ``local`` providers get an embedded llama.cpp server, started on the first request
+    the cache cannot answer and stopped when the run ends.
 
     Returns:
         The run record and the store holding its results. An interrupted run is
@@ -462,7 +465,7 @@ async def run_eval(prepared: Prepared, options: RunOptions) -> RunOutcome:
     if run is not None and run.spec_hash != spec_hash:
         raise ConfigError(f"the spec changed since run {run.run_id}; resume needs the same "
                           "spec (run without --resume to start a new run)", str(loaded.path))
-    servers = start_local_servers(spec.providers, options.on_local)
+    servers = local_servers(spec.providers)
     status = "failed"
     try:
         if run is None:
@@ -486,5 +489,5 @@ async def run_eval(prepared: Prepared, options: RunOptions) -> RunOutcome:
         if cache is not None:
             cache.close()
     unreachable = {pid: c.unreachable for pid, c in runner.clients.items() if c.unreachable}
-    engines = {pid: server.describe() for pid, server in servers.items()}
+    engines = {pid: server.describe() for pid, server in servers.items() if server.launched}
     return RunOutcome(runs.get_run(run.run_id), runs, unreachable, engines)

@@ -146,6 +146,8 @@ def test_demo_eval_on_the_local_model(demo_project: Path) -> None:
     assert proc.returncode in (0, 1), proc.stderr
     results = json.loads(again.read_text())["results"]
     assert len(results) == 48 and all(r["cached"] and r["requests"] == 0 for r in results)
+    assert " at http://127.0.0.1:" not in proc.stderr  # all cached: no server was started
+    assert "local = " not in proc.stdout
     assert [r["output"] for r in results] == [r["output"] for r in data["results"]]
 
     spec = demo_project / "evals" / "summarize.yaml"
