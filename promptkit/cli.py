@@ -470,7 +470,8 @@ def compare_command(before: str, after: str, outputs: tuple[str, ...],
 
 def _write_comparison(output: str, comparison: Comparison, candidate: Side) -> None:
     """Write a comparison to .html or .json, with the candidate's cases when it is a run."""
-    from .report import output_format, summarize, write_output
+    from .outputs import output_format, write_output
+    from .report import summarize
     from .store import RunStore
 
     if output_format(output) not in (".html", ".json"):

@@ -17,15 +17,9 @@ from rich.table import Table
 from .baseline import Side, resolve_side, side_from_run
 from .comparison import Comparison, compare, print_comparison
 from .errors import ExitCode, PromptkitError
+from .outputs import output_format, write_output
 from .progress import EvalProgress
-from .report import (
-    Summary,
-    order_rows,
-    output_format,
-    print_leaderboard,
-    summarize,
-    write_output,
-)
+from .report import Summary, order_rows, print_leaderboard, summarize
 from .runner import Prepared, RunOptions, RunOutcome, prepare, run_eval
 from .spec import LoadedSpec
 from .store import default_paths

@@ -123,7 +123,7 @@ def write_html(file: IO[str], summary: Summary, results: Iterable[CaseResult],
     """Write the report page to an open text file.
 
     Results are written as they are read; only the summary and the comparison are held.
-    The file should be UTF-8 (``report.write_output`` opens it with
+    The file should be UTF-8 (``outputs.write_output`` opens it with
     ``errors="backslashreplace"``, so a lone surrogate in an output cannot fail the write).
 
     Args:

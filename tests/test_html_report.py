@@ -24,7 +24,8 @@ import pytest
 from promptkit.baseline import CaseOutcome, Side, SideRow
 from promptkit.comparison import Comparison, compare
 from promptkit.html_report import write_html
-from promptkit.report import Summary, summarize, write_output
+from promptkit.outputs import write_output
+from promptkit.report import Summary, summarize
 from promptkit.results import CaseResult, RunInfo
 
 # Each payload, if it ever ran, would mark the <html> element; the browser tests look for it.
