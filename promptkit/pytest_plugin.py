@@ -157,10 +157,15 @@ def _run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
 @pytest.fixture
 def prompt_templates(request: pytest.FixtureRequest) -> TemplateStore:
     """The project's template store (``--promptkit-templates``, default ``templates/``)."""
+    from .errors import PromptkitError
     from .templates import TemplateStore
 
     folder = _option(request.config, "templates") or "templates"
-    return TemplateStore(_resolve(request.config, folder))
+    try:
+        return TemplateStore(_resolve(request.config, folder))
+    except PromptkitError as exc:
+        error = f"promptkit: {exc} (set --promptkit-templates or promptkit_templates)"
+    pytest.fail(error, pytrace=False)
 
 
 @pytest.fixture

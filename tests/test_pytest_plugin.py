@@ -89,3 +89,14 @@ def test_bad(promptkit_eval):
 def test_options_are_listed_in_pytest_help(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--help")
     result.stdout.fnmatch_lines(["*--promptkit-base-url=BASE_URL*", "*--promptkit-no-cache*"])
+
+
+def test_missing_template_folder_is_a_clean_failure(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_t='''
+def test_t(prompt_templates):
+    pass
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*promptkit: *templates*set --promptkit-templates*"])
+    assert "Traceback" not in result.stdout.str()
