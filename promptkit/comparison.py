@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .baseline import CaseOutcome, Side, SideRow
-from .stats import Interval, holm, mcnemar_exact, paired_bootstrap
+from .stats import Interval, holm, mcnemar_exact, paired_bootstrap, paired_bootstraps
 
 Verdict = Literal["better", "worse", "no significant change"]
 PASS_RATE = "pass rate"
@@ -140,11 +140,16 @@ def _metric_changes(pairs: list[tuple[CaseOutcome, CaseOutcome]], seed: int,
         both = [(b.metrics[name], a.metrics[name]) for b, a in pairs
                 if name in b.metrics and name in a.metrics]
         columns[name] = ([x for x, _ in both], [y for _, y in both])
+    # Metrics every paired case has are resampled together (one draw of cases for all).
+    full = [name for name, (before, _) in columns.items() if len(before) == len(pairs)]
+    intervals = dict(zip(full, paired_bootstraps([columns[name] for name in full],
+                                                 seed=seed, resamples=resamples), strict=True))
     changes = []
     for name, (before, after) in columns.items():
         if not before:
             continue
-        interval = paired_bootstrap(before, after, seed=seed, resamples=resamples)
+        interval = intervals.get(name) or paired_bootstrap(before, after, seed=seed,
+                                                           resamples=resamples)
         changes.append(MetricChange(name, sum(before) / len(before), sum(after) / len(after),
                                     interval, len(before)))
     return changes

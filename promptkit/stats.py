@@ -1,7 +1,8 @@
 """Paired statistics for comparing two runs on the same cases.
 
 * :func:`mcnemar_exact` — the exact (binomial) McNemar test on pass/fail flips;
-* :func:`paired_bootstrap` — a seeded percentile bootstrap interval on a mean difference;
+* :func:`paired_bootstrap` — a seeded percentile bootstrap interval on a mean difference
+  (:func:`paired_bootstraps` for several metrics of the same cases at once);
 * :func:`holm` — Holm's step-down adjustment when several rows are tested at once.
 
 They are plain functions over numbers, checked against scipy in ``tests/test_stats.py``.
@@ -81,27 +82,51 @@ def paired_bootstrap(before: Sequence[float], after: Sequence[float], *, seed: i
         The observed mean difference and the interval; a zero-width interval at the
         difference when there is one case or every difference is equal.
     """
-    if len(before) != len(after):
-        raise ValueError(f"paired values differ in length: {len(before)} and {len(after)}")
-    if len(before) == 0:
-        raise ValueError("no paired values")
+    return paired_bootstraps([(before, after)], seed=seed, resamples=resamples,
+                             confidence=confidence)[0]
+
+
+def paired_bootstraps(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], *,
+                      seed: int = 0, resamples: int = 2000, confidence: float = 0.95
+                      ) -> list[Interval]:
+    """:func:`paired_bootstrap` for several metrics of the same cases, resampled together.
+
+    Each resample picks cases once for every metric, which costs one draw instead of
+    one per metric; each interval equals what :func:`paired_bootstrap` gives for that
+    metric alone with the same seed.
+
+    Raises:
+        ValueError: the pairs differ in length, are empty, or ``confidence`` is not in
+            (0, 1).
+    """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
-    diffs = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
-    mean = float(diffs.mean())
-    if np.all(np.isclose(diffs, diffs[0], rtol=0, atol=1e-12)):
-        return Interval(mean, mean, mean)
+    lengths = {len(values) for pair in pairs for values in pair}
+    if len(lengths) > 1:
+        raise ValueError(f"paired values differ in length: {sorted(lengths)}")
+    if not pairs or lengths == {0}:
+        raise ValueError("no paired values")
+    diffs = np.array([np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
+                      for before, after in pairs])
+    means = diffs.mean(axis=1)
+    varies = ~np.all(np.isclose(diffs, diffs[:, :1], rtol=0, atol=1e-12), axis=1)
+    intervals = [Interval(float(m), float(m), float(m)) for m in means]
+    if not varies.any():
+        return intervals
     rng = np.random.default_rng(seed)
-    n = len(diffs)
+    n = diffs.shape[1]
     rows = max(1, _CHUNK_VALUES // n)
-    means = np.empty(resamples)
+    resampled = np.empty((int(varies.sum()), resamples))
     for start in range(0, resamples, rows):
         count = min(rows, resamples - start)
         picks = rng.integers(0, n, size=(count, n))
-        means[start:start + count] = diffs[picks].mean(axis=1)
+        for column, values in enumerate(diffs[varies]):
+            resampled[column, start:start + count] = values[picks].mean(axis=1)
     tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return Interval(mean, float(low), float(high))
+    for column, index in enumerate(np.flatnonzero(varies)):
+        low, high = np.percentile(resampled[column], [tail, 100 - tail])
+        intervals[index] = Interval(float(means[index]), float(low), float(high))
+    return intervals
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

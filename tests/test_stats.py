@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from promptkit.stats import Interval, holm, mcnemar_exact, paired_bootstrap
+from promptkit.stats import Interval, holm, mcnemar_exact, paired_bootstrap, paired_bootstraps
 
 
 @pytest.mark.parametrize("regressed,fixed", [
@@ -117,3 +117,19 @@ def test_mcnemar_false_alarm_rate_stays_below_alpha():
         alarms += mcnemar_exact(regressed, fixed) < 0.05
     assert alarms / trials <= 0.05
     assert alarms > 0 or trials < 100  # the trials do produce flips; not a vacuous check
+
+
+def test_joint_bootstrap_equals_separate_ones_and_checks_lengths():
+    rng = random.Random(5)
+    pairs = []
+    for shift in (0.0, -0.1, 0.2):
+        before = [rng.random() for _ in range(60)]
+        pairs.append((before, [x + shift + rng.gauss(0, 0.05) for x in before]))
+    pairs.append(([0.5] * 60, [0.7] * 60))  # constant: a point interval
+    joint = paired_bootstraps(pairs, seed=9, resamples=500)
+    assert joint == [paired_bootstrap(b, a, seed=9, resamples=500) for b, a in pairs]
+    assert joint[3].low == joint[3].high == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="length"):
+        paired_bootstraps([([1, 2], [1, 2]), ([1], [2])])
+    with pytest.raises(ValueError, match="no paired"):
+        paired_bootstraps([])
