@@ -29,7 +29,10 @@ Endpoints: ``POST /v1/chat/completions`` and ``POST /v1/completions`` (both also
 :func:`fake_embedding` vectors: deterministic, and closer for similar texts. A completion
 request takes its reply from the scripted FIFO queue (:meth:`FakeEndpoint.script`), else from
 the responder function (:meth:`FakeEndpoint.respond_with`), else :attr:`FakeEndpoint.default`.
-Embeddings and models requests always answer normally and never consume the queue.
+Embeddings and models requests never consume the queue; embeddings answer normally unless
+:attr:`FakeEndpoint.embeddings_reply` is set (to script an embeddings outage). For answers no
+well-behaved server sends, :meth:`Reply.raw` sends any body and :meth:`Reply.events` any
+stream of server-sent events, with or without ``[DONE]``.
 
 From a shell: ``python -m promptkit.testing --port 8000 --latency 0.1 [--reply TEXT]``.
 
@@ -62,7 +65,9 @@ from typing import Any, Literal
 
 __all__ = ["FakeEndpoint", "RecordedRequest", "Reply", "fake_embedding", "main"]
 
-ReplyKind = Literal["text", "echo", "status", "malformed_json", "html", "hang", "drop_stream"]
+ReplyKind = Literal[
+    "text", "echo", "status", "malformed_json", "html", "hang", "drop_stream", "raw", "events"
+]
 Usage = dict[str, int] | Literal[False] | None
 Responder = Callable[["RecordedRequest"], "Reply | None"]
 
@@ -98,6 +103,9 @@ class Reply:
     body: dict[str, Any] | str | None = None
     retry_after: float | None = None
     after_chunks: int = 2
+    headers: tuple[tuple[str, str], ...] = ()
+    sse_events: tuple[Any, ...] = ()
+    done: bool = True
 
     def __post_init__(self) -> None:
         if self.latency < 0 or self.chunk_delay < 0:
@@ -163,6 +171,7 @@ class Reply:
         *,
         body: dict[str, Any] | str | None = None,
         retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
         latency: float = 0.0,
     ) -> Reply:
         """An HTTP error with an OpenAI-style body ``{"error": {"message", "type", "code"}}``.
@@ -171,9 +180,47 @@ class Reply:
             code: The HTTP status, e.g. 429 or 500.
             body: A dict is sent verbatim as the JSON body; a string replaces the message.
             retry_after: Seconds for the ``Retry-After`` header (omitted when ``None``).
+            headers: More response headers, sent as given (e.g. a garbage ``Retry-After``
+                or ``retry-after-ms``).
             latency: Seconds before answering.
         """
-        return cls("status", latency=latency, status_code=code, body=body, retry_after=retry_after)
+        return cls("status", latency=latency, status_code=code, body=body,
+                   retry_after=retry_after, headers=tuple((headers or {}).items()))
+
+    @classmethod
+    def raw(
+        cls,
+        body: str | bytes | dict[str, Any],
+        *,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        latency: float = 0.0,
+    ) -> Reply:
+        """Any body, sent as given with ``Content-Type: application/json`` (a dict as JSON).
+
+        For answers no well-behaved server sends: a string holding ``"\\ud800"`` (a lone
+        surrogate), ``"usage": {"prompt_tokens": "many"}``, ``"content": null``...
+        """
+        text = json.dumps(body) if isinstance(body, dict) else body
+        return cls("raw", latency=latency, status_code=status,
+                   body=text.decode() if isinstance(text, bytes) else text,
+                   headers=tuple((headers or {}).items()))
+
+    @classmethod
+    def events(
+        cls,
+        *events: dict[str, Any] | str,
+        done: bool = True,
+        latency: float = 0.0,
+        chunk_delay: float = 0.0,
+    ) -> Reply:
+        """A server-sent-event stream of exactly these events, then ``data: [DONE]`` when
+        ``done``, and a complete HTTP body either way (unlike :meth:`drop_stream`).
+
+        A dict is sent as JSON, a string as the ``data:`` text. Streaming requests only.
+        """
+        return cls("events", latency=latency, chunk_delay=chunk_delay, sse_events=events,
+                   done=done)
 
     @classmethod
     def malformed_json(cls, *, latency: float = 0.0) -> Reply:
@@ -283,6 +330,8 @@ class FakeEndpoint:
         self._connections: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self.embeddings_reply: Reply | None = None
+        """When set, every ``/v1/embeddings`` request gets this reply (``status`` or ``raw``)."""
 
     @property
     def base_url(self) -> str:
@@ -445,6 +494,14 @@ class FakeEndpoint:
             _send_error(writer, 400, "The body must be a JSON object.", keep_alive)
         elif is_completion:
             return await self._answer_completion(reader, writer, request, keep_alive)
+        elif method == "POST" and path == EMBEDDINGS_PATH and self.embeddings_reply:
+            reply = self.embeddings_reply
+            if reply.kind == "raw":
+                _send(writer, reply.status_code, str(reply.body).encode("utf-8", "surrogatepass"),
+                      keep_alive, headers=dict(reply.headers))
+            else:
+                _send_error(writer, reply.status_code, reply.body if isinstance(reply.body, str)
+                            else None, keep_alive, dict(reply.headers))
         elif method == "POST" and path == EMBEDDINGS_PATH:
             try:
                 _send(writer, 200, self._embeddings(body), keep_alive)
@@ -494,12 +551,20 @@ class FakeEndpoint:
             retry_after = (
                 {} if reply.retry_after is None else {"retry-after": f"{reply.retry_after:g}"}
             )
+            retry_after.update(reply.headers)
             if isinstance(reply.body, dict):
                 _send(writer, reply.status_code, reply.body, keep_alive, headers=retry_after)
             else:
                 _send_error(writer, reply.status_code, reply.body, keep_alive, retry_after)
         elif reply.kind == "html":
             _send(writer, reply.status_code, _HTML_PAGE, keep_alive, "text/html; charset=utf-8")
+        elif reply.kind == "raw":
+            _send(writer, reply.status_code, str(reply.body).encode("utf-8", "surrogatepass"),
+                  keep_alive, headers=dict(reply.headers))
+        elif reply.kind == "events":
+            frames = [(json.dumps(e) if isinstance(e, dict) else e).encode("utf-8", "surrogatepass")
+                      for e in reply.sse_events]
+            return await _send_stream(writer, frames, reply, keep_alive)
         elif reply.kind == "malformed_json" and stream:
             return await _send_stream(writer, [_MALFORMED_JSON], reply, keep_alive)
         elif reply.kind == "malformed_json":
@@ -666,7 +731,10 @@ async def _send_stream(
     }
     dropping = reply.kind == "drop_stream"
     frames = [b"data: %s\n\n" % event for event in events]
-    frames = frames[: reply.after_chunks] if dropping else [*frames, b"data: [DONE]\n\n"]
+    if dropping:
+        frames = frames[: reply.after_chunks]
+    elif reply.done:
+        frames.append(b"data: [DONE]\n\n")
     # One write per burst: fewer syscalls, and no writes piling up on a lost connection.
     burst = [_head(200, headers)]
     for index, frame in enumerate(frames):

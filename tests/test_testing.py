@@ -391,3 +391,43 @@ def test_command_line_server() -> None:
         finally:
             process.terminate()  # SIGTERM: the server stops cleanly and exits 0
         assert process.wait(timeout=5) == 0
+
+
+def test_raw_reply_and_extra_headers_are_sent_as_given(endpoint: FakeEndpoint) -> None:
+    import httpx2 as httpx
+
+    endpoint.script(Reply.raw('{"choices": [{"message": {"content": "\\ud800"}}]}'),
+                    Reply.status(429, headers={"retry-after": "soon", "retry-after-ms": "1e12"}))
+    url = endpoint.base_url + "/chat/completions"
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    first = httpx.post(url, json=body)
+    assert first.status_code == 200 and b'"\\ud800"' in first.content
+    second = httpx.post(url, json=body)
+    assert second.status_code == 429
+    assert second.headers["retry-after"] == "soon"
+    assert second.headers["retry-after-ms"] == "1e12"
+
+
+def test_events_reply_streams_exactly_the_events_with_or_without_done(
+    endpoint: FakeEndpoint,
+) -> None:
+    import httpx2 as httpx
+
+    chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}}]}
+    endpoint.script(Reply.events(chunk), Reply.events(chunk, done=False))
+    url = endpoint.base_url + "/chat/completions"
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    with_done = httpx.post(url, json=body).text
+    without = httpx.post(url, json=body).text  # a complete body: read() does not raise
+    assert with_done.count("data: ") == 2 and with_done.rstrip().endswith("data: [DONE]")
+    assert without.count("data: ") == 1 and "[DONE]" not in without
+
+
+def test_embeddings_reply_scripts_an_embeddings_outage(
+    endpoint: FakeEndpoint, client: openai.OpenAI
+) -> None:
+    endpoint.embeddings_reply = Reply.status(503, body="embedder down")
+    with pytest.raises(openai.InternalServerError, match="embedder down"):
+        client.embeddings.create(model="e", input=["a"])
+    endpoint.embeddings_reply = None
+    assert len(client.embeddings.create(model="e", input=["a"]).data) == 1
