@@ -10,12 +10,21 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+
+#: The longest CSV field read, in characters (the csv module's default is 131,072).
+#: Raising it is process-wide: reading a CSV dataset sets ``csv.field_size_limit`` to at
+#: least this. A longer field is an error naming its row.
+CSV_FIELD_SIZE_LIMIT = 16 * 1024 * 1024
+
+# What ``errors="surrogateescape"`` turns a byte that is not UTF-8 into.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 @dataclass(frozen=True)
@@ -33,29 +42,75 @@ def content_id(fields: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as handle:
+def _lines(path: Path, newline: str | None) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 text file, streamed, without a leading BOM.
+
+    Bytes that are not UTF-8 are decoded to lone surrogates (``surrogateescape``) and
+    reported with their line, so a bad byte deep in a large file is found while
+    streaming, where a strict decoder would fail somewhere in a block without a line.
+    """
+    try:
+        handle = path.open(encoding="utf-8-sig", errors="surrogateescape", newline=newline)
+    except OSError as exc:
+        raise ConfigError(f"cannot read dataset: {exc.strerror or exc}", str(path)) from None
+    with handle:
         for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"invalid JSON: {exc.msg}", str(path), lineno) from None
-            if not isinstance(row, dict):
-                raise ConfigError("each line must be a JSON object", str(path), lineno)
-            yield lineno, row
+            bad = _ESCAPED_BYTE.search(line)
+            if bad:
+                byte = ord(bad.group()) - 0xDC00
+                raise ConfigError(
+                    f"not UTF-8 text: invalid byte 0x{byte:02x} at column {bad.start() + 1}",
+                    str(path), lineno)
+            yield lineno, line
+
+
+def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    for lineno, line in _lines(path, newline=None):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"invalid JSON: {exc.msg}", str(path), lineno) from None
+        except RecursionError:
+            raise ConfigError("invalid JSON: nested too deeply", str(path), lineno) from None
+        if not isinstance(row, dict):
+            raise ConfigError("each line must be a JSON object", str(path), lineno)
+        yield lineno, row
 
 
 def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames:
+    """Rows after the header, each with the line it starts on (a quoted field may span
+    lines). Blank lines are skipped; every other row has one value per column."""
+    # The limit is process-wide; only ever raise it, in case the caller set it higher.
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_SIZE_LIMIT))
+    reader = csv.reader(line for _, line in _lines(path, newline=""))
+    header: list[str] | None = None
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
             return
-        for row in reader:
-            if None in row:
-                raise ConfigError("more values than header columns", str(path), reader.line_num)
-            yield reader.line_num, {k: v for k, v in row.items() if k is not None}
+        except csv.Error as exc:
+            message = f"invalid CSV: {exc}"
+            if "field larger than field limit" in str(exc):
+                message = (f"a field is longer than {csv.field_size_limit():,} characters "
+                           "(the limit for CSV; use JSONL for larger values)")
+            raise ConfigError(message, str(path), start) from None
+        if not row:
+            continue
+        if header is None:
+            duplicates = sorted({name for name in row if row.count(name) > 1})
+            if duplicates:
+                raise ConfigError(f"column {duplicates[0]!r} appears twice in the header",
+                                  str(path), start)
+            header = row
+            continue
+        if len(row) != len(header):
+            raise ConfigError(f"row has {len(row)} value{'s' if len(row) != 1 else ''}, "
+                              f"the header has {len(header)} columns", str(path), start)
+        yield start, dict(zip(header, row, strict=True))
 
 
 def iter_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -75,22 +130,32 @@ def iter_cases(path: Path | None = None, inline: list[dict[str, Any]] | None = N
     """The cases of a dataset file or an inline list, in order, at most ``limit``.
 
     Raises:
-        ConfigError: unreadable rows (with file and line) or duplicate ids.
+        ConfigError: unreadable rows (with file and line), an ``id`` that is not a
+            string or a number, or duplicate ids.
     """
     rows: Iterator[tuple[int | None, dict[str, Any]]]
     rows = iter_rows(path) if path is not None else ((None, row) for row in inline or [])
+    where = str(path or "cases")
     seen: set[str] = set()
     for index, (lineno, fields) in enumerate(rows):
         if limit is not None and index >= limit:
             return
         raw_id = fields.get("id")
+        if raw_id is not None and (isinstance(raw_id, bool)
+                                   or not isinstance(raw_id, str | int | float)):
+            # str() of a list or an object would make an id no one can type or match.
+            raise ConfigError(f"a case id must be a string or a number, not "
+                              f"{type(raw_id).__name__}", where, lineno,
+                              "id" if path is not None else f"cases[{index}].id")
         if raw_id is not None and str(raw_id) != "":
             case_id = str(raw_id)
             if case_id in seen:
-                raise ConfigError(f"duplicate case id {case_id!r}", str(path or "cases"),
-                                  lineno)
+                raise ConfigError(f"duplicate case id {case_id!r}", where, lineno)
         else:
-            case_id = content_id(fields)
+            try:
+                case_id = content_id(fields)
+            except RecursionError:
+                raise ConfigError("a case is nested too deeply", where, lineno) from None
             if case_id in seen:  # identical rows stay distinct cases
                 case_id = f"{case_id}-{index}"
         seen.add(case_id)
@@ -99,13 +164,12 @@ def iter_cases(path: Path | None = None, inline: list[dict[str, Any]] | None = N
 
 def count_cases(path: Path | None = None, inline: list[dict[str, Any]] | None = None,
                 limit: int | None = None) -> int:
-    """How many cases there are, without parsing them (for progress and dry runs)."""
-    if path is None:
-        total = len(inline or [])
-    elif path.suffix.lower() == ".csv":
-        with path.open(encoding="utf-8", newline="") as handle:
-            total = max(sum(1 for _ in csv.reader(handle)) - 1, 0)
-    else:
-        with path.open("rb") as handle:
-            total = sum(1 for line in handle if line.strip())
-    return total if limit is None else min(total, limit)
+    """How many cases :func:`iter_cases` yields, for progress and dry runs.
+
+    The file is read with every check :func:`iter_cases` makes, so the count always
+    agrees with it, and a bad file fails here, before any request is sent.
+
+    Raises:
+        ConfigError: as :func:`iter_cases`.
+    """
+    return sum(1 for _ in iter_cases(path, inline, limit))
