@@ -1,9 +1,9 @@
-"""Tests for promptkit.metrics: every expected value is worked out by hand in a comment.
+"""Tests for promptkit.metrics: hand-worked values, then reference implementations as oracles.
 
-The implementations were also cross-checked (outside this suite, which must not depend on
-them) against rouge-score 0.1.2, NLTK 3.10 ``sentence_bleu`` with ``method1`` smoothing and
-sacrebleu 2.6 ``sentence_bleu(smooth_method="floor", use_effective_order=True)`` on 3,000
-random token sequences: identical to 1e-15.
+The first sections work every expected value out by hand in a comment. The last section
+("Reference implementations") runs rouge-score, sacrebleu and NLTK (test-only dependencies)
+on the same inputs and pins down exactly which of their settings promptkit's ROUGE and
+BLEU equal, and where they differ; the module docstring of promptkit.metrics cites it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,11 @@ import math
 import random
 
 import pytest
+import sacrebleu
+from nltk.translate.bleu_score import SmoothingFunction
+from nltk.translate.bleu_score import sentence_bleu as nltk_sentence_bleu
+from rouge_score.rouge_scorer import RougeScorer
+from sacrebleu.metrics import BLEU
 
 from promptkit.metrics import (
     bleu,
@@ -78,6 +83,37 @@ def test_tokenize_empty_and_punctuation_only(text):
     ],
 )
 def test_word_count(text, words):
+    assert word_count(text) == words
+
+
+def test_emoji_variation_selector_does_not_change_rouge():
+    # ❤️ is U+2764 (a symbol: dropped) + U+FE0F VARIATION SELECTOR-16, a combining mark
+    # that used to survive as a token of its own: 6/7 precision -> F1 12/13 = 0.923.
+    assert rouge_l("今天天气很好❤️", "今天天气很好") == 1.0
+    assert rouge_n("Great job 👍🏽️", "great job") == 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("I ❤️ you", ["i", "you"]),  # U+FE0F
+        ("I ❤︎ you", ["i", "you"]),  # U+FE0E VARIATION SELECTOR-15 (text style)
+        ("1️⃣ 2⃣ #️⃣", ["1", "2"]),  # keycaps: digit, FE0F, U+20E3; '#' is punctuation
+        ("👨‍👩‍👧 family", ["family"]),  # U+200D ZERO WIDTH JOINER between emoji
+        ("葛\U000e0100城", ["葛", "城"]),  # an ideographic variation selector (E0100-E01EF)
+        ("a\ufe00b", ["ab"]),  # ignored, not a separator
+        ("क्\u200dष", ["क्ष"]),  # a joiner inside a Devanagari word does not split it
+    ],
+)
+def test_variation_selectors_keycap_and_joiner_are_not_tokens(text, tokens):
+    assert tokenize(text) == tokens
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("I ❤️ you", 2), ("❤️", 0), ("1️⃣", 1), ("#️⃣ *️⃣", 0), ("👨‍👩‍👧", 0), ("今天很好❤️", 4)],
+)
+def test_word_count_ignores_variation_selectors_keycap_and_joiner(text, words):
     assert word_count(text) == words
 
 
@@ -295,6 +331,41 @@ def test_levenshtein(a, b, distance):
     assert levenshtein(b, a) == distance
 
 
+def _levenshtein_table(a: str, b: str) -> int:
+    """The textbook dynamic-programming edit distance, to check rapidfuzz's against."""
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, start=1):
+        current = [i]
+        for j, char_b in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1,
+                               previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]
+
+
+@pytest.mark.parametrize("alphabet", ["abcde", "今天气很好不北京", "ab今天😀\U00020000é"])
+def test_levenshtein_equals_reference_dp_on_random_strings(alphabet):
+    rng = random.Random(alphabet)
+    for _ in range(300):
+        a = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        b = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        distance = _levenshtein_table(a, b)
+        assert levenshtein(a, b) == distance
+        longest = max(len(a), len(b))
+        assert levenshtein_ratio(a, b) == (1 - distance / longest if longest else 1.0)
+
+
+def test_levenshtein_long_texts():
+    # 2,000 characters each (6.4 s for the pure-Python table). b replaces every 10th
+    # character of a with one a never uses, so each of those 200 needs an edit and
+    # substituting them is enough: the distance is exactly 200.
+    rng = random.Random(3)
+    a = "".join(rng.choice("天气今北京很好晴朗") for _ in range(2000))
+    b = "".join("雨" if index % 10 == 0 else char for index, char in enumerate(a))
+    assert levenshtein(a, b) == 200
+    assert levenshtein_ratio(a, b) == pytest.approx(0.9)
+
+
 def test_levenshtein_ratio():
     assert levenshtein_ratio("kitten", "sitting") == pytest.approx(1 - 3 / 7)
     assert levenshtein_ratio("今天天气很好", "今天天气不好") == pytest.approx(5 / 6)
@@ -324,3 +395,187 @@ def test_cosine_zero_and_empty_vectors():
 def test_cosine_rejects_unequal_lengths():
     with pytest.raises(ValueError, match="equal length"):
         cosine([1, 2], [1, 2, 3])
+
+
+# --- Reference implementations as oracles -------------------------------------------------
+#
+# ROUGE: rouge-score's RougeScorer(..., use_stemmer=False).score(reference, candidate).
+# BLEU: sacrebleu's sentence_bleu with floor smoothing 0.1 and effective order on
+# promptkit's tokens joined by spaces; NLTK's method1 for candidates of 4+ tokens.
+
+ENGLISH_PAIRS = [
+    ("The cat sat on the mat.", "The cat is on the mat!"),
+    ("Don't stop -- GPT-4o rocks, 2024 was big.", "GPT-4o doesn't stop: 2024 was big"),
+    ("A quick brown fox jumps over the lazy dog", "the quick brown dog jumps over a lazy fox"),
+    ("Revenue rose 12% in Q3; costs fell.", "In Q3 revenue rose by 12 percent and costs fell"),
+]
+CHINESE_PAIRS = [
+    (ZH_CANDIDATE, ZH_REFERENCE),
+    ("北京今天天气很好，适合出门！", "今天北京天气晴朗，适合出门。"),
+    ("GPT-4o在2024年发布，速度更快。", "2024年OpenAI发布了GPT-4o模型"),
+    ("東京は晴れです", "東京は雨です"),
+    ("今天的会议讨论了Q3 revenue和成本", "会议讨论了第三季度的revenue与成本问题"),
+]
+WORDS = "the cat sat on mat dog a is was running ran don't it's GPT-4o, 2024. Hello! world?"
+
+
+class PromptkitTokenizer:
+    """What RougeScorer(tokenizer=...) calls: promptkit's tokenize as a method."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return tokenize(text)
+
+
+def _random_pairs(vocabulary: list[str], seed: int, count: int = 300,
+                  joiner: str = " ") -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    return [
+        (joiner.join(rng.choice(vocabulary) for _ in range(rng.randint(1, 25))),
+         joiner.join(rng.choice(vocabulary) for _ in range(rng.randint(1, 25))))
+        for _ in range(count)
+    ]
+
+
+def _long_enough(candidate: str, reference: str, n: int) -> bool:
+    # Where a side has fewer than n tokens the two differ by convention (tested below).
+    return min(len(tokenize(candidate)), len(tokenize(reference))) >= n
+
+
+def test_rouge_n_equals_rouge_score_on_english():
+    scorer = RougeScorer(["rouge1", "rouge2", "rouge3"], use_stemmer=False)
+    pairs = ENGLISH_PAIRS + _random_pairs(WORDS.split(), seed=11)
+    for candidate, reference in pairs:
+        expected = scorer.score(reference, candidate)
+        for n in (1, 2, 3):
+            if _long_enough(candidate, reference, n):
+                assert rouge_n(candidate, reference, n) == expected[f"rouge{n}"].fmeasure
+
+
+def test_rouge_l_equals_rouge_score_on_english():
+    scorer = RougeScorer(["rougeL"], use_stemmer=False)
+    for candidate, reference in ENGLISH_PAIRS + _random_pairs(WORDS.split(), seed=12):
+        assert rouge_l(candidate, reference) == scorer.score(reference, candidate)[
+            "rougeL"].fmeasure
+
+
+def test_rouge_equals_rouge_score_with_promptkit_tokenizer_on_chinese_and_mixed():
+    scorer = RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=PromptkitTokenizer())
+    pairs = CHINESE_PAIRS + _random_pairs(
+        [*"今天北京气很好晴朗", "GPT-4o", "在", "2024年", "，", "。", "data"], seed=13,
+        joiner="")
+    checked = 0
+    for candidate, reference in pairs:
+        if not _long_enough(candidate, reference, 2):
+            continue
+        expected = scorer.score(reference, candidate)
+        assert rouge_n(candidate, reference, 1) == expected["rouge1"].fmeasure
+        assert rouge_n(candidate, reference, 2) == expected["rouge2"].fmeasure
+        assert rouge_l(candidate, reference) == expected["rougeL"].fmeasure
+        checked += 1
+    assert checked > 250
+
+
+def test_rouge_score_default_tokenizer_gives_zero_on_chinese():
+    # Its tokenizer keeps only [a-z0-9]: unspaced Chinese has no tokens at all.
+    scorer = RougeScorer(["rouge1", "rougeL"], use_stemmer=False)
+    scores = scorer.score(ZH_REFERENCE, ZH_CANDIDATE)
+    assert (scores["rouge1"].fmeasure, scores["rougeL"].fmeasure) == (0.0, 0.0)
+    assert (rouge_n(ZH_CANDIDATE, ZH_REFERENCE), rouge_l(ZH_CANDIDATE, ZH_REFERENCE)) == (
+        0.75, 0.5)
+
+
+def test_rouge_differs_from_rouge_score_only_on_too_short_input():
+    scorer = RougeScorer(["rouge2", "rougeL"], use_stemmer=False)
+    # Two empty texts, or two equal texts with no bigram: rouge-score 0, promptkit 1.
+    assert scorer.score("", "")["rougeL"].fmeasure == 0.0
+    assert rouge_l("", "") == 1.0
+    assert scorer.score("hello", "hello")["rouge2"].fmeasure == 0.0
+    assert rouge_n("hello", "hello", n=2) == 1.0
+
+
+def _spaced(text: str) -> str:
+    return " ".join(tokenize(text))
+
+
+def _sacrebleu_floor(candidate: str, references: list[str], max_n: int = 4,
+                     smooth_method: str = "floor") -> float:
+    metric = BLEU(tokenize="none", smooth_method=smooth_method,
+                  smooth_value=0.1 if smooth_method == "floor" else None,
+                  effective_order=True, max_ngram_order=max_n)
+    return metric.sentence_score(_spaced(candidate), [_spaced(r) for r in references]).score / 100
+
+
+def _bleu_cases() -> list[tuple[str, list[str]]]:
+    rng = random.Random(21)
+    tokens = list("abcdef")
+    cases = [(c, [r]) for c, r in ENGLISH_PAIRS + CHINESE_PAIRS]
+    for _ in range(500):  # short and long candidates, one to three references
+        candidate = " ".join(rng.choice(tokens) for _ in range(rng.randint(1, 12)))
+        references = [" ".join(rng.choice(tokens) for _ in range(rng.randint(1, 12)))
+                      for _ in range(rng.randint(1, 3))]
+        cases.append((candidate, references))
+    return cases
+
+
+def test_bleu_equals_sacrebleu_floor_smoothing_with_effective_order():
+    for candidate, references in _bleu_cases():
+        # The exact call the docs name (sentence_bleu), then the same through BLEU().
+        expected = sacrebleu.sentence_bleu(
+            _spaced(candidate), [_spaced(r) for r in references], tokenize="none",
+            smooth_method="floor", smooth_value=0.1, use_effective_order=True).score / 100
+        assert bleu(candidate, references) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+        for max_n in (1, 2, 3):
+            assert bleu(candidate, references, max_n=max_n) == pytest.approx(
+                _sacrebleu_floor(candidate, references, max_n), rel=1e-12, abs=1e-15)
+        # smooth=False is sacrebleu's smooth_method="none".
+        assert bleu(candidate, references, smooth=False) == pytest.approx(
+            _sacrebleu_floor(candidate, references, smooth_method="none"), rel=1e-12,
+            abs=1e-15)
+
+
+def test_bleu_equals_nltk_method1_for_candidates_of_at_least_4_tokens():
+    method1 = SmoothingFunction().method1
+    checked = 0
+    for candidate, references in _bleu_cases():
+        if len(tokenize(candidate)) < 4:
+            continue
+        expected = nltk_sentence_bleu([tokenize(r) for r in references], tokenize(candidate),
+                                      smoothing_function=method1)
+        assert bleu(candidate, references) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+        checked += 1
+    assert checked > 300
+
+
+def test_bleu_differs_from_nltk_below_4_tokens_effective_order():
+    # NLTK gives the absent 3- and 4-gram orders precision 0.1 each: (1*1*0.1*0.1)**0.25.
+    nltk_score = nltk_sentence_bleu([["hello", "world"]], ["hello", "world"],
+                                    smoothing_function=SmoothingFunction().method1)
+    assert nltk_score == pytest.approx(math.sqrt(0.1))
+    assert bleu("hello world", "hello world") == 1.0
+    assert _sacrebleu_floor("hello world", ["hello world"]) == pytest.approx(1.0)
+
+
+def test_bleu_differs_from_sacrebleu_on_empty_texts_and_empty_references():
+    assert bleu("", "") == 1.0
+    assert _sacrebleu_floor("", [""]) == 0.0
+    # An empty reference: ignored here (r = 4, BP = exp(1 - 4/2)); sacrebleu takes the
+    # closest length, 0 on the tie with 4, so BP = 1.
+    assert bleu("a b", ["a b c d", ""]) == pytest.approx(math.exp(-1))
+    assert _sacrebleu_floor("a b", ["a b c d", ""]) == pytest.approx(1.0)
+
+
+def test_bleu_is_not_sacrebleu_13a_or_zh_on_chinese():
+    candidate, reference = "北京今天天气很好，适合出门！", "今天北京天气晴朗，适合出门。"
+    ours = bleu(candidate, reference)
+    # Hand check: 12 tokens each side (punctuation dropped); p1 = 10/12, p2 = 6/11
+    # (北京 今天 天气 适合 合出 出门), p3 = 2/10 (适合出 合出门), p4 = 1/9 (适合出门).
+    assert ours == pytest.approx((10 / 12 * 6 / 11 * 2 / 10 * 1 / 9) ** 0.25)
+    # sacrebleu's defaults: 13a does not split unspaced Chinese -> one token per side.
+    assert sacrebleu.sentence_bleu(candidate, [reference]).score == 0.0
+    # The zh tokenizer splits characters but keeps ，！。 as tokens (14 per side), with
+    # exp smoothing by default; floor smoothing changes nothing here (no order is 0).
+    for smooth in ({}, {"smooth_method": "floor", "smooth_value": 0.1}):
+        zh = sacrebleu.sentence_bleu(candidate, [reference], tokenize="zh", **smooth).score
+        assert zh / 100 == pytest.approx(0.3724, abs=1e-4)
+        assert abs(zh / 100 - ours) > 0.05
+    assert ours == pytest.approx(0.3170, abs=1e-4)
