@@ -11,6 +11,7 @@ import csv
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +81,11 @@ def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Rows after the header, each with the line it starts on (a quoted field may span
-    lines). Blank lines are skipped; every other row has one value per column."""
+    """Rows after the header, each with the line it starts on.
+
+    A quoted field may span lines. Blank lines are skipped; every other row must have
+    one value per column.
+    """
     # The limit is process-wide; only ever raise it, in case the caller set it higher.
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_SIZE_LIMIT))
     reader = csv.reader(line for _, line in _lines(path, newline=""))
@@ -101,16 +105,20 @@ def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if not row:
             continue
         if header is None:
-            duplicates = sorted({name for name in row if row.count(name) > 1})
-            if duplicates:
-                raise ConfigError(f"column {duplicates[0]!r} appears twice in the header",
+            repeated = [name for name, count in Counter(row).items() if count > 1]
+            if repeated:
+                raise ConfigError(f"column {repeated[0]!r} appears twice in the header",
                                   str(path), start)
             header = row
             continue
         if len(row) != len(header):
-            raise ConfigError(f"row has {len(row)} value{'s' if len(row) != 1 else ''}, "
-                              f"the header has {len(header)} columns", str(path), start)
+            raise ConfigError(f"row has {_plural(len(row), 'value')}, the header has "
+                              f"{_plural(len(header), 'column')}", str(path), start)
         yield start, dict(zip(header, row, strict=True))
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def iter_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
