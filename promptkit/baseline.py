@@ -1,17 +1,20 @@
 """One side of a comparison: a stored run or a committed baseline file, per case.
 
 A :class:`Side` holds, for each prompt × provider, one :class:`CaseOutcome` per case id
-(repeats of a case folded together), plus what produced it: the model, the template
-version and its sha256, the params. :func:`side_from_run` reads one from the run store,
-:func:`load_baseline` from a JSON file that :func:`save_baseline` wrote.
+(every sample of the case: one per repeat), plus what produced it: the model, the
+template version and its sha256, the params. :func:`side_from_run` reads one from the run
+store, :func:`load_baseline` from a JSON file that :func:`save_baseline` wrote.
 
 The baseline file is meant to be committed: keys in a fixed order, one line per case,
-scores rounded to 4 decimals, so a re-saved baseline diffs line by line.
+scores rounded to 4 decimals, so a re-saved baseline diffs line by line. Format 2 keeps
+each repeat's outcome (``"passes": [true, false, null]``, ``null`` for a sample the
+endpoint never answered); format 1 files (one folded verdict per case) are still read.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import time
@@ -19,41 +22,68 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .config import YamlDocument, validation_error
-from .errors import ConfigError, PromptkitError
+from .config import YamlDocument, read_text, validation_error
+from .errors import ConfigError, OutputError, PromptkitError
 from .report import spec_order
-from .results import CaseResult, RunInfo
+from .results import OUTAGE_KINDS, CaseResult, RunInfo
 from .store import RunStore, find_run
 
-BASELINE_FORMAT = 1
-# Error kinds that say nothing about the prompt: the endpoint did not answer.
-OUTAGES = frozenset({"rate_limit", "server", "timeout", "connection"})
+BASELINE_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 DIGITS = 4  # scores are kept to 4 decimals: enough to compare, quiet in diffs
 OUTPUT_CHARS = 2000  # outputs are kept to show next to a flipped case, not to re-score
 
 
 @dataclass
 class CaseOutcome:
-    """One case of one prompt × provider: its samples folded into one outcome.
+    """One case of one prompt × provider: the outcome of each of its samples.
 
-    With one sample ``passed`` is that sample's verdict; with several, a case passes
-    when most of its samples pass. An error counts as a failure, as in the leaderboard;
-    but when every sample failed for the endpoint's sake (rate limit, server error,
-    timeout, lost connection) the case is not ``answered``, and comparisons leave it
-    out rather than blame the prompt for an outage.
+    ``passes`` has one entry per sample (repeat): ``True`` passed, ``False`` failed (an
+    error that is the prompt's or the model's counts as a failure, as in the leaderboard),
+    ``None`` the endpoint or a grader never answered (rate limit, server error, timeout,
+    lost connection). Comparisons use the answered samples only and leave a case with
+    none out, rather than blame the prompt for an outage.
     """
 
     case_id: str
-    passed: bool
-    pass_rate: float
+    passes: list[bool | None]
     score: float
     metrics: dict[str, float] = field(default_factory=dict)
     output: str | None = None
     error: str | None = None
-    samples: int = 1
-    answered: bool = True
+
+    @property
+    def answered(self) -> list[bool]:
+        """The samples the endpoint answered, in order."""
+        return [p for p in self.passes if p is not None]
+
+    @property
+    def is_answered(self) -> bool:
+        return any(p is not None for p in self.passes)
+
+    @property
+    def pass_rate(self) -> float:
+        """The fraction of answered samples that passed (0.0 when none was answered)."""
+        answered = self.answered
+        return sum(answered) / len(answered) if answered else 0.0
+
+    @property
+    def passed(self) -> bool:
+        """Every answered sample passed (with one sample: that sample's verdict)."""
+        answered = self.answered
+        return bool(answered) and all(answered)
+
+    @property
+    def samples(self) -> int:
+        return len(self.passes)
+
+    @property
+    def flaky(self) -> bool:
+        """Its answered samples disagree: some passed, some failed."""
+        answered = self.answered
+        return any(answered) and not all(answered)
 
 
 @dataclass
@@ -82,6 +112,7 @@ class Side:
     run_id: str | None = None
     eval_path: str | None = None
     store_path: Path | None = None  # the run store, when the side is a stored run
+    gate: dict[str, Any] | None = None  # the spec's `gate:` (which rows the verdict judges)
 
     def row(self, prompt_id: str, provider_id: str) -> SideRow | None:
         return next((r for r in self.rows
@@ -91,22 +122,28 @@ class Side:
 # -- from a run ----------------------------------------------------------------------
 
 
+def sample_outcome(result: CaseResult) -> bool | None:
+    """One result as a comparison counts it: passed, failed, or ``None`` for an outage."""
+    if result.error_kind in OUTAGE_KINDS:
+        return None
+    return result.passed and result.error is None
+
+
 def _fold(case_id: str, samples: list[CaseResult]) -> CaseOutcome:
-    n = len(samples)
-    passes = sum(r.passed and r.error is None for r in samples)
+    passes = [sample_outcome(r) for r in samples]
+    answered = [r for r, p in zip(samples, passes, strict=True) if p is not None]
     metrics: dict[str, list[float]] = {}
-    for r in samples:
+    for r in answered:
         for name, value in r.metrics.items():
             metrics.setdefault(name, []).append(value)
-    first = samples[0]
+    shown = next((r for r in answered if r.output is not None), samples[0])
     # Rounded as the baseline file is, so a run and its saved baseline compare equal.
     return CaseOutcome(
-        case_id, passed=passes * 2 > n, pass_rate=round(passes / n, DIGITS),
-        score=round(sum(r.score for r in samples) / n, DIGITS),
+        case_id, passes,
+        score=round(sum(r.score for r in answered) / len(answered), DIGITS) if answered else 0.0,
         metrics={name: round(sum(values) / len(values), DIGITS)
                  for name, values in metrics.items()},
-        output=first.output, error=next((r.error for r in samples if r.error), None),
-        samples=n, answered=any(r.error_kind not in OUTAGES for r in samples))
+        output=shown.output, error=next((r.error for r in samples if r.error), None))
 
 
 def _row_settings(config: dict[str, Any], prompt_id: str, provider_id: str
@@ -154,24 +191,51 @@ def side_from_run(store: RunStore, run: RunInfo) -> Side:
         row.template_sha256 = sorted(hashes)
     rows.sort(key=spec_order([p.get("id") for p in run.config.get("prompts", [])],
                              [p.get("id") for p in run.config.get("providers", [])]))
-    return Side(f"run {run.run_id}", rows, run.run_id, run.eval_path, store.path)
+    return Side(f"run {run.run_id}", rows, run.run_id, run.eval_path, store.path,
+                gate=run.config.get("gate"))
 
 
 # -- the baseline file -----------------------------------------------------------------
 
 
+Unit = Field(ge=0, le=1, allow_inf_nan=False)
+
+
 class _CaseModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str
-    passed: bool
-    pass_rate: float | None = None
-    score: float
+    id: str = Field(min_length=1)
+    passed: bool | None = None  # format 2: one sample (null: not answered); format 1: folded
+    passes: list[bool | None] | None = Field(None, min_length=1)  # format 2, several samples
+    score: float = Unit
     metrics: dict[str, float] = {}
     output: str | None = None
     error: str | None = None
-    samples: int = 1
-    answered: bool = True
+    pass_rate: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)  # format 1
+    samples: int = Field(1, ge=1)  # format 1
+    answered: bool = True  # format 1
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, number in value.items():
+            if not (math.isfinite(number) and 0 <= number <= 1):
+                raise ValueError(f"metric {name!r} is {number}, not a number in [0, 1]")
+        return value
+
+    def outcome(self, fmt: int) -> CaseOutcome:
+        if fmt == 1:  # a folded verdict: rebuild per-sample outcomes from the rate
+            if not self.answered:
+                passes: list[bool | None] = [None] * self.samples
+            else:
+                rate = self.pass_rate if self.pass_rate is not None else float(bool(self.passed))
+                passed = round(rate * self.samples)
+                passes = [True] * passed + [False] * (self.samples - passed)
+        elif self.passes is not None:
+            passes = list(self.passes)
+        else:
+            passes = [self.passed]
+        return CaseOutcome(self.id, passes, self.score, self.metrics, self.output, self.error)
 
 
 class _RowModel(BaseModel):
@@ -183,7 +247,7 @@ class _RowModel(BaseModel):
     template: str | None = None
     template_sha256: list[str] = []
     params: dict[str, Any] = {}
-    cases: list[_CaseModel]
+    cases: list[_CaseModel] = Field(min_length=1)
 
 
 class _BaselineModel(BaseModel):
@@ -193,21 +257,21 @@ class _BaselineModel(BaseModel):
     eval: str | None = None
     run_id: str | None = None
     saved_at: str | None = None
-    rows: list[_RowModel]
+    gate: dict[str, Any] | None = None
+    rows: list[_RowModel] = Field(min_length=1)
 
 
 def _case_json(case: CaseOutcome) -> str:
-    data: dict[str, Any] = {"id": case.case_id, "passed": case.passed}
-    if case.samples > 1:
-        data["pass_rate"] = round(case.pass_rate, DIGITS)
-        data["samples"] = case.samples
+    data: dict[str, Any] = {"id": case.case_id}
+    if case.samples == 1:
+        data["passed"] = case.passes[0]
+    else:
+        data["passes"] = case.passes
     data["score"] = round(case.score, DIGITS)
     if case.metrics:
         data["metrics"] = {name: round(value, DIGITS) for name, value in case.metrics.items()}
     if case.error is not None:
         data["error"] = case.error[:OUTPUT_CHARS]
-    if not case.answered:
-        data["answered"] = False
     if case.output is not None:
         data["output"] = case.output[:OUTPUT_CHARS]
     return json.dumps(data, ensure_ascii=False)
@@ -218,6 +282,8 @@ def baseline_text(side: Side, eval_path: str | None = None) -> str:
     head = {"promptkit_baseline": BASELINE_FORMAT, "eval": eval_path or side.eval_path,
             "run_id": side.run_id,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if side.gate:
+        head["gate"] = side.gate
     lines = ["{"]
     lines += [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in head.items()]
     lines.append('  "rows": [')
@@ -248,7 +314,7 @@ def save_baseline(side: Side, path: str | Path, eval_path: str | None = None) ->
         temporary.write_text(text, encoding="utf-8", errors="backslashreplace")
         os.replace(temporary, path)
     except OSError as exc:
-        raise PromptkitError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -261,26 +327,27 @@ def load_baseline(path: str | Path) -> Side:
             line or key.
     """
     filename = str(path)
+    if not Path(path).exists():
+        raise ConfigError("baseline file not found", filename)
+    text = read_text(path, "baseline")
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("baseline file not found", filename) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read baseline: {exc.strerror}", filename) from None
-    except UnicodeDecodeError:
-        raise ConfigError("not a baseline file: not UTF-8 text", filename) from None
-    try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"invalid JSON: {exc.msg}", filename, exc.lineno) from None
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"invalid baseline: {exc}", filename) from None
     if not isinstance(data, dict) or "promptkit_baseline" not in data:
         raise ConfigError("not a baseline file (no 'promptkit_baseline' key); write one "
                           "with `promptkit baseline save`", filename, 1)
-    if isinstance(data["promptkit_baseline"], int) and data["promptkit_baseline"] > \
-            BASELINE_FORMAT:
-        raise ConfigError(f"baseline format {data['promptkit_baseline']} is newer than this "
-                          f"promptkit supports ({BASELINE_FORMAT}); upgrade promptkit",
-                          filename, 1, "promptkit_baseline")
+    fmt = data["promptkit_baseline"]
+    if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > BASELINE_FORMAT:
+        raise ConfigError(f"baseline format {fmt} is newer than this promptkit supports "
+                          f"({BASELINE_FORMAT}); upgrade promptkit", filename, 1,
+                          "promptkit_baseline")
+    if fmt not in READABLE_FORMATS or isinstance(fmt, bool):
+        raise ConfigError(f"unknown baseline format {fmt!r} (this promptkit reads "
+                          f"{', '.join(map(str, READABLE_FORMATS))})", filename, 1,
+                          "promptkit_baseline")
     try:
         model = _BaselineModel.model_validate(data)
     except ValidationError as exc:
@@ -292,14 +359,18 @@ def load_baseline(path: str | Path) -> Side:
     rows = []
     for r in model.rows:
         row = SideRow(r.prompt, r.provider, r.model, r.template, r.template_sha256, r.params)
+        if row.label in {other.label for other in rows}:
+            raise ConfigError(f"row {row.label} appears twice", filename)
         for c in r.cases:
             if c.id in row.cases:
                 raise ConfigError(f"duplicate case id {c.id!r} in row {row.label}", filename)
-            pass_rate = c.pass_rate if c.pass_rate is not None else float(c.passed)
-            row.cases[c.id] = CaseOutcome(c.id, c.passed, pass_rate, c.score, c.metrics,
-                                          c.output, c.error, c.samples, c.answered)
+            row.cases[c.id] = c.outcome(fmt)
         rows.append(row)
-    return Side(filename, rows, model.run_id, model.eval)
+    return Side(filename, rows, model.run_id, model.eval, gate=model.gate)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a baseline may hold")
 
 
 def resolve_side(ref: str, store_paths: list[Path]) -> Side:

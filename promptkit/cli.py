@@ -25,19 +25,23 @@ if TYPE_CHECKING:
 
 
 def fail(message: str, code: int = ExitCode.INVALID_INPUT) -> NoReturn:
-    """Print one error line and exit."""
-    click.echo(f"promptkit: error: {message}", err=True)
+    """Print one error (redacted, control characters escaped) and exit."""
+    from .redact import redact
+    from .terminal import printable
+
+    click.echo(f"promptkit: error: {printable(redact(message))}", err=True)
     sys.exit(code)
 
 
 class _Group(click.Group):
-    """A click group that reports promptkit errors as one line, exit code 2."""
+    """A click group that reports promptkit errors as one line, with the exit code of
+    the error's branch: 2 for invalid input, 3 for a run that could not complete."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except PromptkitError as exc:
-            fail(str(exc))
+            fail(str(exc), exc.exit_code)
 
 
 templates_option = click.option(
@@ -174,13 +178,9 @@ def parse_vars(template: PromptTemplate, pairs: tuple[str, ...], vars_file: str 
     """
     values: dict[str, Any] = {}
     if vars_file:
-        from .config import YamlDocument
+        from .config import YamlDocument, read_text
 
-        try:
-            text = Path(vars_file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read: {exc.strerror}", vars_file) from None
-        data = YamlDocument(text, vars_file).data  # YAML is a superset of JSON
+        data = YamlDocument(read_text(vars_file, "--vars-file"), vars_file).data  # YAML ⊃ JSON
         if not isinstance(data, dict):
             raise ConfigError("must hold a mapping of variable names to values", vars_file)
         values.update(data)
@@ -528,8 +528,24 @@ def serve(model: str | None, port: int | None, ctx: int, parallel: int) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="promptkit")
+    """Console-script entry point.
+
+    An unexpected exception (a bug) still never prints a secret: its traceback is
+    redacted, and the exit code is 3 (the run did not complete), never 1, which would
+    read as a failed gate.
+    """
+    try:
+        cli(prog_name="promptkit")
+    except Exception:
+        import traceback
+
+        from .redact import redact
+        from .terminal import printable
+
+        click.echo(printable(redact(traceback.format_exc())), err=True)
+        click.echo("promptkit: internal error (a bug; the traceback above says where)",
+                   err=True)
+        sys.exit(ExitCode.RUN_INCOMPLETE)
 
 
 if __name__ == "__main__":

@@ -1,33 +1,54 @@
 """Paired comparison of two sides (runs or baselines) on the same cases, and its verdict.
 
-:func:`compare` matches rows by prompt × provider and cases by id, then per row: the
-exact McNemar test on pass/fail flips, a seeded paired bootstrap interval on the mean
-difference of the pass rate, the score and each metric, the flipped cases and a verdict.
-The verdict comes from the McNemar p-value after Holm's adjustment across rows, so a
-matrix of many rows does not raise more false alarms than ``alpha`` says. Metric
-intervals are shown for reading; they do not gate.
+:func:`compare` matches rows by prompt × provider and cases by id, then per row:
+
+* a **one-sided** paired test of "worse" (and, separately, of "better") on the per-case
+  pass fractions: the exact McNemar test when each case has one sample, the sign-flip
+  test on the per-case differences when cases have repeats (a case counts once);
+* Holm's adjustment across the **gated** rows (``gate:`` in the spec picks them, default
+  all), so a matrix of many rows does not raise more false alarms than ``alpha`` says;
+* ``min_detectable_drop``: the drop, in points, this row's test catches with 80% power
+  (each case flipping pass → fail with that probability, none back), at ``alpha``
+  divided by the number of gated rows;
+* seeded paired bootstrap intervals on the change of the pass rate, the score and each
+  metric (for reading; they do not gate), and the flipped cases, regressions first;
+* with ``max_drop``, a plain guard: a gated row whose pass rate fell by more than that
+  many points fails, whatever the test says (for datasets too small to test).
+
+Cases the endpoint or a grader never answered are left out (an outage says nothing about
+the prompt); a case keeps the samples that were answered.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from .baseline import CaseOutcome, Side, SideRow
-from .stats import Interval, holm, mcnemar_exact, paired_bootstrap, paired_bootstraps
+from .stats import (
+    Interval,
+    holm,
+    min_detectable_drop,
+    paired_bootstrap,
+    paired_bootstraps,
+    paired_pass_test,
+)
+from .terminal import printable_line
 
 Verdict = Literal["better", "worse", "no significant change"]
 PASS_RATE = "pass rate"
 SCORE = "score"
+POWER = 0.8  # of min_detectable_drop
 
 
 @dataclass
 class Flip:
-    """A case that passed on one side and failed on the other."""
+    """A case whose pass fraction changed (with one sample: passed on one side only)."""
 
     case_id: str
     before: CaseOutcome
@@ -35,7 +56,12 @@ class Flip:
 
     @property
     def regressed(self) -> bool:
-        return self.before.passed and not self.after.passed
+        return self.after.pass_rate < self.before.pass_rate
+
+    @property
+    def flaky(self) -> bool:
+        """Its repeats disagreed on either side: the flip may be noise."""
+        return self.before.flaky or self.after.flaky
 
 
 @dataclass
@@ -51,7 +77,13 @@ class MetricChange:
 
 @dataclass
 class RowComparison:
-    """One prompt × provider compared; ``before_*`` is the baseline side."""
+    """One prompt × provider compared; ``before_*`` is the baseline side.
+
+    ``p_worse`` / ``p_better`` are one-sided p-values; ``p_adjusted`` /
+    ``p_better_adjusted`` are Holm-adjusted across the gated rows (a row that does not
+    gate keeps its own p). Rates are means of per-case pass fractions over the paired
+    cases; ``drop`` is ``before_rate - after_rate`` in points.
+    """
 
     prompt_id: str
     provider_id: str
@@ -59,12 +91,18 @@ class RowComparison:
     cases: int  # paired cases
     only_before: int
     only_after: int
-    before_passed: int
-    after_passed: int
+    before_rate: float
+    after_rate: float
     regressed: list[Flip]
     fixed: list[Flip]
-    p_value: float
+    p_worse: float
+    p_better: float
+    test: str = "mcnemar"
+    gated: bool = True
     p_adjusted: float = 1.0
+    p_better_adjusted: float = 1.0
+    min_detectable_drop: float | None = None  # points
+    max_drop_exceeded: bool = False
     metrics: list[MetricChange] = field(default_factory=list)
     verdict: Verdict = "no significant change"
     warnings: list[str] = field(default_factory=list)
@@ -72,6 +110,11 @@ class RowComparison:
     @property
     def label(self) -> str:
         return f"{self.prompt_id} × {self.provider_id}"
+
+    @property
+    def drop(self) -> float:
+        """How far the pass rate fell, in points (negative when it rose)."""
+        return (self.before_rate - self.after_rate) * 100
 
 
 @dataclass
@@ -86,15 +129,26 @@ class Comparison:
     alpha: float
     seed: int
     warnings: list[str] = field(default_factory=list)
+    max_drop: float | None = None
+
+    @property
+    def gated(self) -> list[RowComparison]:
+        return [row for row in self.rows if row.gated]
 
     @property
     def worse(self) -> list[RowComparison]:
-        return [row for row in self.rows if row.verdict == "worse"]
+        return [row for row in self.gated if row.verdict == "worse"]
 
     @property
     def regressed(self) -> bool:
-        """Whether any row got significantly worse: what ``--fail-on-regression`` gates."""
+        """Whether a gated row got significantly worse: what ``--fail-on-regression``
+        gates."""
         return bool(self.worse)
+
+    @property
+    def dropped(self) -> list[RowComparison]:
+        """Gated rows whose pass rate fell by more than ``max_drop`` points."""
+        return [row for row in self.gated if row.max_drop_exceeded]
 
 
 def _pairs(before: Side, after: Side) -> tuple[list[tuple[SideRow, SideRow]], list[str]]:
@@ -155,30 +209,40 @@ def _metric_changes(pairs: list[tuple[CaseOutcome, CaseOutcome]], seed: int,
     return changes
 
 
-def compare_rows(b: SideRow, a: SideRow, *, seed: int = 0, resamples: int = 2000
-                 ) -> RowComparison:
-    """Compare one row's cases (not yet adjusted for other rows: see :func:`compare`)."""
+def compare_rows(b: SideRow, a: SideRow, *, seed: int = 0, resamples: int = 2000,
+                 settings: bool = True) -> RowComparison:
+    """Compare one row's cases (not yet adjusted for other rows: see :func:`compare`).
+
+    ``settings=False`` leaves out the warnings about changed templates, models and
+    params (expected when two variants of one run are compared).
+    """
     shared = [cid for cid in a.cases if cid in b.cases]
-    common = [cid for cid in shared if b.cases[cid].answered and a.cases[cid].answered]
+    common = [cid for cid in shared if b.cases[cid].is_answered and a.cases[cid].is_answered]
     pairs = [(b.cases[cid], a.cases[cid]) for cid in common]
     flips = [Flip(cid, old, new) for cid, (old, new) in zip(common, pairs, strict=True)
-             if old.passed != new.passed]
-    regressed = [f for f in flips if f.regressed]
-    fixed = [f for f in flips if not f.regressed]
+             if old.pass_rate != new.pass_rate]
+    before_rates = [old.pass_rate for old, _ in pairs]
+    after_rates = [new.pass_rate for _, new in pairs]
+    p_worse, p_better, test = paired_pass_test(before_rates, after_rates, seed=seed)
+    n = len(pairs)
     row = RowComparison(
-        a.prompt_id, a.provider_id, b.provider_id, len(common),
+        a.prompt_id, a.provider_id, b.provider_id, n,
         only_before=sum(cid not in a.cases for cid in b.cases),
         only_after=len(a.cases) - len(shared),
-        before_passed=sum(old.passed for old, _ in pairs),
-        after_passed=sum(new.passed for _, new in pairs),
-        regressed=regressed, fixed=fixed,
-        p_value=mcnemar_exact(len(regressed), len(fixed)),
+        before_rate=sum(before_rates) / n if n else 0.0,
+        after_rate=sum(after_rates) / n if n else 0.0,
+        regressed=[f for f in flips if f.regressed], fixed=[f for f in flips if not f.regressed],
+        p_worse=p_worse, p_better=p_better, test=test,
         metrics=_metric_changes(pairs, seed, resamples) if pairs else [],
-        warnings=_setting_warnings(b, a))
-    if len(common) < len(shared):
-        row.warnings.append(f"{len(shared) - len(common)} case(s) the endpoint did not answer "
-                            "(rate limit, server error, timeout, lost connection) were left "
-                            "out")
+        warnings=_setting_warnings(b, a) if settings else [])
+    lost = len(shared) - len(common)
+    partly = sum(1 for old, new in pairs if None in old.passes or None in new.passes)
+    if lost:
+        row.warnings.append(f"{lost} case(s) the endpoint or a grader did not answer (rate "
+                            "limit, server error, timeout, lost connection) were left out")
+    if partly:
+        row.warnings.append(f"{partly} case(s) lost some samples to an outage; their "
+                            "answered samples were compared")
     if not common:
         row.warnings.append("no cases in common: nothing to compare")
     elif row.only_before or row.only_after:
@@ -187,25 +251,63 @@ def compare_rows(b: SideRow, a: SideRow, *, seed: int = 0, resamples: int = 2000
     return row
 
 
+def gate_selects(gate: Mapping[str, Any] | None, prompt_id: str, provider_id: str) -> bool:
+    """Whether a spec's ``gate:`` (``{prompts: [...], providers: [...]}``) picks a row."""
+    if not gate:
+        return True
+    prompts, providers = gate.get("prompts"), gate.get("providers")
+    return ((prompts is None or prompt_id in prompts)
+            and (providers is None or provider_id in providers))
+
+
 def compare(before: Side, after: Side, *, alpha: float = 0.05, seed: int = 0,
-            resamples: int = 2000) -> Comparison:
+            resamples: int = 2000, gate: Mapping[str, Any] | None = None,
+            max_drop: float | None = None, settings: bool = True) -> Comparison:
     """Compare ``after`` (the candidate) with ``before`` (the baseline), row by row.
 
     Args:
         before: The baseline side.
         after: The side under test.
-        alpha: Significance level of the verdict, after Holm's adjustment across rows.
-        seed: Seeds the bootstrap; the same inputs and seed give the same intervals.
+        alpha: Significance level of the verdict, after Holm's adjustment across the
+            gated rows.
+        seed: Seeds the bootstrap and sampled sign-flip tests: same inputs, same numbers.
         resamples: Bootstrap samples per interval.
+        gate: Which rows gate (``{"prompts": [...], "providers": [...]}``); default the
+            candidate's ``gate``, else the baseline's, else every row.
+        max_drop: Points a gated row's pass rate may fall before it fails the max-drop
+            check (``None``: no such check).
+        settings: Warn when templates, models or params differ between the sides.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    if max_drop is not None and not 0 <= max_drop <= 100:
+        raise ValueError(f"max_drop must be between 0 and 100 points, got {max_drop}")
+    gate = gate if gate is not None else (after.gate or before.gate)
     pairs, notes = _pairs(before, after)
-    rows = [compare_rows(b, a, seed=seed, resamples=resamples) for b, a in pairs]
-    for row, adjusted in zip(rows, holm([row.p_value for row in rows]), strict=True):
-        row.p_adjusted = adjusted
-        if adjusted < alpha:
-            row.verdict = "worse" if len(row.regressed) > len(row.fixed) else "better"
+    rows = [compare_rows(b, a, seed=seed, resamples=resamples, settings=settings)
+            for b, a in pairs]
+    for row in rows:
+        row.gated = gate_selects(gate, row.prompt_id, row.provider_id)
+    gated = [row for row in rows if row.gated]
+    for row, worse, better in zip(gated, holm([r.p_worse for r in gated]),
+                                  holm([r.p_better for r in gated]), strict=True):
+        row.p_adjusted, row.p_better_adjusted = worse, better
+    for row in rows:
+        if not row.gated:
+            row.p_adjusted, row.p_better_adjusted = row.p_worse, row.p_better
+        row_alpha = alpha / max(1, len(gated)) if row.gated else alpha
+        drop = min_detectable_drop(row.cases, row_alpha, POWER) if row.cases else None
+        row.min_detectable_drop = None if drop is None else drop * 100
+        if row.p_adjusted <= alpha:
+            row.verdict = "worse"
+        elif row.p_better_adjusted <= alpha:
+            row.verdict = "better"
+        row.max_drop_exceeded = (max_drop is not None and row.gated and row.cases > 0
+                                 and row.drop > max_drop + 1e-9)
+    if gate:
+        left_out = [row.label for row in rows if not row.gated]
+        if left_out:
+            notes.append(f"not gated (gate: in the spec): {', '.join(left_out)}")
     matched_before = {(b.prompt_id, b.provider_id) for b, _ in pairs}
     matched_after = {(a.prompt_id, a.provider_id) for _, a in pairs}
     return Comparison(
@@ -214,7 +316,7 @@ def compare(before: Side, after: Side, *, alpha: float = 0.05, seed: int = 0,
                      if (r.prompt_id, r.provider_id) not in matched_before],
         only_after=[r.label for r in after.rows
                     if (r.prompt_id, r.provider_id) not in matched_after],
-        alpha=alpha, seed=seed, warnings=notes)
+        alpha=alpha, seed=seed, warnings=notes, max_drop=max_drop)
 
 
 # -- printing ------------------------------------------------------------------------
@@ -234,25 +336,60 @@ def _change(change: MetricChange) -> str:
 def _short(text: str | None, limit: int = 240) -> str:
     if text is None:
         return "(no output)"
-    flat = " ".join(text.split())
+    flat = printable_line(text)
     return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
+def _fraction(outcome: CaseOutcome) -> str:
+    if outcome.samples == 1:
+        return "pass" if outcome.passed else "fail"
+    answered = outcome.answered
+    return f"{sum(answered)}/{len(answered)} pass"
+
+
 def flip_lines(comparison: Comparison, limit: int | None = 50) -> list[str]:
-    """The flipped cases as plain lines, regressions (pass → fail) first."""
+    """The flipped cases as plain lines, regressions first; ``[flaky]`` marks a case whose
+    repeats disagreed on either side."""
     lines: list[str] = []
     for kind in ("regressed", "fixed"):
         for row in comparison.rows:
             flips = row.regressed if kind == "regressed" else row.fixed
             shown = flips if limit is None else flips[:limit]
             for flip in shown:
-                arrow = "pass → FAIL" if kind == "regressed" else "fail → pass"
-                lines.append(f"{arrow}  {flip.case_id}  ({row.label})")
+                if flip.before.samples == 1 and flip.after.samples == 1:
+                    arrow = "pass → FAIL" if kind == "regressed" else "fail → pass"
+                else:
+                    arrow = f"{_fraction(flip.before)} → {_fraction(flip.after)}"
+                flaky = "  [flaky]" if flip.flaky else ""
+                lines.append(f"{arrow}  {printable_line(flip.case_id)}  "
+                             f"({printable_line(row.label)}){flaky}")
                 lines.append(f"    before: {_short(flip.before.error or flip.before.output)}")
                 lines.append(f"    now:    {_short(flip.after.error or flip.after.output)}")
             if len(flips) > len(shown):
                 lines.append(f"    ... and {len(flips) - len(shown)} more {kind} in "
-                             f"{row.label}")
+                             f"{printable_line(row.label)}")
+    return lines
+
+
+def detection_lines(comparison: Comparison) -> list[str]:
+    """What each gated row's test could have caught, one line per distinct case count."""
+    by_cases: dict[int, list[RowComparison]] = {}
+    for row in comparison.gated:
+        by_cases.setdefault(row.cases, []).append(row)
+    lines = []
+    gated = max(1, len(comparison.gated))
+    level = f"one-sided alpha {comparison.alpha:g}" + (f"/{gated}" if gated > 1 else "")
+    for cases, rows in by_cases.items():
+        drop = rows[0].min_detectable_drop
+        which = "this gate" if len(comparison.gated) == 1 else \
+            ("each gated row" if len(rows) == len(comparison.gated) else
+             ", ".join(printable_line(r.label) for r in rows))
+        if drop is None:
+            lines.append(f"with {cases} cases {which} cannot catch any drop at {level} "
+                         "(too few cases); see --max-drop")
+        else:
+            lines.append(f"with {cases} cases {which} sees drops of {drop:.0f} points or "
+                         f"more (80% power, {level})")
     return lines
 
 
@@ -260,12 +397,20 @@ def verdict_line(comparison: Comparison) -> str:
     """One line: the overall verdict, as CI logs should show it."""
     if not comparison.rows:
         return "verdict: nothing to compare (no prompt × provider in common)"
+    parts = []
     worse = comparison.worse
     if worse:
-        parts = [f"{row.label} ({len(row.regressed)} pass → fail, {len(row.fixed)} "
-                 f"fail → pass, p={row.p_adjusted:.3g})" for row in worse]
-        return f"verdict: WORSE at alpha {comparison.alpha:g}: " + "; ".join(parts)
-    better = [row.label for row in comparison.rows if row.verdict == "better"]
+        rows = [f"{printable_line(row.label)} ({len(row.regressed)} worse, {len(row.fixed)} "
+                f"better, p={row.p_adjusted:.3g})" for row in worse]
+        parts.append(f"verdict: WORSE at alpha {comparison.alpha:g} (one-sided, Holm over "
+                     f"{len(comparison.gated)} gated row(s)): " + "; ".join(rows))
+    dropped = comparison.dropped
+    if dropped:
+        rows = [f"{printable_line(row.label)} fell {row.drop:.1f} points" for row in dropped]
+        parts.append(f"max-drop: more than {comparison.max_drop:g} points: " + "; ".join(rows))
+    if parts:
+        return " | ".join(parts)
+    better = [printable_line(row.label) for row in comparison.gated if row.verdict == "better"]
     if better:
         return f"verdict: better ({', '.join(better)}); no significant regression"
     return f"verdict: no significant change at alpha {comparison.alpha:g}"
@@ -274,19 +419,25 @@ def verdict_line(comparison: Comparison) -> str:
 def print_comparison(comparison: Comparison, console: Console, flips: int | None = 50
                      ) -> None:
     """Print the per-row table, the metric intervals, warnings and flipped cases."""
-    table = Table(title=f"{comparison.after_label} vs baseline {comparison.before_label}",
+    table = Table(title=printable_line(f"{comparison.after_label} vs baseline "
+                                       f"{comparison.before_label}"),
                   title_justify="left", box=None, header_style="bold", padding=(0, 1, 0, 0))
     for header in ("prompt × provider", "cases", "pass before → now", "Δ pass rate (95% CI)",
-                   "flips −/+", "p (Holm)", "verdict"):
+                   "flips −/+", "p worse (Holm)", "sees drops ≥", "verdict"):
         table.add_column(header, justify="left" if header.startswith("prompt") else "right")
     for row in comparison.rows:
         delta = next((_change(m) for m in row.metrics if m.name == PASS_RATE), "—")
         style = {"worse": "bold red", "better": "green"}.get(row.verdict, "")
-        rate = (f"{row.before_passed / row.cases:.1%} → {row.after_passed / row.cases:.1%}"
-                if row.cases else "—")
-        table.add_row(Text(row.label), str(row.cases), rate, delta,
-                      f"{len(row.regressed)}/{len(row.fixed)}", f"{row.p_adjusted:.3g}",
-                      row.verdict, style=style)
+        if row.max_drop_exceeded:
+            style = "bold red"
+        rate = f"{row.before_rate:.1%} → {row.after_rate:.1%}" if row.cases else "—"
+        sees = "—" if row.min_detectable_drop is None else f"{row.min_detectable_drop:.0f}pp"
+        verdict = row.verdict + ("" if row.gated else " (not gated)")
+        if row.max_drop_exceeded:
+            verdict += f"; fell > {comparison.max_drop:g}pp"
+        table.add_row(Text(printable_line(row.label)), str(row.cases), rate, delta,
+                      f"{len(row.regressed)}/{len(row.fixed)}", f"{row.p_adjusted:.3g}", sees,
+                      verdict, style=style)
     console.print(table)
     metrics = Table(box=None, header_style="bold", padding=(0, 1, 0, 0))
     for header in ("prompt × provider", "metric", "before", "now", "Δ mean (95% CI)"):
@@ -296,8 +447,9 @@ def print_comparison(comparison: Comparison, console: Console, flips: int | None
             if change.name == PASS_RATE:
                 continue
             mark = " *" if change.change.excludes_zero else ""
-            metrics.add_row(Text(row.label), Text(change.name), f"{change.before:.3f}",
-                            f"{change.after:.3f}", _change(change) + mark)
+            metrics.add_row(Text(printable_line(row.label)), Text(printable_line(change.name)),
+                            f"{change.before:.3f}", f"{change.after:.3f}",
+                            _change(change) + mark)
     if metrics.row_count:
         console.print(metrics)
     if any(m.change.excludes_zero for row in comparison.rows for m in row.metrics
@@ -305,21 +457,24 @@ def print_comparison(comparison: Comparison, console: Console, flips: int | None
         console.print("* the interval excludes 0 (paired bootstrap, seed "
                       f"{comparison.seed}); shown for reading, the verdict is the pass/fail "
                       "test", highlight=False)
+    for line in detection_lines(comparison):
+        console.print(Text(line), highlight=False)
     for note in comparison.warnings:
-        console.print(Text(f"note: {note}"))
+        console.print(Text(f"note: {printable_line(note)}"))
     for row in comparison.rows:
         for warning in row.warnings:
-            console.print(Text(f"warning: {row.label}: {warning}", style="yellow"))
+            console.print(Text(printable_line(f"warning: {row.label}: {warning}"),
+                               style="yellow"))
     for label in comparison.only_before:
-        console.print(Text(f"warning: {label} is only in the baseline; not compared",
-                           style="yellow"))
+        console.print(Text(printable_line(f"warning: {label} is only in the baseline; not "
+                                          "compared"), style="yellow"))
     for label in comparison.only_after:
-        console.print(Text(f"warning: {label} has no baseline; not compared",
+        console.print(Text(printable_line(f"warning: {label} has no baseline; not compared"),
                            style="yellow"))
     lines = flip_lines(comparison, flips)
     if lines:
         console.print(Text("flipped cases:", style="bold"))
         for line in lines:
             console.print(Text(line), highlight=False)
-    console.print(Text(verdict_line(comparison),
-                       style="bold red" if comparison.regressed else "bold"))
+    failed = comparison.regressed or bool(comparison.dropped)
+    console.print(Text(verdict_line(comparison), style="bold red" if failed else "bold"))

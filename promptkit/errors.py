@@ -1,18 +1,25 @@
 """The exceptions promptkit raises.
 
-Every error a user can cause derives from :class:`PromptkitError`; the CLI turns
-any of them into one line on stderr and exit code 2 (``ExitCode.INVALID_INPUT``).
+Every error promptkit raises on purpose derives from :class:`PromptkitError`; the CLI
+turns any of them into one line on stderr and the exit code of its branch
+(``exit_code``): invalid input is 2, a run that could not complete is 3. A failed gate
+(threshold, regression, max-drop) is not an exception but a result: exit 1.
 
 ::
 
-    PromptkitError
+    PromptkitError                    exit 2: invalid input
     ├── TemplateError                 file and line when known
     │   ├── TemplateNotFoundError     unknown name, version or label
     │   ├── TemplateSyntaxError       the Jinja source does not parse
     │   ├── TemplateRenderError       missing variable, bad value, output too large
     │   │   └── TemplateSecurityError a sandbox rule was broken
     │   └── TemplateLockError         a locked version changed
-    └── ConfigError                   invalid YAML/JSON/CSV input: file, line, key path
+    ├── ConfigError                   invalid YAML/JSON/CSV input: file, line, key path
+    └── RunError                      exit 3: the run did not complete
+        ├── EndpointError             an endpoint never answered
+        ├── LocalServerError          the embedded llama.cpp server failed or died
+        ├── StoreError                the run store or cache cannot be written
+        └── OutputError               an output file cannot be written
 """
 
 from __future__ import annotations
@@ -22,13 +29,46 @@ class ExitCode:
     """Process exit codes (SPEC §6)."""
 
     OK = 0
-    FAILED = 1  # a threshold, check or regression gate failed
+    FAILED = 1  # a gate failed: threshold, regression or max-drop
     INVALID_INPUT = 2  # bad YAML, unknown template, missing variable, ...
-    RUN_INCOMPLETE = 3  # the run could not complete (endpoint unreachable)
+    RUN_INCOMPLETE = 3  # the run did not complete: endpoint, local server, store, output
 
 
 class PromptkitError(Exception):
-    """Base class of every error promptkit raises on purpose."""
+    """Base class of every error promptkit raises on purpose: invalid input (exit 2)."""
+
+    exit_code: int = ExitCode.INVALID_INPUT
+
+
+class GraderOutage(Exception):
+    """A grader (a judge or an embeddings provider) did not answer.
+
+    Not a :class:`PromptkitError`: it never reaches the user. The runner records the case
+    as a ``grader`` outage, which comparisons leave out like an endpoint outage, since it
+    says nothing about the prompt. The message is already redacted.
+    """
+
+
+class RunError(PromptkitError):
+    """The run did not complete for a reason outside the user's input (exit 3)."""
+
+    exit_code = ExitCode.RUN_INCOMPLETE
+
+
+class EndpointError(RunError):
+    """An endpoint could not be reached, or answered no request."""
+
+
+class LocalServerError(RunError):
+    """The embedded llama.cpp server did not start, or died while serving."""
+
+
+class StoreError(RunError):
+    """The run store or the response cache cannot be written (disk full, read-only)."""
+
+
+class OutputError(RunError):
+    """An output file (``-o``, a baseline) cannot be written."""
 
 
 class TemplateError(PromptkitError):

@@ -363,6 +363,11 @@ def _flip(flip: Flip, row: RowComparison) -> str:
     after = flip.after.error or flip.after.output or ""
     arrow = ('<span class="fail">pass → FAIL</span>' if flip.regressed
              else '<span class="pass">fail → pass</span>')
+    if flip.before.samples > 1 or flip.after.samples > 1:
+        arrow += (f" {flip.before.pass_rate:.0%} → {flip.after.pass_rate:.0%} of samples")
+    if flip.flaky:
+        arrow += ' <span class="meta">(flaky: its repeats disagree)</span>'
+
     return (f'<div class="flip">{arrow} <b>{_e(flip.case_id)}</b> '
             f'<span class="meta">({_e(row.label)}; score {flip.before.score:.3f} → '
             f"{flip.after.score:.3f})</span>"
@@ -372,9 +377,9 @@ def _flip(flip: Flip, row: RowComparison) -> str:
 
 
 def _comparison(comparison: Comparison) -> str:
-    from .comparison import PASS_RATE, verdict_line
+    from .comparison import PASS_RATE, detection_lines, verdict_line
 
-    verdict_cls = "worse" if comparison.regressed else ""
+    verdict_cls = "worse" if comparison.regressed or comparison.dropped else ""
     out = [f"<h2>Compared with {_e(comparison.before_label)}</h2>\n"
            f'<p class="meta">candidate: {_e(comparison.after_label)}</p>\n'
            f'<p class="verdict {verdict_cls}">{_e(verdict_line(comparison))}</p>\n']
@@ -383,15 +388,22 @@ def _comparison(comparison: Comparison) -> str:
         change = next((m.change for m in row.metrics if m.name == PASS_RATE), None)
         delta = "—" if change is None else (
             f"{change.mean * 100:+.1f}pp ({change.low * 100:+.1f} to {change.high * 100:+.1f})")
-        rate = (f"{row.before_passed / row.cases:.1%} → {row.after_passed / row.cases:.1%}"
-                if row.cases else "—")
+        rate = f"{row.before_rate:.1%} → {row.after_rate:.1%}" if row.cases else "—"
         cls = {"worse": "worse", "better": "better"}.get(row.verdict, "")
-        verdict = f'<span class="{cls}">{_e(row.verdict)}</span>'
+        if row.max_drop_exceeded:
+            cls = "worse"
+        text = row.verdict + ("" if row.gated else " (not gated)")
+        if row.max_drop_exceeded:
+            text += f"; fell > {comparison.max_drop:g}pp"
+        verdict = f'<span class="{cls}">{_e(text)}</span>'
+        sees = "—" if row.min_detectable_drop is None else f"{row.min_detectable_drop:.0f}pp"
         rows.append(("", [_e(row.label), f"{row.cases:,}", rate, delta,
                           f"{len(row.regressed)}/{len(row.fixed)}", f"{row.p_adjusted:.3g}",
-                          verdict]))
+                          sees, verdict]))
     out.append(_table(["prompt × provider", "cases", "pass before → now",
-                       "Δ pass rate (95% CI)", "flips −/+", "p (Holm)", "verdict"], rows))
+                       "Δ pass rate (95% CI)", "flips −/+", "p worse (Holm)", "sees drops ≥",
+                       "verdict"], rows))
+    out += [f'<p class="meta">{_e(line)}</p>\n' for line in detection_lines(comparison)]
     metric_rows = [("", [_e(row.label), _e(m.name), f"{m.before:.3f}", f"{m.after:.3f}",
                          f"{m.change.mean:+.3f} ({m.change.low:+.3f} to {m.change.high:+.3f})"
                          + (" *" if m.change.excludes_zero else "")])

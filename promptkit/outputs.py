@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
-from .errors import PromptkitError
+from .errors import OutputError, PromptkitError
 from .report import Summary
 from .results import RESULT_FORMAT, CaseResult, RunInfo
 
@@ -92,7 +92,7 @@ def write_output(path: str | Path, summary: Summary, results: Iterable[CaseResul
             writer(file, summary, results, run)
         os.replace(temporary, path)
     except OSError as exc:
-        raise PromptkitError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         temporary.unlink(missing_ok=True)
 

@@ -19,8 +19,15 @@ ErrorKind = Literal[
     "client",  # other 4xx: bad request, auth; not retried
     "bad_response",  # 200 with invalid JSON, HTML, or an unexpected shape
     "render",  # the template could not be rendered for this case
-    "scoring",  # an assertion raised
+    "scoring",  # an assertion could not be evaluated (e.g. its text names a missing field)
+    "grader",  # a judge or embeddings provider did not answer: an outage, like the above
+    "internal",  # an unexpected error in promptkit while running this case (a bug)
 ]
+
+OUTAGE_KINDS: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "connection",
+                                          "grader"})
+"""Error kinds that say nothing about the prompt: the endpoint (or a grader) did not
+answer. Comparisons leave such cases out; thresholds still count them as failures."""
 
 RunStatus = Literal["running", "finished", "interrupted", "failed"]
 

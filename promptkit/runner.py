@@ -9,6 +9,7 @@ finishes; failures are recorded per case and never stop the run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -16,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .client import Completion, EndpointClient, Outcome, sdk_client_for
+from .client import RETRYABLE, Completion, EndpointClient, Outcome, sdk_client_for
 from .datasets import Case, count_cases, iter_cases
-from .errors import ConfigError, PromptkitError
+from .errors import ConfigError, GraderOutage, PromptkitError, RunError, StoreError
 from .local import MODEL_ALIAS, LocalServer, find_engine
+from .redact import redact, strip_userinfo
 from .results import CaseResult, RunInfo
 from .scoring import Output, ScoringContext, check_assertions, score
 from .spec import CotSpec, EvalSpec, FewShotSpec, LoadedSpec, PromptVariant, Provider
@@ -65,6 +67,10 @@ class Prepared:
     templates: dict[str, PromptTemplate]
     fewshots: dict[str, FewShot] = field(default_factory=dict)  # by variant id
     cots: dict[str, ChainOfThought] = field(default_factory=dict)  # by variant id
+    # BM25 stand-ins for selectors that rank by embeddings: what a dry run and the
+    # pre-run check use, since they must not call any endpoint.
+    lexical: dict[str, FewShot] = field(default_factory=dict)
+    embedders: list[GraderEmbedder] = field(default_factory=list)
 
     @property
     def spec(self) -> EvalSpec:
@@ -76,11 +82,19 @@ class Prepared:
     def count(self, limit: int | None = None) -> int:
         return count_cases(self.loaded.dataset_path, self.spec.cases, limit)
 
-    def variables(self, variant: PromptVariant, case: Case) -> dict[str, Any]:
-        """Template variables: the case's fields, the variant's vars, selected examples."""
+    def variables(self, variant: PromptVariant, case: Case, *, offline: bool = False
+                  ) -> dict[str, Any]:
+        """Template variables: the case's fields, the variant's vars, selected examples.
+
+        ``offline`` selects examples without calling an embeddings endpoint (BM25 in place
+        of embeddings), for dry runs and checks.
+        """
         values = {**case.vars, **variant.vars}
         if variant.id in self.fewshots:
-            values[variant.fewshot.var] = self.fewshots[variant.id](case.vars)
+            selector = self.fewshots[variant.id]
+            if offline:
+                selector = self.lexical.get(variant.id, selector)
+            values[variant.fewshot.var] = selector(case.vars)
         return values
 
     def prompt(self, variant: PromptVariant, provider: Provider, values: dict[str, Any]
@@ -138,12 +152,15 @@ def prepare(loaded: LoadedSpec) -> Prepared:
     prepared = Prepared(loaded, store, templates)
     for i, variant in enumerate(spec.prompts):
         for part, config, build, built in (
-                ("fewshot", variant.fewshot, lambda c: build_fewshot(loaded, c), prepared.fewshots),
+                ("fewshot", variant.fewshot, lambda c: build_fewshot(prepared, c),
+                 prepared.fewshots),
                 ("cot", variant.cot, build_cot, prepared.cots)):
             if config is None:
                 continue
             try:
                 built[variant.id] = build(config)
+                if part == "fewshot" and config.embeddings:
+                    prepared.lexical[variant.id] = build_fewshot(prepared, config, lexical=True)
             except ConfigError as exc:
                 if exc.filename:  # a bad pool row: its own file and line say more
                     raise
@@ -156,44 +173,93 @@ def prepare(loaded: LoadedSpec) -> Prepared:
         for api in {p.api for p in spec.providers}:
             probe = Provider.model_construct(api=api, id="probe")
             try:
-                prepared.prompt(variant, probe, prepared.variables(variant, first))
+                prepared.prompt(variant, probe, prepared.variables(variant, first,
+                                                                   offline=True))
             except PromptkitError as exc:
                 raise type(exc)(f"{exc} (case {first.id!r}, prompt {variant.id!r})") from None
+    check_assertion_variables(prepared, first)
     return prepared
 
 
-def build_fewshot(loaded: LoadedSpec, config: FewShotSpec) -> FewShot:
-    """The example selector of a variant's ``fewshot:`` settings."""
+def check_assertion_variables(prepared: Prepared, case: Case) -> None:
+    """Fail before any request when an assertion's ``{{ name }}`` is not a case field.
+
+    A typo such as ``value: "{{ lable }}"`` would otherwise fail every case: a silent 0%.
+
+    Raises:
+        ConfigError: naming the spec file, the assertion, the variable and the fields the
+            first case has.
+    """
+    from jinja2 import meta
+
+    env = prepared.store.env
+    loaded = prepared.loaded
+    for index, assertion in enumerate(prepared.spec.assert_):
+        for key, source in assertion.template_strings():
+            try:
+                names = meta.find_undeclared_variables(env.parse(source))
+            except Exception as exc:  # a Jinja syntax error in the string
+                raise loaded.error(f"invalid template text {source[:60]!r}: {exc}",
+                                   ["assert", index, key]) from None
+            names -= set(env.globals)
+            for variant in prepared.spec.prompts:
+                known = {*case.vars, *variant.vars}
+                if variant.fewshot:
+                    known.add(variant.fewshot.var)
+                missing = sorted(names - known)
+                if missing:
+                    fields = ", ".join(sorted(map(str, case.vars))) or "none"
+                    raise loaded.error(
+                        f"{source[:60]!r} uses {missing[0]!r}, which case {case.id!r} does not "
+                        f"have (its fields: {fields})", ["assert", index, key])
+
+
+def build_fewshot(prepared: Prepared, config: FewShotSpec, lexical: bool = False) -> FewShot:
+    """The example selector of a variant's ``fewshot:`` settings (``lexical``: BM25 even
+    when ``embeddings:`` is set)."""
     from .fewshot import few_shot, load_pool  # BM25 brings numpy: only when asked for
 
+    loaded = prepared.loaded
     pool = load_pool(config.pool, loaded.base_dir)
     fields = [k for k in (pool[0] if pool else {}) if k != "id"]
     example_format = config.format or "\n".join(f"{k}: {{{k}}}" for k in fields)
     embed = None
-    if config.embeddings:
-        embed = sync_embedder(loaded, config.embeddings)
+    if config.embeddings and not lexical:
+        embed = GraderEmbedder(grader(loaded, config.embeddings))
+        prepared.embedders.append(embed)
     return few_shot(pool, config.k, config.select, fields=config.fields, label=config.label,
                     seed=config.seed, mmr_lambda=config.mmr_lambda, max_tokens=config.budget,
                     template=example_format, embed=embed)
 
 
-def sync_embedder(loaded: LoadedSpec, provider_id: str) -> Callable[[list[str]], Any]:
-    """Embeddings from a grader provider's ``/v1/embeddings``, for example selection."""
+def grader(loaded: LoadedSpec, provider_id: str) -> Provider:
+    """The provider an ``embeddings:`` setting names; it must have a base_url."""
     spec = loaded.spec
     provider = next((p for p in [*spec.graders, *spec.providers] if p.id == provider_id), None)
     if provider is None or provider.is_local:
         raise ConfigError(f"embeddings provider {provider_id!r} must be listed in graders "
                           "with a base_url", key_path="embeddings")
-    from openai import OpenAI
+    return provider
 
-    client = OpenAI(base_url=provider.base_url, api_key=provider.api_key(), max_retries=3,
-                    timeout=provider.timeout)
 
-    def embed(texts: list[str]) -> list[list[float]]:
-        response = client.embeddings.create(model=provider.model or "", input=texts)
-        return [item.embedding for item in response.data]
+class GraderEmbedder:
+    """A synchronous embedder (what few-shot selection calls) over the runner's client.
 
-    return embed
+    Example selection runs in a worker thread; each call hands the request to the run's
+    event loop, so embeddings get the same retries, rate limits and redaction as every
+    other request. Outside a run (no loop bound) it refuses to call anything.
+    """
+
+    def __init__(self, provider: Provider):
+        self.provider = provider
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.client: EndpointClient | None = None
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        if self.loop is None or self.client is None:
+            raise PromptkitError("embeddings are only requested during a run")
+        future = asyncio.run_coroutine_threadsafe(self.client.embed(texts), self.loop)
+        return future.result()
 
 
 def build_cot(config: CotSpec) -> ChainOfThought:
@@ -247,9 +313,14 @@ class Runner:
         for provider in [*spec.providers, *spec.graders]:
             if provider.id not in self.servers:
                 self.client_for(provider)  # fail on a missing API key before any request
+        for embedder in self.prepared.embedders:
+            embedder.loop = asyncio.get_running_loop()
+            embedder.client = self.client_for(embedder.provider)
         try:
-            await asyncio.gather(*(self._provider_pool(run, p) for p in spec.providers))
+            await _all_or_none(*(self._provider_pool(run, p) for p in spec.providers))
         finally:
+            for embedder in self.prepared.embedders:
+                embedder.loop = embedder.client = None
             await asyncio.gather(*(c.close() for c in self.sdk_clients.values()),
                                  return_exceptions=True)
 
@@ -265,12 +336,20 @@ class Runner:
 
         async def worker() -> None:
             for case, variant, repeat in items:
-                result = await self.run_case(provider, variant, case, repeat)
-                self.runs.add_result(run.run_id, result)
+                try:
+                    result = await self.run_case(provider, variant, case, repeat)
+                except RunError:
+                    raise  # the run cannot go on (a local server died at start, ...)
+                except Exception as exc:
+                    # A bug or a resource limit hit by one case must not end the run.
+                    result = CaseResult(variant.id, provider.id, case.id, case.index, repeat,
+                                        vars=case.vars, error_kind="internal",
+                                        error=redact(f"{type(exc).__name__}: {exc}")[:500])
+                self.runs.add_result(run.run_id, result)  # StoreError ends the run
                 if self.options.on_result:
                     self.options.on_result(result)
 
-        await asyncio.gather(*(worker() for _ in range(provider.concurrency)))
+        await _all_or_none(*(worker() for _ in range(provider.concurrency)))
 
     async def run_case(self, provider: Provider, variant: PromptVariant, case: Case,
                        repeat: int) -> CaseResult:
@@ -281,13 +360,20 @@ class Runner:
                             vars=case.vars, template_sha256=template.sha256)
         try:
             if variant.fewshot and variant.fewshot.embeddings:
-                # embedding the query is a blocking HTTP call: keep it off the loop
+                # selection waits for an HTTP call: keep it off the loop
                 values = await asyncio.to_thread(prepared.variables, variant, case)
             else:
                 values = prepared.variables(variant, case)
             prompt = prepared.prompt(variant, provider, values)
+        except GraderOutage as exc:
+            result.error, result.error_kind = str(exc), "grader"
+            return result
         except PromptkitError as exc:
-            result.error, result.error_kind = str(exc), "render"
+            result.error, result.error_kind = redact(str(exc)), "render"
+            return result
+        except (RecursionError, MemoryError) as exc:  # selection or rendering blew a limit
+            result.error = f"the prompt could not be built: {type(exc).__name__}"
+            result.error_kind = "render"
             return result
         body = prepared.body(variant, provider, prompt)
         samples = prepared.samples(variant)
@@ -330,7 +416,7 @@ class Runner:
         """The text the assertions see (the output, or the extracted or voted answer),
         and the samples' agreement under self-consistency."""
         cot = self.prepared.cots.get(variant.id)
-        result.output = completions[0].text
+        result.output = redact(completions[0].text)
         if cot is None:
             return result.output.strip(), None
         from .cot import majority_vote, normalize_answer
@@ -343,7 +429,7 @@ class Runner:
         result.answer, result.votes = vote.answer, dict(vote.votes)
         for completion, answer in zip(completions, answers, strict=True):
             if answer is not None and normalize_answer(answer) == vote.answer:
-                result.output = completion.text  # show a sample that gave the winner
+                result.output = redact(completion.text)  # a sample that gave the winner
                 break
         return vote.answer or "", vote.agreement
 
@@ -385,8 +471,11 @@ class Runner:
                                  judge=self._judge, embed=self._embed)
         try:
             scored = await score(output, self.prepared.spec.assert_, context)
+        except GraderOutage as exc:
+            result.error, result.error_kind = str(exc), "grader"
+            return
         except PromptkitError as exc:
-            result.error, result.error_kind = str(exc), "scoring"
+            result.error, result.error_kind = redact(str(exc)), "scoring"
             return
         result.passed, result.score = scored.passed, scored.score
         result.metrics = dict(scored.metrics)
@@ -403,14 +492,36 @@ class Runner:
                 **client.provider.params}
         outcome = await client.request(body)
         if outcome.completion is None:
-            raise PromptkitError(f"judge {provider_id} failed: {outcome.error}")
-        return outcome.completion.text
+            message = f"judge {provider_id} failed: {outcome.error}"
+            if outcome.error_kind in RETRYABLE or outcome.error_kind == "client":
+                raise GraderOutage(message)  # the judge did not grade: say nothing of the case
+            raise PromptkitError(message)
+        return redact(outcome.completion.text)
 
     async def _embed(self, provider_id: str, texts: list[str]) -> list[list[float]]:
-        client = self._grader(provider_id)
-        response = await client.client.embeddings.create(model=client.provider.model or "",
-                                                         input=texts)
-        return [item.embedding for item in response.data]
+        return await self._grader(provider_id).embed(texts)
+
+
+async def _all_or_none(*coroutines: Any) -> None:
+    """Run coroutines together; the first to raise cancels the others, then re-raises.
+
+    (``asyncio.gather`` would leave the others running after a failure, e.g. workers
+    still requesting while a full disk has already ended the run.)
+    """
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        if task.exception() is not None:
+            raise task.exception()
 
 
 def open_stores(loaded: LoadedSpec, options: RunOptions) -> tuple[RunStore, ResponseCache | None]:
@@ -418,11 +529,19 @@ def open_stores(loaded: LoadedSpec, options: RunOptions) -> tuple[RunStore, Resp
     if options.store_dir is not None:
         runs_path, cache_path = (options.store_dir / runs_path.name,
                                  options.store_dir / cache_path.name)
+    created = not runs_path.parent.exists()
     runs = RunStore(runs_path)
-    ignore = runs_path.parent / ".gitignore"
-    if not ignore.exists():  # run databases are local state, never commits
-        ignore.write_text("*\n")
-    return runs, ResponseCache(cache_path) if options.use_cache else None
+    if created:  # a folder promptkit made holds local state only: keep it out of commits
+        try:
+            (runs_path.parent / ".gitignore").write_text("*\n")
+        except OSError as exc:
+            runs.close()
+            raise StoreError(f"cannot write {runs_path.parent}: {exc.strerror or exc}") from None
+    try:
+        return runs, ResponseCache(cache_path) if options.use_cache else None
+    except BaseException:
+        runs.close()
+        raise
 
 
 def local_servers(providers: list[Provider]) -> dict[str, LocalServer]:
@@ -462,32 +581,62 @@ async def run_eval(prepared: Prepared, options: RunOptions) -> RunOutcome:
     planned = prepared.count(options.limit) * len(spec.prompts) * len(spec.providers) \
         * spec.repeat
     run = runs.last_unfinished(eval_path) if options.resume else None
-    if run is not None and run.spec_hash != spec_hash:
-        raise ConfigError(f"the spec changed since run {run.run_id}; resume needs the same "
-                          "spec (run without --resume to start a new run)", str(loaded.path))
-    servers = local_servers(spec.providers)
-    status = "failed"
     try:
+        if options.resume and run is None:
+            last = runs.list_runs(eval_path, limit=1)
+            what = (f"the last run of {loaded.path} ({last[0].run_id}) finished" if last
+                    else f"{loaded.path} has no runs in {runs.path}")
+            raise PromptkitError(f"nothing to resume: {what}; run without --resume to start "
+                                 "a new run")
+        if run is not None and run.spec_hash != spec_hash:
+            raise ConfigError(f"the spec changed since run {run.run_id}; resume needs the "
+                              "same spec (run without --resume to start a new run)",
+                              str(loaded.path))
+        servers = local_servers(spec.providers)
         if run is None:
-            config = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-            run = runs.create_run(eval_path, spec_hash, config, planned)
-        runner = Runner(prepared, options, runs, cache, servers)
-        if options.resume:
-            runner.done = runs.done_keys(run.run_id)
-        if options.on_start:
-            options.on_start(run, planned, len(runner.done))
-        await runner.run(run)
+            run = runs.create_run(eval_path, spec_hash, run_config(spec), planned)
+    except BaseException:
+        runs.close()
+        if cache is not None:
+            cache.close()
+        raise
+    status = "failed"
+    runner = Runner(prepared, options, runs, cache, servers)
+    try:
+        with runs.run_lock(run.run_id):
+            if options.resume:
+                runner.done = runs.done_keys(run.run_id)
+            if options.on_start:
+                options.on_start(run, planned, len(runner.done))
+            await runner.run(run)
         status = "finished"
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status = "interrupted"
+    except (KeyboardInterrupt, asyncio.CancelledError, StoreError):
+        status = "interrupted"  # --resume continues it
         raise
     finally:
+        died = {pid: f"{server.exit_status()}; its last log lines:\n{server.log_tail()}"
+                for pid, server in servers.items() if server.launched and server.exit_status()}
         for server in servers.values():
             server.stop()
-        if run is not None:
+        with contextlib.suppress(StoreError):  # a full disk may refuse this too
             runs.finish_run(run.run_id, status)
         if cache is not None:
             cache.close()
+        if status != "finished":
+            runs.close()
     unreachable = {pid: c.unreachable for pid, c in runner.clients.items() if c.unreachable}
+    unreachable.update(died)  # a crashed local server explains its lost connections
     engines = {pid: server.describe() for pid, server in servers.items() if server.launched}
     return RunOutcome(runs.get_run(run.run_id), runs, unreachable, engines)
+
+
+def run_config(spec: EvalSpec) -> dict[str, Any]:
+    """The resolved spec as stored with a run: no secrets (header names only, base URLs
+    without userinfo; API keys are never in a spec, only the variable names)."""
+    config = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for provider in [*config.get("providers", []), *config.get("graders", [])]:
+        if provider.get("headers"):
+            provider["headers"] = sorted(provider["headers"])
+        if provider.get("base_url"):
+            provider["base_url"] = strip_userinfo(provider["base_url"])
+    return config

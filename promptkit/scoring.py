@@ -45,10 +45,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import metrics
-from .errors import ConfigError
+from .errors import ConfigError, GraderOutage, TemplateError
 
 __all__ = [
     "ASSERTION_TYPES",
@@ -290,6 +291,18 @@ class Assertion(BaseModel):
             raise ValueError(f"provider: only llm-judge and similar take a provider, not {kind}")
         return self
 
+    def template_strings(self) -> list[tuple[str, str]]:
+        """``(key, text)`` of every string rendered with the case's variables."""
+        kind = self.base_type
+        if kind in _LIST_TYPES:
+            return [("value", item) for item in self.value]
+        if kind in (*_TEXT_TYPES, "llm-judge") or (kind in _REFERENCE_TYPES
+                                                    and self.expected is None):
+            return [("value", self.value)]
+        if self.expected is not None:
+            return [("expected", self.expected)]
+        return []
+
     @property
     def negated(self) -> bool:
         """Whether the type carries the ``not-`` prefix."""
@@ -344,10 +357,48 @@ def _reference(assertion: Assertion, ctx: ScoringContext) -> str:
     return _rendered(text, ctx)
 
 
+REGEX_TIMEOUT_S = 1.0
+"""A ``regex`` assertion that takes longer than this on one output fails that case
+(catastrophic backtracking must not stall a run); the ``regex`` package stops the match."""
+
+MAX_JSON_CHARS = 1_000_000
+"""Outputs longer than this are not parsed as JSON (``is-json`` fails, judges' verdicts
+are looked for in the first part only)."""
+
+
 @functools.lru_cache(maxsize=256)
-def _compile(pattern: str) -> re.Pattern[str]:
+def _compile(pattern: str) -> regex.Pattern[str]:
     # Cached so a regex assertion compiles once per distinct (rendered) pattern per run.
-    return re.compile(pattern)
+    # The regex package (not re) because its matches take a timeout.
+    return regex.compile(pattern)
+
+
+def search(pattern: regex.Pattern[str], text: str) -> regex.Match[str] | None:
+    """``pattern.search(text)`` stopped after :data:`REGEX_TIMEOUT_S` seconds.
+
+    Raises:
+        _EvaluationError: the match took too long.
+    """
+    try:
+        return pattern.search(text, timeout=REGEX_TIMEOUT_S)
+    except TimeoutError:
+        raise _EvaluationError(f"regex /{_short(pattern.pattern, 40)[1:-1]}/ took longer "
+                               f"than {REGEX_TIMEOUT_S:g}s on this output") from None
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` with a size cap and no RecursionError on deeply nested input.
+
+    Raises:
+        ValueError: not JSON, too large or nested too deeply (the message says which).
+    """
+    if len(text) > MAX_JSON_CHARS:
+        raise ValueError(f"{len(text):,} characters is more than the {MAX_JSON_CHARS:,} "
+                         "parsed as JSON")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 @functools.cache
@@ -412,13 +463,16 @@ def _find_json_object(text: str) -> dict[str, Any] | None:
     for match in re.finditer(r"\{", text):
         try:
             found, _ = decoder.raw_decode(text, match.start())
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         if isinstance(found, dict):
             if "pass" in found:
                 return found
             objects.append(found)  # e.g. JSON the judge quoted from the output
     return objects[0] if objects else None
+
+
+MAX_VERDICT_CHARS = 20_000
 
 
 def _parse_verdict(answer: str) -> GradingResult:
@@ -428,7 +482,9 @@ def _parse_verdict(answer: str) -> GradingResult:
     reasoning models prefix ``<think>`` blocks (which may contain braces), so those are
     skipped; what must be there is one JSON object with a boolean ``pass``.
     """
-    text = _THINKING.sub("", answer)
+    # A verdict is short; a huge answer is searched only at its start (each "{" is a parse
+    # attempt, so an answer of braces would otherwise take quadratic time).
+    text = _THINKING.sub("", answer[:MAX_VERDICT_CHARS])
     verdict = None
     for candidate in [*_FENCED.findall(text), text]:
         verdict = _find_json_object(candidate)
@@ -471,9 +527,9 @@ async def _evaluate(a: Assertion, output: Output, ctx: ScoringContext) -> Gradin
             return _answered(text.lstrip().startswith(expected), f"output starts with {shown}")
         try:
             pattern = _compile(expected)
-        except re.error as exc:
+        except regex.error as exc:
             raise _EvaluationError(f"invalid regex {shown}: {exc}") from None
-        return _answered(pattern.search(text) is not None, f"output matches /{expected}/")
+        return _answered(search(pattern, text) is not None, f"output matches /{expected}/")
     if kind in _LIST_TYPES:
         items = [_rendered(item, ctx) for item in a.value]
         found = [item for item in items if item in text]
@@ -483,8 +539,8 @@ async def _evaluate(a: Assertion, output: Output, ctx: ScoringContext) -> Gradin
         return _binary(not missing, f"output contains {found}, not {missing}")
     if kind == "is-json":
         try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as exc:
+            parsed = parse_json(text)
+        except ValueError as exc:
             return _binary(False, f"output is not JSON: {exc}")
         if a.value is None:
             return _binary(True, "output is JSON")
@@ -554,6 +610,8 @@ async def _judge(a: Assertion, output: Output, ctx: ScoringContext) -> GradingRe
 async def _result(a: Assertion, output: Output, ctx: ScoringContext) -> AssertionResult:
     try:
         verdict = await _evaluate(a, output, ctx)
+    except (GraderOutage, TemplateError):
+        raise  # not this assertion's verdict: the case is left out, or the input is wrong
     except _EvaluationError as exc:
         error = str(exc)
     except Exception as exc:  # a user function or a provider failed: record, don't abort the run
@@ -640,7 +698,7 @@ def check_assertions(assertions: Sequence[Assertion], providers: set[str]) -> No
         if kind == "regex" and "{{" not in a.value and "{%" not in a.value:
             try:
                 _compile(a.value)
-            except re.error as exc:
+            except regex.error as exc:
                 raise ConfigError(f"invalid regex {a.value!r}: {exc}", key_path=key) from exc
         if kind == "is-json" and a.value is not None:
             if importlib.util.find_spec("jsonschema") is None:

@@ -10,12 +10,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from .config import YamlDocument, format_path, validate
+from .config import YamlDocument, format_path, read_text, validate
 from .errors import ConfigError
 from .scoring import Assertion
 
@@ -23,6 +31,33 @@ Api = Literal["chat", "completions"]
 LOCAL = "local"
 # How fast a run goes, not what it asks: changing these does not change a spec's identity.
 RUNTIME_KNOBS = ("concurrency", "timeout", "total_timeout", "retries", "stream", "headers")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What API keys look like: a vendor prefix, or a long run of mixed-case letters and digits
+# (variable names are upper case). Never echoed back in an error.
+_KEY_LIKE = re.compile(r"^(sk|pk|rk|gsk|xai|hf|ghp|gho|ghs|glpat|AKIA|AIza|key)[-_]"
+                       r"|^[A-Za-z0-9_-]{32,}$")
+
+
+def check_env_name(value: str | None, where: str = "api_key_env") -> None:
+    """Refuse an ``api_key_env`` that is not an environment variable name, without ever
+    repeating the value (a key pasted in its place must not reach a log).
+
+    Raises:
+        ValueError: empty, not a valid name, or looks like a key.
+    """
+    if value is None:
+        return
+    if not value:
+        raise ValueError(f"{where} is empty; give the name of the environment variable that "
+                         "holds the key (e.g. OPENAI_API_KEY), or leave it out")
+    if _KEY_LIKE.search(value) and not value.isupper():
+        raise ValueError(f"{where} looks like an API key, not the name of an environment "
+                         "variable; put the key in a variable (export OPENAI_API_KEY=...) "
+                         "and name the variable here. The value is not shown.")
+    if not ENV_NAME.fullmatch(value):
+        raise ValueError(f"{where} must be the name of an environment variable (letters, "
+                         "digits and _, e.g. OPENAI_API_KEY); the value given is not one "
+                         "and is not shown")
 
 
 class Price(BaseModel):
@@ -76,6 +111,13 @@ class Provider(BaseModel):
                     "a provider given as a string must be 'local' or 'local:/path/model.gguf'; "
                     "give others as a mapping with base_url and model")
             return {"id": value, "local_model": path or None, "api": "completions"}
+        return value
+
+    @field_validator("api_key_env", mode="before")
+    @classmethod
+    def _env_name(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            check_env_name(value)
         return value
 
     @model_validator(mode="after")
@@ -177,6 +219,22 @@ class PromptVariant(BaseModel):
         return self
 
 
+class GateSpec(BaseModel):
+    """``gate:``: which prompt × provider rows the regression verdict and ``--max-drop``
+    judge. Exploratory variants left out do not dilute the Holm adjustment; thresholds
+    still apply to every row."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompts: list[str] | None = Field(None, description="Prompt ids that gate (default: all).")
+    providers: list[str] | None = Field(None, description="Provider ids that gate (default: "
+                                        "all).")
+
+    def selects(self, prompt_id: str, provider_id: str) -> bool:
+        return ((self.prompts is None or prompt_id in self.prompts)
+                and (self.providers is None or provider_id in self.providers))
+
+
 class EvalSpec(BaseModel):
     """An eval: prompts × providers × dataset cases × repeats, scored by assertions."""
 
@@ -195,6 +253,8 @@ class EvalSpec(BaseModel):
     threshold: float | None = Field(None, ge=0, le=1, description="Pass rate each "
                                     "prompt × provider must reach.")
     repeat: int = Field(1, ge=1, le=1000)
+    gate: GateSpec | None = Field(None, description="Rows the regression gate judges "
+                                  "(default: every row).")
 
     @field_validator("prompts", "providers")
     @classmethod
@@ -210,6 +270,19 @@ class EvalSpec(BaseModel):
     def _one_data_source(self) -> EvalSpec:
         if (self.dataset is None) == (self.cases is None):
             raise ValueError("give exactly one of `dataset` (a JSONL/CSV file) or `cases`")
+        return self
+
+    @model_validator(mode="after")
+    def _gate_ids_exist(self) -> EvalSpec:
+        if self.gate is None:
+            return self
+        for what, wanted, items in (("prompts", self.gate.prompts, self.prompts),
+                                    ("providers", self.gate.providers, self.providers)):
+            known = [item.id for item in items]
+            for item_id in wanted or ():
+                if item_id not in known:
+                    raise ValueError(f"gate.{what}: {item_id!r} is not one of the spec's "
+                                     f"{what} ({', '.join(known)})")
         return self
 
 
@@ -257,11 +330,7 @@ def load_spec(path: str | os.PathLike[str]) -> LoadedSpec:
         ConfigError: unreadable file, invalid YAML, or a value that does not fit.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read eval spec: {exc.strerror}", str(path)) from None
-    doc = YamlDocument(text, str(path))
+    doc = YamlDocument(read_text(path, "eval spec"), str(path))
     if not isinstance(doc.data, dict):
         raise ConfigError("an eval spec must be a YAML mapping", str(path), 1)
     return LoadedSpec(validate(EvalSpec, doc), path, doc)
@@ -300,8 +369,10 @@ def apply_overrides(
         try:
             provider = Provider(id=model, base_url=base_url, model=model, api=api or "chat",
                                 api_key_env=api_key_env)
-        except ValueError as exc:
-            raise ConfigError(f"--base-url: {exc}") from None
+        except ValidationError as exc:  # its str() would repeat the input values
+            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            flag = "--api-key-env" if "api_key_env" in message else "--base-url"
+            raise ConfigError(f"{flag}: {message}") from None
         spec.providers = [provider]
     elif api or api_key_env:
         raise ConfigError("--api and --api-key-env apply to --base-url")

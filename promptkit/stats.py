@@ -403,3 +403,24 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p_values[index]))
         adjusted[index] = running
     return adjusted
+
+
+def paired_pass_test(before: Sequence[float], after: Sequence[float], *, seed: int = 0
+                     ) -> tuple[float, float, str]:
+    """One-sided paired tests of per-case pass fractions: ``(p_worse, p_better, name)``.
+
+    When every fraction is 0 or 1 (one sample per case) this is the exact McNemar test
+    on the discordant cases (:func:`mcnemar_one_sided`); with repeats, the sign-flip test
+    on the per-case differences (:func:`sign_flip_p`), so a case counts once however many
+    samples it has. ``name`` says which (``"mcnemar"`` or ``"sign-flip"``).
+    """
+    if len(before) != len(after):
+        raise ValueError(f"paired values differ in length: {len(before)} and {len(after)}")
+    if all(value in (0, 1) for value in (*before, *after)):
+        regressed = sum(b > a for b, a in zip(before, after, strict=True))
+        fixed = sum(a > b for b, a in zip(before, after, strict=True))
+        return mcnemar_one_sided(regressed, fixed), mcnemar_one_sided(fixed, regressed), \
+            "mcnemar"
+    differences = [a - b for b, a in zip(before, after, strict=True)]
+    return (sign_flip_p(differences, alternative="less", seed=seed),
+            sign_flip_p(differences, alternative="greater", seed=seed), "sign-flip")

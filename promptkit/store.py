@@ -10,8 +10,11 @@ an API key: callers pass request bodies and resolved specs without secrets.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
 import time
@@ -20,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self, get_args
 
-from .errors import PromptkitError
+from .errors import PromptkitError, StoreError
 from .results import RESULT_FORMAT, CaseResult, RunInfo, RunStatus
 
 BUSY_TIMEOUT_S = 30.0
@@ -147,7 +150,11 @@ class _Database:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.path.parent}: cannot create the store folder: "
+                             f"{exc.strerror or exc}") from None
         # isolation_level=None: a statement outside BEGIN is its own transaction, committed
         # when execute() returns. WAL + synchronous=NORMAL keeps such a commit through a
         # kill -9 (not through power loss) without an fsync per result.
@@ -155,7 +162,7 @@ class _Database:
             self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S,
                                         isolation_level=None)
         except sqlite3.Error as exc:
-            raise PromptkitError(f"{self.path}: cannot open the database: {exc}") from exc
+            raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
         try:
             if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 self.conn.execute("PRAGMA journal_mode=WAL")
@@ -164,7 +171,7 @@ class _Database:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
-            raise PromptkitError(f"{self.path}: cannot open the database: {exc}") from exc
+            raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
         except BaseException:
             self.conn.close()
             raise
@@ -193,6 +200,15 @@ class _Database:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise
+
+    def _write(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """Run one writing statement; a full disk or a read-only file is a StoreError."""
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write {self.path}: {exc}") from None
 
     def close(self) -> None:
         """Close the connection (committed data is already on disk)."""
@@ -259,7 +275,7 @@ class ResponseCache(_Database):
 
     def put(self, key: str, record: Mapping[str, Any]) -> None:
         """Store (or replace) the response record for ``key``; committed on return."""
-        self.conn.execute(
+        self._write(
             "INSERT OR REPLACE INTO responses (key, record, created_at) VALUES (?, ?, ?)",
             (key, json.dumps(dict(record), ensure_ascii=False), time.time()))
 
@@ -310,7 +326,7 @@ class RunStore(_Database):
         for _ in range(10):  # two runs started in the same second may draw the same suffix
             run_id = f"{stamp}-{secrets.token_hex(2)}"
             try:
-                self.conn.execute(
+                self._write(
                     f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (run_id, eval_path, spec_hash, "running", started_at, None, config_json,
                      planned, RESULT_FORMAT))
@@ -318,7 +334,7 @@ class RunStore(_Database):
                 continue
             return RunInfo(run_id, eval_path, spec_hash, "running", started_at,
                            config=json.loads(config_json), planned=planned)
-        raise PromptkitError(f"{self.path}: could not draw a unique run id")
+        raise StoreError(f"{self.path}: could not draw a unique run id")
 
     def add_result(self, run_id: str, result: CaseResult) -> None:
         """Save one result, replacing any earlier one with the same key (a resumed retry).
@@ -328,14 +344,50 @@ class RunStore(_Database):
         """
         record = json.dumps(result.to_dict(), ensure_ascii=False, default=str)
         try:
-            self.conn.execute(_INSERT_RESULT, (
+            self._write(_INSERT_RESULT, (
                 run_id, result.prompt_id, result.provider_id, result.case_id, result.repeat,
                 result.case_index, result.passed, result.score, result.error,
                 result.error_kind, result.latency_s, result.ttft_s, result.input_tokens,
                 result.output_tokens, result.cost, result.cached, RESULT_FORMAT, record))
         except sqlite3.IntegrityError as exc:
-            raise PromptkitError(f"{self.path}: cannot store result {result.key} of run "
-                                 f"{run_id}: {exc}") from exc
+            raise StoreError(f"{self.path}: cannot store result {result.key} of run "
+                             f"{run_id}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def run_lock(self, run_id: str) -> Iterator[None]:
+        """Hold an exclusive lock on ``run_id`` while running it.
+
+        A second process that tries to run (resume) the same run at the same time is
+        refused instead of asking every case twice. The lock is an ``flock`` on a file
+        beside the database, so a killed process releases it.
+
+        Raises:
+            PromptkitError: another process holds the run.
+        """
+        lock_path = self.path.with_name(f"{self.path.name}.{run_id}.lock")
+        try:
+            handle = open(lock_path, "a+")  # noqa: SIM115 - closed in the finally below
+        except OSError as exc:
+            raise StoreError(f"{lock_path}: cannot create the run lock: "
+                             f"{exc.strerror or exc}") from None
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise PromptkitError(f"run {run_id} is being run by another process right "
+                                     "now; wait for it to end, then --resume if it did not "
+                                     "finish") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            try:
+                yield
+            finally:
+                with contextlib.suppress(OSError):
+                    lock_path.unlink()
+        finally:
+            handle.close()
 
     def done_keys(self, run_id: str) -> set[tuple[str, str, str, int]]:
         """Keys ``(prompt_id, provider_id, case_id, repeat)`` of results without an error.
@@ -358,8 +410,8 @@ class RunStore(_Database):
         self._update(run_id, "planned = ?", (planned,))
 
     def _update(self, run_id: str, assignments: str, values: tuple[Any, ...]) -> None:
-        cursor = self.conn.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?",
-                                   (*values, run_id))
+        cursor = self._write(f"UPDATE runs SET {assignments} WHERE run_id = ?",
+                             (*values, run_id))
         if cursor.rowcount == 0:
             raise PromptkitError(f"{self.path}: no run {run_id!r}")
 

@@ -62,11 +62,12 @@ def test_side_from_run_folds_repeats_in_spec_order(stored_run) -> None:
     assert (zero.model, zero.template, zero.template_sha256) == ("m-1", "t@1", ["sha-zero"])
     assert zero.params == {"api": "chat", "max_tokens": 9, "temperature": 0}
     a = zero.cases["a"]
-    assert (a.passed, a.pass_rate, a.samples) == (True, 0.6667, 3)  # 2 of 3 samples pass
+    assert a.passes == [True, False, True] and a.samples == 3  # every repeat is kept
+    assert a.pass_rate == pytest.approx(2 / 3) and a.flaky and not a.passed
     assert a.metrics == {"rouge-l": round((0.123456 + 0.2 + 0.3) / 3, 4)}
     b = zero.cases["b"]  # an error is a failure, even when its record says passed
-    assert (b.passed, b.pass_rate, b.error) == (False, 0.0, "timeout")
-    assert b.answered  # one of its samples was answered (and failed)
+    assert (b.passes, b.pass_rate, b.error) == ([False, False], 0.0, "timeout")
+    assert b.is_answered  # its error has no kind: the prompt's problem, not an outage
     assert side.rows[1].params == {"api": "chat", "max_tokens": 9}
 
 
@@ -87,7 +88,8 @@ def test_baseline_round_trip_and_one_line_per_case(stored_run, tmp_path: Path) -
             new.prompt_id, new.model, new.template_sha256, new.params)
         assert old.cases == new.cases
     data = json.loads(text)
-    assert data["promptkit_baseline"] == 1
+    assert data["promptkit_baseline"] == 2
+    assert '"passes": [true, false, true]' in text  # per-repeat outcomes
     # Saving the same run again changes only the time stamp: quiet diffs.
     save_baseline(side, path, "evals/e.yaml")
     changed = [(a, b) for a, b in zip(text.splitlines(), path.read_text().splitlines(),
@@ -103,12 +105,25 @@ def test_a_case_lost_to_an_outage_is_not_answered(tmp_path: Path) -> None:
             store.add_result(run.run_id, result("zero", case, 0, error=f"{kind}!",
                                                 error_kind=kind, passed=False))
         side = side_from_run(store, run)
-    answered = {cid: c.answered for cid, c in side.rows[0].cases.items()}
+    answered = {cid: c.is_answered for cid, c in side.rows[0].cases.items()}
     assert answered == {"t": False, "s": False, "r": True, "b": True}  # a prompt's fault
     save_baseline(side, tmp_path / "b.json")
-    assert '"answered": false' in (tmp_path / "b.json").read_text()
+    assert '"passed": null' in (tmp_path / "b.json").read_text()
     loaded = load_baseline(tmp_path / "b.json").rows[0].cases
-    assert {cid: c.answered for cid, c in loaded.items()} == answered
+    assert {cid: c.is_answered for cid, c in loaded.items()} == answered
+
+
+def test_format_1_baselines_are_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"promptkit_baseline": 1, "rows": [{
+        "prompt": "a", "provider": "p", "cases": [
+            {"id": "one", "passed": True, "score": 1},
+            {"id": "rep", "passed": True, "pass_rate": 0.6667, "samples": 3, "score": 0.6},
+            {"id": "out", "passed": False, "score": 0, "answered": False}]}]}))
+    cases = load_baseline(path).rows[0].cases
+    assert cases["one"].passes == [True]
+    assert cases["rep"].passes == [True, True, False]
+    assert cases["out"].passes == [None] and not cases["out"].is_answered
 
 
 def test_long_outputs_are_cut(stored_run, tmp_path: Path) -> None:
@@ -147,7 +162,23 @@ def test_a_failed_write_keeps_what_was_there(stored_run, tmp_path: Path) -> None
     ('{"promptkit_baseline": 1,\n "rows": [\n {"prompt": "a", "provider": "p",\n'
      '  "cases": [{"id": "c", "passed": "maybe", "score": 1}]}]}',
      "bad.json:4: rows[0].cases[0].passed: Input should be a valid boolean"),
-    ('{"promptkit_baseline": 1, "rows": [], "extra": 1}', "bad.json:1: extra: unknown key"),
+    ('{"promptkit_baseline": 1, "rows": [{"prompt": "a", "provider": "p", "cases": ['
+     '{"id": "c", "passed": true, "score": 1}]}], "extra": 1}', "bad.json:1: extra: unknown key"),
+    ('{"promptkit_baseline": 2, "rows": []}', "bad.json:1: rows: List should have at least 1"),
+    ('{"promptkit_baseline": 2, "rows": [{"prompt": "a", "provider": "p", "cases": []}]}',
+     "bad.json:1: rows[0].cases: List should have at least 1"),
+    ('{"promptkit_baseline": 0, "rows": []}', "bad.json:1: promptkit_baseline: unknown "
+                                              "baseline format 0"),
+    ('{"promptkit_baseline": "2", "rows": []}', "bad.json:1: promptkit_baseline: unknown "
+                                                "baseline format '2'"),
+    ('{"promptkit_baseline": 2, "rows": [{"prompt": "a", "provider": "p", "cases": ['
+     '{"id": "c", "passed": true, "score": NaN}]}]}', "bad.json: invalid baseline: NaN is not"),
+    ('{"promptkit_baseline": 2, "rows": [{"prompt": "a", "provider": "p", "cases": ['
+     '{"id": "c", "passed": true, "score": 1.5}]}]}',
+     "bad.json:1: rows[0].cases[0].score: Input should be less than or equal to 1"),
+    ('{"promptkit_baseline": 2, "rows": [{"prompt": "a", "provider": "p", "cases": ['
+     '{"id": "c", "passed": true, "score": 1, "metrics": {"m": -2}}]}]}',
+     "bad.json:1: rows[0].cases[0].metrics: metric 'm' is -2.0, not a number in [0, 1]"),
     ('{"promptkit_baseline": 1, "rows": [{"prompt": "a", "provider": "p", "cases": ['
      '{"id": "c", "passed": true, "score": 1}, {"id": "c", "passed": true, "score": 1}]}]}',
      "bad.json: duplicate case id 'c' in row a × p"),
@@ -164,8 +195,8 @@ def test_invalid_baseline_files_name_the_file_and_line_or_key(tmp_path: Path, te
 def test_unreadable_baselines(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="baseline file not found"):
         load_baseline(tmp_path / "none.json")
-    (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(ConfigError, match="not UTF-8"):
+    (tmp_path / "bin.json").write_bytes(b"{\xff\x00")
+    with pytest.raises(ConfigError, match="baseline is not UTF-8 text"):
         load_baseline(tmp_path / "bin.json")
 
 

@@ -185,3 +185,133 @@ def test_retry_after_parsing() -> None:
     assert retry_after({"retry-after-ms": "1500"}) == 1.5
     assert retry_after({}) is None
     assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+
+
+def test_retry_after_is_capped_and_garbage_is_ignored() -> None:
+    assert retry_after({"retry-after": "soon"}) is None
+    assert retry_after({"retry-after": "nan"}) is None
+    assert retry_after({"retry-after": "Mon, 99 Foo 2015 07:28:00 GMT"}) is None
+    assert retry_after({"retry-after": "inf"}, cap=7) == 7
+    assert retry_after({"retry-after": "100000"}, cap=7) == 7
+    assert retry_after({"retry-after-ms": "1e12"}, cap=7) == 7
+    assert retry_after({"retry-after": "-5"}) == 0.0
+    assert retry_after({"retry-after-ms": "junk", "retry-after": "3"}) == 3.0
+    future = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 10**6))
+    assert retry_after({"retry-after": future}, cap=7) == 7
+
+
+@pytest.mark.parametrize("headers", [
+    {"retry-after": "garbage"}, {"retry-after": "Wed, 21 Oct 2099 07:28:00 GMT"},
+    {"retry-after": "inf"}, {"retry-after": "100000"}, {"retry-after-ms": "1e12"}])
+async def test_hostile_retry_after_never_stalls_a_case(endpoint: FakeEndpoint,
+                                                      headers: dict[str, str]) -> None:
+    endpoint.script(Reply.status(429, headers=headers), Reply.text("ok"))
+    # Without a cap these waits are hours or forever; the guard turns a hang into a failure.
+    outcome = await asyncio.wait_for(request(endpoint, timeout=0.3, retries=1), 20)
+    assert outcome.completion is not None and outcome.completion.text == "ok"
+    assert outcome.attempts == 2
+
+
+async def test_retry_after_never_sleeps_past_the_total_timeout(endpoint: FakeEndpoint) -> None:
+    endpoint.script(Reply.status(503, retry_after=3), Reply.text("ok"))
+    outcome = await asyncio.wait_for(
+        request(endpoint, timeout=30, total_timeout=0.5, retries=3), 20)
+    assert outcome.completion is None and outcome.error_kind == "timeout"
+    assert "total timeout" in outcome.error and endpoint.count == 1
+
+
+SURROGATE = '{"choices": [{"index": 0, "message": {"role": "assistant", "content": "a\\ud800b"}, ' \
+    '"finish_reason": "stop"}]}'
+
+
+def chat_answer(message: dict, usage: object = None) -> dict:
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", **message},
+                           "finish_reason": "stop"}]}
+    if usage is not None:
+        answer["usage"] = usage
+    return answer
+
+
+@pytest.mark.parametrize(("reply", "why"), [
+    (Reply.raw(SURROGATE), "unpaired surrogate"),
+    (Reply.raw(chat_answer({"content": "hi"}, {"prompt_tokens": "many",
+                                               "completion_tokens": 2})), "usage.prompt_tokens"),
+    (Reply.raw(chat_answer({"content": "hi"}, {"prompt_tokens": 1,
+                                               "completion_tokens": -3})), "not a count"),
+    (Reply.raw(chat_answer({"content": "hi"}, "lots")), "'usage' is not an object"),
+    (Reply.raw(chat_answer({"content": None})), "no content"),
+    (Reply.raw(chat_answer({"content": 42})), "not text"),
+    (Reply.raw({"choices": "nope"}), "invalid response"),
+    (Reply.raw("[1, 2]"), "invalid response"),
+])
+async def test_unusable_answers_fail_the_case_at_once(endpoint: FakeEndpoint, reply: Reply,
+                                                      why: str) -> None:
+    endpoint.script(reply)
+    outcome = await request(endpoint)
+    assert outcome.completion is None and outcome.error_kind == "bad_response"
+    assert why in outcome.error and outcome.attempts == 1
+
+
+def chunk(delta: dict, finish: str | None = None) -> dict:
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+@pytest.mark.parametrize(("events", "why"), [
+    ((chunk({"content": "a\ud800"}, "stop"),), "unpaired surrogate"),
+    ((chunk({"content": "hi"}, "stop"), {"choices": [], "usage": {"prompt_tokens": "x"}}),
+     "usage.prompt_tokens"),
+    ((chunk({"role": "assistant", "content": None}, "stop"),), "no content"),
+    (('{"choices": [',), "not JSON"),
+    (({"error": {"message": "model overloaded"}},), "model overloaded"),
+])
+async def test_unusable_streamed_answers_fail_the_case(endpoint: FakeEndpoint, events: tuple,
+                                                       why: str) -> None:
+    endpoint.default = Reply.events(*events)
+    outcome = await request(endpoint, stream=True, retries=0)
+    assert outcome.completion is None and outcome.error_kind in ("bad_response", "server")
+    assert why in outcome.error
+
+
+async def test_a_tool_call_or_a_refusal_is_an_answer_without_text(endpoint: FakeEndpoint) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    endpoint.script(Reply.raw(chat_answer({"content": None, "tool_calls": [call]})),
+                    Reply.raw(chat_answer({"content": None, "refusal": "I can't help"})),
+                    Reply.events(chunk({"tool_calls": [{"index": 0, **call}]}, "tool_calls")))
+    tool = await request(endpoint)
+    refusal = await request(endpoint)
+    streamed = await request(endpoint, stream=True)
+    assert tool.completion.text == "" and tool.error is None
+    assert refusal.completion.text == "" and refusal.completion.refusal == "I can't help"
+    assert streamed.completion.text == "" and streamed.completion.finish_reason == "tool_calls"
+
+
+async def test_a_stream_ending_with_done_but_no_finish_reason_is_complete(
+        endpoint: FakeEndpoint) -> None:
+    endpoint.script(Reply.events(chunk({"content": "Hel"}), chunk({"content": "lo"})))
+    outcome = await request(endpoint, stream=True, retries=0)
+    assert outcome.error is None and outcome.completion.text == "Hello"
+    assert outcome.completion.finish_reason is None
+
+
+async def test_a_stream_ending_without_done_is_a_dropped_stream(endpoint: FakeEndpoint) -> None:
+    endpoint.default = Reply.events(chunk({"content": "Hello"}, "stop"), done=False)
+    outcome = await request(endpoint, stream=True, retries=1)
+    assert outcome.completion is None and outcome.error_kind == "connection"
+    assert "[DONE]" in outcome.error and outcome.attempts == 2  # retried, then given up
+
+
+async def test_errors_are_redacted_before_they_are_shortened(endpoint: FakeEndpoint) -> None:
+    from urllib.parse import quote
+
+    key = "sk-canary/+=" + "x" * 40
+    padding = "p" * 250  # the key straddles the 300-character cut
+    endpoint.script(Reply.status(401, body=f"{padding} bad key {key} ({quote(key, safe='')}, "
+                                           f"{key.upper()})"))
+    client = EndpointClient(Provider(id="f", base_url=endpoint.base_url, model="m",
+                                     stream=False), endpoint.base_url, key)
+    outcome = await client.request(dict(BODY))
+    await client.aclose()
+    assert outcome.error_kind == "client"
+    for form in (key, key[:20], quote(key, safe="")[:20], key.upper()[:20]):
+        assert form not in outcome.error
+    assert "[redacted]" in outcome.error

@@ -76,7 +76,7 @@ def make_comparison() -> Comparison:
 
     def outcome(i: int, passed: bool, word: str) -> CaseOutcome:
         error = HOSTILE if (i == 9 and word == "old") else None
-        return CaseOutcome(ids[i], passed, float(passed), float(passed), {"rouge-l": 0.5},
+        return CaseOutcome(ids[i], [passed], float(passed), {"rouge-l": 0.5},
                            None if error else f"the answer is {i} <b>{word}</b> {HOSTILE}",
                            error)
 

@@ -68,7 +68,8 @@ def test_a_worse_template_fails_printing_the_flipped_cases(app: pytest.Pytester,
     result.assert_outcomes(passed=2, failed=1)
     output = result.stdout.str()
     assert "test_summaries_do_not_regress" in output
-    assert "verdict: WORSE at alpha 0.05: few-shot × m" in output
+    assert ("verdict: WORSE at alpha 0.05 (one-sided, Holm over 2 gated row(s)): "
+            "few-shot × m") in output
     assert "pass → FAIL  en-01  (few-shot × m)" in output
     assert WORSE in output
     assert "Traceback" not in output  # a clean failure, not a stack

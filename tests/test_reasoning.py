@@ -181,8 +181,8 @@ graders:
 """)
     (result,) = run(path)
     embedding_calls = [r for r in endpoint.requests if r.path == "/v1/embeddings"]
-    # the pool once; the case's question twice: the preflight render, then the run
-    assert [len(r.body["input"]) for r in embedding_calls] == [3, 1, 1]
+    # the pool once, the case's question once: the pre-run check calls no endpoint
+    assert [len(r.body["input"]) for r in embedding_calls] == [3, 1]
     prompt = next(r for r in endpoint.requests if r.path == "/v1/chat/completions")
     assert "A train travels 60 km per hour" in prompt.body["messages"][0]["content"]
     assert result.error is None

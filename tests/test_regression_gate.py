@@ -83,7 +83,8 @@ def test_worse_template_version_fails_the_gate_naming_flipped_cases(
     proc = gate(project, endpoint, "-o", str(project / "report.html"),
                 "-o", str(project / "report.json"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "verdict: WORSE at alpha 0.05: few-shot × m" in proc.stdout
+    assert ("verdict: WORSE at alpha 0.05 (one-sided, Holm over 2 gated row(s)): "
+            "few-shot × m") in proc.stdout
     baseline = load_baseline(BASELINE)
     regressed = [c.case_id for c in baseline.row("few-shot", "local").cases.values()
                  if c.passed]

@@ -1,0 +1,74 @@
+"""Keeping secrets out of everything promptkit writes or prints.
+
+Every secret promptkit learns (an API key read from the environment, a header value, the
+password of a ``http://user:pass@host`` URL) is registered here with :func:`add_secret`;
+every text that may carry one (an endpoint's error message, a judge's answer, a model's
+output, an unexpected traceback) goes through :func:`redact` before it is stored, written
+or printed. Redaction happens before any truncation, so a key cannot survive cut in half,
+and it also catches the key's URL-encoded, upper-cased and lower-cased forms, which some
+servers echo back.
+
+Run configs store header names only and URLs without userinfo (:func:`strip_userinfo`).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
+
+MASK = "[redacted]"
+MIN_SECRET_CHARS = 6  # shorter values would mask ordinary words; no real key is that short
+
+_lock = threading.Lock()
+_forms: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def add_secret(value: str | None) -> None:
+    """Remember ``value`` (and its encoded forms) as a secret for :func:`redact`."""
+    if not value or len(value) < MIN_SECRET_CHARS or value == "unused":
+        return
+    forms = {value, quote(value, safe=""), quote_plus(value), value.upper(), value.lower()}
+    global _pattern
+    with _lock:
+        if forms <= _forms:
+            return
+        _forms.update(forms)
+        # Longest first, so a key is masked whole before any shorter form inside it.
+        ordered = sorted(_forms, key=len, reverse=True)
+        _pattern = re.compile("|".join(map(re.escape, ordered)))
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by ``[redacted]``."""
+    pattern = _pattern
+    if pattern is None or not text:
+        return text
+    return pattern.sub(MASK, text)
+
+
+def strip_userinfo(url: str) -> str:
+    """``http://user:pass@host/v1`` → ``http://host/v1``; the password becomes a secret."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    for secret in (password, unquote(password), userinfo):
+        add_secret(secret)
+    if user and password:  # the Basic auth header an HTTP client would build from them
+        add_secret(base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode())
+    return urlunsplit(parts._replace(netloc=host))
+
+
+def forget_secrets() -> None:
+    """Drop every registered secret (for tests)."""
+    global _pattern
+    with _lock:
+        _forms.clear()
+        _pattern = None

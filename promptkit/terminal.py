@@ -1,0 +1,24 @@
+"""What reaches a terminal: text from models, datasets and servers, made harmless.
+
+A model's output, a case id or a server's error message may hold control sequences
+(``ESC[2J`` clears the screen, OSC 0 retitles the window, OSC 8 plants a hidden link).
+Everything such text goes through :func:`printable` before it is printed, which shows
+each control character as a visible escape (``\\x1b``) instead of sending it.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls but tab and newline, DEL, and the C1 controls (0x9b is a one-byte CSI).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """``text`` with every control character but tab and newline shown as ``\\xNN``."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", str(text))
+
+
+def printable_line(text: object) -> str:
+    """:func:`printable` on one line: newlines and tabs become spaces as well."""
+    return printable(" ".join(str(text).split()))
