@@ -195,6 +195,43 @@ def side_from_run(store: RunStore, run: RunInfo) -> Side:
                 gate=run.config.get("gate"))
 
 
+def variant_sides(store: RunStore, run: RunInfo, prompt_a: str, prompt_b: str,
+                  provider_id: str | None = None) -> tuple[Side, Side]:
+    """Two prompt variants of one run as two sides, for a paired A/B comparison.
+
+    Both rows are renamed ``B vs A`` so the comparison pairs them; the sides' labels say
+    which variant each is.
+
+    Raises:
+        PromptkitError: an unknown prompt, or a provider to choose (``provider_id``).
+    """
+    side = side_from_run(store, run)
+    providers = list(dict.fromkeys(row.provider_id for row in side.rows))
+    if provider_id is None:
+        if len(providers) > 1:
+            raise PromptkitError(f"run {run.run_id} has several providers "
+                                 f"({', '.join(providers)}); pick one with --provider")
+        provider_id = providers[0] if providers else ""
+    rows = {}
+    for prompt_id in (prompt_a, prompt_b):
+        row = side.row(prompt_id, provider_id)
+        if row is None:
+            known = ", ".join(dict.fromkeys(r.prompt_id for r in side.rows
+                                            if r.provider_id == provider_id)) or "none"
+            raise PromptkitError(f"run {run.run_id} has no prompt {prompt_id!r} on provider "
+                                 f"{provider_id!r} (prompts: {known})")
+        rows[prompt_id] = row
+    pair = f"{prompt_b} vs {prompt_a}"
+    sides = []
+    for prompt_id in (prompt_a, prompt_b):
+        row = rows[prompt_id]
+        renamed = SideRow(pair, provider_id, row.model, row.template, row.template_sha256,
+                          row.params, row.cases)
+        sides.append(Side(f"{prompt_id} (run {run.run_id})", [renamed], run.run_id,
+                          run.eval_path, store.path))
+    return sides[0], sides[1]
+
+
 # -- the baseline file -----------------------------------------------------------------
 
 

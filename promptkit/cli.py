@@ -239,7 +239,11 @@ flips_option = click.option(
     help="Flipped cases listed per prompt × provider and direction.")
 alpha_option = click.option(
     "--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
-    show_default=True, help="Significance level of the regression verdict.")
+    show_default=True, help="Significance level of the (one-sided) regression verdict.")
+max_drop_option = click.option(
+    "--max-drop", type=click.FloatRange(0, 100), metavar="POINTS",
+    help="Also exit 1 when a gated row's pass rate fell by more than POINTS percentage "
+         "points since the baseline: a plain guard for datasets too small to test.")
 
 
 @cli.command("eval")
@@ -270,6 +274,7 @@ alpha_option = click.option(
 @click.option("--fail-on-regression", is_flag=True,
               help="Exit 1 when the comparison with --baseline finds a significant "
                    "regression.")
+@max_drop_option
 @alpha_option
 @flips_option
 def eval_command(spec_path: str, outputs: tuple[str, ...], no_cache: bool, resume: bool,
@@ -278,19 +283,21 @@ def eval_command(spec_path: str, outputs: tuple[str, ...], no_cache: bool, resum
                  base_url: str | None, model: str | None, api: str | None,
                  api_key_env: str | None, dry_run: bool, quiet: bool,
                  store_dir: str | None, baseline: str | None, fail_on_regression: bool,
-                 alpha: float, flips: int) -> None:
+                 max_drop: float | None, alpha: float, flips: int) -> None:
     """Run an eval: prompt variants × providers × cases, scored, stored, reported.
 
-    With --baseline, the run is compared case by case with the baseline: exact
-    McNemar test on pass/fail flips (Holm-adjusted across rows), paired bootstrap
-    intervals on each metric, and the cases that flipped.
+    With --baseline, the run is compared case by case with the baseline: a one-sided
+    paired test of "worse" per prompt × provider (exact McNemar; sign-flip on per-case
+    pass fractions with repeats), Holm-adjusted across the rows the spec's gate: picks,
+    paired bootstrap intervals on each metric, and the cases that flipped.
 
-    Exit codes: 0 every threshold met (and, with --fail-on-regression, no significant
-    regression); 1 a threshold failed or a regression was found; 2 invalid input;
-    3 the run could not complete (an endpoint unreachable after retries).
+    Exit codes: 0 every check passed; 1 a gate failed (a threshold; with
+    --fail-on-regression a significant regression; with --max-drop a larger drop; the
+    message says which); 2 invalid input; 3 the run did not complete (an endpoint
+    unreachable, the local server failed, the store or an output could not be written).
     """
-    if fail_on_regression and not baseline:
-        raise click.UsageError("--fail-on-regression needs --baseline")
+    if (fail_on_regression or max_drop is not None) and not baseline:
+        raise click.UsageError("--fail-on-regression and --max-drop need --baseline")
     import asyncio
 
     from rich.console import Console
@@ -306,7 +313,7 @@ def eval_command(spec_path: str, outputs: tuple[str, ...], no_cache: bool, resum
                           limit=limit, quiet=quiet,
                           store_dir=Path(store_dir) if store_dir else None,
                           baseline=baseline, fail_on_regression=fail_on_regression,
-                          alpha=alpha, flips=flips)
+                          alpha=alpha, flips=flips, max_drop=max_drop)
     if dry_run:
         print_dry_run(request, wide_console())
         return
@@ -441,18 +448,21 @@ def baseline_save(run_ref: str, output: str, allow_unfinished: bool,
               help="Also write the comparison: .html (with the candidate's cases) or .json.")
 @click.option("--fail-on-regression", is_flag=True,
               help="Exit 1 when the candidate is significantly worse.")
+@max_drop_option
 @alpha_option
 @flips_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @store_dir_option
 def compare_command(before: str, after: str, outputs: tuple[str, ...],
-                    fail_on_regression: bool, alpha: float, seed: int, flips: int,
-                    store_dir: str | None) -> None:
+                    fail_on_regression: bool, max_drop: float | None, alpha: float, seed: int,
+                    flips: int, store_dir: str | None) -> None:
     """Compare CANDIDATE with BASELINE case by case (each a run or a baseline file).
 
-    Exact McNemar test on pass/fail flips per prompt × provider (Holm-adjusted across
-    rows), seeded paired bootstrap 95% intervals on each metric, the flipped cases
-    (pass → fail first) and a verdict. CANDIDATE defaults to the newest run.
+    A one-sided paired test of "worse" per prompt × provider (exact McNemar; sign-flip
+    on per-case pass fractions with repeats), Holm-adjusted across the gated rows (the
+    spec's gate:), seeded paired bootstrap 95% intervals on each metric, what each row
+    could detect, the flipped cases (regressions first) and a verdict. CANDIDATE
+    defaults to the newest run.
     """
     from .baseline import resolve_side
     from .comparison import compare, print_comparison
@@ -460,12 +470,58 @@ def compare_command(before: str, after: str, outputs: tuple[str, ...],
 
     paths = find_run_stores(store_dir)
     baseline_side, candidate = resolve_side(before, paths), resolve_side(after, paths)
-    comparison = compare(baseline_side, candidate, alpha=alpha, seed=seed)
+    comparison = compare(baseline_side, candidate, alpha=alpha, seed=seed, max_drop=max_drop)
     print_comparison(comparison, wide_console(), flips)
     for output in outputs:
         _write_comparison(output, comparison, candidate)
+    _exit_on_failed_checks(comparison, fail_on_regression, max_drop)
+
+
+def _exit_on_failed_checks(comparison: Comparison, fail_on_regression: bool,
+                           max_drop: float | None) -> None:
+    failed = []
     if fail_on_regression and comparison.regressed:
+        failed.append("regression: significantly worse than the baseline")
+    if max_drop is not None and comparison.dropped:
+        failed.append(f"max-drop: a gated row fell more than {max_drop:g} points")
+    for line in failed:
+        click.echo(f"FAILED {line}", err=True)
+    if failed:
         sys.exit(ExitCode.FAILED)
+
+
+@cli.command("ab")
+@click.argument("args", nargs=-1, required=True, metavar="[RUN] PROMPT_A PROMPT_B")
+@click.option("--provider", "provider_id", metavar="ID",
+              help="The provider whose rows to compare (needed when the run has several).")
+@click.option("-o", "--output", "outputs", multiple=True, metavar="FILE",
+              help="Also write the comparison: .html or .json.")
+@alpha_option
+@flips_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@store_dir_option
+def ab_command(args: tuple[str, ...], provider_id: str | None, outputs: tuple[str, ...],
+               alpha: float, flips: int, seed: int, store_dir: str | None) -> None:
+    """Is PROMPT_B really better than PROMPT_A? Two variants of one run, case by case.
+
+    The same paired comparison as `compare` (one-sided tests both ways, intervals,
+    flipped cases), between two prompt variants of one run on the same cases and the
+    same provider. RUN is an id, a unique prefix or `last` (the default).
+    """
+    from .baseline import variant_sides
+    from .comparison import compare, print_comparison
+    from .store import find_run, find_run_stores
+
+    if len(args) not in (2, 3):
+        raise click.UsageError("give PROMPT_A and PROMPT_B, optionally after a RUN")
+    run_ref, prompt_a, prompt_b = ("last", *args) if len(args) == 2 else args
+    store, run = find_run(run_ref, find_run_stores(store_dir))
+    with store:
+        side_a, side_b = variant_sides(store, run, prompt_a, prompt_b, provider_id)
+    comparison = compare(side_a, side_b, alpha=alpha, seed=seed, settings=False)
+    print_comparison(comparison, wide_console(), flips)
+    for output in outputs:
+        _write_comparison(output, comparison, side_b)
 
 
 def _write_comparison(output: str, comparison: Comparison, candidate: Side) -> None:

@@ -6,23 +6,25 @@ The CLI parses flags into an :class:`EvalRequest` and calls :func:`run_and_repor
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .baseline import Side, resolve_side, side_from_run
 from .comparison import Comparison, compare, print_comparison
-from .errors import ExitCode, PromptkitError
+from .errors import ConfigError, EndpointError, ExitCode, PromptkitError
 from .outputs import output_format, write_output
 from .progress import EvalProgress
 from .report import Summary, order_rows, print_leaderboard, summarize
 from .runner import Prepared, RunOptions, RunOutcome, prepare, run_eval
 from .spec import LoadedSpec
 from .store import default_paths
+from .terminal import printable
 from .tokens import count_prompt_tokens
 
 
@@ -41,6 +43,7 @@ class EvalRequest:
     fail_on_regression: bool = False
     alpha: float = 0.05
     flips: int | None = 50  # flipped cases printed per row and direction
+    max_drop: float | None = None  # points; implies failing on it
 
 
 @dataclass
@@ -51,6 +54,26 @@ class EvalReport:
     summary: Summary
     comparison: Comparison | None = None
     fail_on_regression: bool = False
+    max_drop: float | None = None
+
+    def failed_checks(self) -> list[str]:
+        """The gates that failed, each as one line: threshold, regression, max-drop."""
+        failed = []
+        below = [row for row in self.summary.rows if row.meets_threshold is False]
+        if below:
+            rows = ", ".join(f"{row.label} {row.pass_rate:.1%} < {row.threshold:.0%}"
+                             for row in below)
+            failed.append(f"threshold: {rows}")
+        comparison = self.comparison
+        if comparison is not None and self.fail_on_regression and comparison.regressed:
+            rows = ", ".join(f"{row.label} (p={row.p_adjusted:.3g})"
+                             for row in comparison.worse)
+            failed.append(f"regression: significantly worse than the baseline: {rows}")
+        if comparison is not None and self.max_drop is not None and comparison.dropped:
+            rows = ", ".join(f"{row.label} fell {row.drop:.1f} points"
+                             for row in comparison.dropped)
+            failed.append(f"max-drop: more than {self.max_drop:g} points: {rows}")
+        return failed
 
 
 def _prepare(request: EvalRequest) -> Prepared:
@@ -62,9 +85,9 @@ def _prepare(request: EvalRequest) -> Prepared:
 
 async def run_and_report(request: EvalRequest, out: Console, err: Console) -> EvalReport:
     """Run the eval, print the leaderboard to ``out`` and write the output files."""
-    for output in request.outputs:
-        _check_output_path(output)
     prepared = _prepare(request)
+    for output in request.outputs:
+        _check_output_path(output, prepared)
     baseline = _load_baseline(request)  # before running: a wrong path costs no requests
     progress = EvalProgress(err, "quiet" if request.quiet else None)
     options = RunOptions(use_cache=request.use_cache, resume=request.resume,
@@ -78,7 +101,8 @@ async def run_and_report(request: EvalRequest, out: Console, err: Console) -> Ev
     finally:
         progress.stop()
     run_id = outcome.run.run_id
-    summary = summarize(outcome.runs.results(run_id), prepared.spec.threshold)
+    summary = summarize(outcome.runs.results(run_id), prepared.spec.threshold,
+                        alpha=request.alpha)
     order_rows(summary, [p.id for p in prepared.spec.prompts],
                [p.id for p in prepared.spec.providers])
     title = prepared.spec.description or request.loaded.path.name
@@ -86,24 +110,29 @@ async def run_and_report(request: EvalRequest, out: Console, err: Console) -> Ev
     for provider_id, engine in outcome.engines.items():
         out.print(f"{provider_id} = {engine}", highlight=False, markup=False)
     for provider_id, why in outcome.unreachable.items():
-        err.print(f"[bold red]provider {escape(provider_id)}:[/] {escape(why)}",
-                  highlight=False)
+        err.print(Text(printable(f"provider {provider_id}: {why}"), style="bold red"))
     for provider_id in failed_providers(summary):
         if provider_id not in outcome.unreachable:
             last = next((r.error for r in outcome.runs.results(run_id, provider_id=provider_id)
                          if r.error), "")
-            err.print(f"[bold red]provider {escape(provider_id)}:[/] every request failed "
-                      f"(e.g. {escape(last or '')})", highlight=False)
+            err.print(Text(printable(f"provider {provider_id}: every request failed "
+                                     f"(e.g. {last or ''})"), style="bold red"))
     comparison = None
     if baseline is not None:
         comparison = compare(baseline, side_from_run(outcome.runs, outcome.run),
-                             alpha=request.alpha)
+                             alpha=request.alpha, gate=prepared.spec.gate and
+                             prepared.spec.gate.model_dump(exclude_none=True),
+                             max_drop=request.max_drop)
         out.print()
         print_comparison(comparison, out, request.flips)
     for output in request.outputs:
         write_output(output, summary, outcome.runs.results(run_id), outcome.run, comparison)
         err.print(f"wrote {output}", highlight=False, markup=False)
-    return EvalReport(outcome, summary, comparison, request.fail_on_regression)
+    report = EvalReport(outcome, summary, comparison, request.fail_on_regression,
+                        request.max_drop)
+    for line in report.failed_checks():
+        err.print(Text(printable(f"FAILED {line}"), style="bold red"))
+    return report
 
 
 def _load_baseline(request: EvalRequest) -> Side | None:
@@ -120,10 +149,22 @@ def _load_baseline(request: EvalRequest) -> Side | None:
     return resolve_side(ref, [runs_path])
 
 
-def _check_output_path(output: str) -> None:
+def _check_output_path(output: str, prepared: Prepared) -> None:
+    """Refuse an ``-o`` path that cannot be written or would overwrite an input."""
     output_format(output)  # raises for an unsupported suffix
-    if not Path(output).resolve().parent.is_dir():
+    target = Path(output).resolve()
+    if not target.parent.is_dir():
         raise PromptkitError(f"--output {output}: folder does not exist")
+    loaded = prepared.loaded
+    inputs = [loaded.path, loaded.dataset_path, prepared.store.root / "promptkit.lock",
+              *(loaded.base_dir / v.fewshot.pool for v in loaded.spec.prompts if v.fewshot)]
+    for path in inputs:
+        if path is not None and target == Path(path).resolve():
+            raise PromptkitError(f"--output {output} would overwrite an input of this eval "
+                                 f"({path}); write the report elsewhere")
+    if target.is_relative_to(prepared.store.root.resolve()):
+        raise PromptkitError(f"--output {output} is inside the template store "
+                             f"{prepared.store.root}; write the report elsewhere")
 
 
 def failed_providers(summary: Summary) -> list[str]:
@@ -136,22 +177,32 @@ def failed_providers(summary: Summary) -> list[str]:
 
 
 def exit_code(report: EvalReport) -> int:
-    """3 when a provider was unreachable or failed every request; 1 when a threshold
-    failed, or a baseline comparison found a significant regression and the request
-    asked to fail on one; else 0."""
+    """3 when a provider was unreachable or failed every request (the run did not
+    complete); 1 when a gate failed (:meth:`EvalReport.failed_checks`: a threshold, a
+    significant regression with ``--fail-on-regression``, a drop past ``--max-drop``);
+    else 0."""
     if report.outcome.unreachable or failed_providers(report.summary):
-        return ExitCode.RUN_INCOMPLETE
-    if not report.summary.all_thresholds_met():
-        return ExitCode.FAILED
-    if report.fail_on_regression and report.comparison and report.comparison.regressed:
+        return EndpointError.exit_code
+    if report.failed_checks():
         return ExitCode.FAILED
     return ExitCode.OK
 
 
 def print_dry_run(request: EvalRequest, out: Console) -> None:
-    """Count requests, input tokens (tiktoken) and the cost they imply; call nothing."""
+    """Count requests, input tokens (tiktoken) and the cost they imply; call nothing.
+
+    Checks what a run would need first: every ``api_key_env`` set, the baseline readable.
+    Examples that a run would select by embeddings are estimated with the BM25 choice.
+    """
     prepared = _prepare(request)
     spec = prepared.spec
+    for index, provider in enumerate([*spec.providers, *spec.graders]):
+        if provider.api_key_env and not os.environ.get(provider.api_key_env):
+            where = "providers" if index < len(spec.providers) else "graders"
+            raise ConfigError(f"environment variable {provider.api_key_env} is not set (a "
+                              f"run would fail at once)", str(request.loaded.path),
+                              key_path=f"{where}.{provider.id}.api_key_env")
+    _load_baseline(request)
     table = Table("prompt", "provider", "requests", "input tokens", "est. cost", box=None,
                   title=f"dry run: {request.loaded.path}")
     total_requests = 0
@@ -161,7 +212,8 @@ def print_dry_run(request: EvalRequest, out: Console) -> None:
             cases = 0
             for case in prepared.cases(request.limit):
                 cases += 1
-                prompt = prepared.prompt(variant, provider, prepared.variables(variant, case))
+                values = prepared.variables(variant, case, offline=True)
+                prompt = prepared.prompt(variant, provider, values)
                 tokens += count_prompt_tokens(prompt, provider.model) * prepared.samples(variant)
             requests = cases * spec.repeat * prepared.samples(variant)
             total_requests += requests
@@ -178,3 +230,8 @@ def print_dry_run(request: EvalRequest, out: Console) -> None:
     out.print(table)
     out.print(f"{total_requests} requests; nothing was sent. Cost ranges assume between 0 "
               "and max_tokens output tokens per request.", highlight=False)
+    by_embeddings = [v.id for v in spec.prompts if v.fewshot and v.fewshot.embeddings]
+    if by_embeddings:
+        out.print(f"{', '.join(by_embeddings)}: a run selects examples by embeddings; this "
+                  "estimate uses the examples BM25 selects, without calling the embeddings "
+                  "endpoint.", highlight=False)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from html import escape
 from typing import IO, TYPE_CHECKING
 
-from .report import BEST_MARK, Row, Summary, _cost, _seconds
+from .report import Row, Summary, _cost, _seconds, leader_lines, mark
 from .results import CaseResult, RunInfo
 
 if TYPE_CHECKING:
@@ -161,8 +161,7 @@ def _header(summary: Summary, run: RunInfo | None) -> str:
     cost = _cost(summary.total_cost) if summary.total_cost is not None else "unknown"
     parts.append(f"{summary.total_results:,} results, {summary.total_errors:,} errors, "
                  f"cost {cost}")
-    if summary.best is not None:
-        parts.append(f"{BEST_MARK} best: {_e(summary.best.label)}")
+    parts += [_e(line) for line in leader_lines(summary)]
     return f'<p class="meta">{" · ".join(parts)}</p>'
 
 
@@ -170,16 +169,19 @@ def _leaderboard(summary: Summary) -> str:
     if not summary.rows:
         return '<p class="meta">no results</p>\n'
     metrics = summary.metric_names()
-    heads = ["prompt", "provider", "pass rate (95% CI)", "score",
+    flaky = any(row.repeats > 1 for row in summary.rows)
+    heads = ["prompt", "provider", "pass rate (95% CI)", *(["flaky cases"] if flaky else []),
+             "score",
              *(f'<span title="{_e(m)}">{_e(_short(m))}</span>' for m in metrics), "errors",
              "latency p50/p95", "TTFT", "tok/s", "tokens in/out", "cost"]
     rows = []
     for row in summary.rows:
         below = row.meets_threshold is False
         cells = [
-            (f"{BEST_MARK} " if row.best else "") + _e(row.prompt_id), _e(row.provider_id),
+            _e(mark(row) + row.prompt_id), _e(row.provider_id),
             f"{row.pass_rate:.1%} ({row.ci_low * 100:.0f}–{row.ci_high * 100:.0f})"
             + (' <span class="tag">below threshold</span>' if below else ""),
+            *([f"{row.flaky_cases:,}"] if flaky else []),
             f"{row.score:.3f}",
             *(f"{row.metrics[m]:.3f}" if m in row.metrics else "—" for m in metrics),
             f"{row.errors:,}", f"{_seconds(row.latency_p50)}/{_seconds(row.latency_p95)}",

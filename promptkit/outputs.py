@@ -108,8 +108,11 @@ def _write_json(file: IO[str], summary: Summary, results: Iterable[CaseResult],
         "format": RESULT_FORMAT,
         "run": asdict(run) if run is not None else None,
         "summary": {
-            "rows": [{**asdict(row), "label": row.label} for row in summary.rows],
+            "rows": [{**{k: v for k, v in asdict(row).items() if k != "case_fractions"},
+                      "label": row.label} for row in summary.rows],
             "best": summary.best.label if summary.best else None,
+            "winners": [row.label for row in summary.winners],
+            "tied": [row.label for row in summary.rows if row.tied],
             "total_results": summary.total_results,
             "total_errors": summary.total_errors,
             "total_cost": summary.total_cost,
@@ -133,23 +136,38 @@ def _write_jsonl(file: IO[str], summary: Summary, results: Iterable[CaseResult],
         file.write(_json({"run_id": run_id, **result.to_dict()}) + "\n")
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet will not run: text starting with ``=``, ``+``, ``-``, ``@``,
+    tab or carriage return gets a leading ``'`` (OWASP's CSV injection advice), except a
+    plain number such as ``-1.5``."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) \
+            and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def _write_csv(file: IO[str], summary: Summary, results: Iterable[CaseResult],
                run: RunInfo | None) -> None:
     metrics = summary.metric_names()  # known up front, so the header needs no second pass
     writer = csv.writer(file)
-    writer.writerow(["run_id", "prompt_id", "provider_id", "case_id", "case_index", "repeat",
-                     "passed", "score", *(f"metric:{m}" for m in metrics), "error_kind",
-                     "error", "latency_s", "ttft_s", "input_tokens", "output_tokens", "cost",
-                     "cached", "requests", "output", "vars"])
+    writer.writerow([csv_cell(cell) for cell in [
+        "run_id", "prompt_id", "provider_id", "case_id", "case_index", "repeat", "passed",
+        "score", *(f"metric:{m}" for m in metrics), "error_kind", "error", "latency_s",
+        "ttft_s", "input_tokens", "output_tokens", "cost", "cached", "requests", "output",
+        "vars"]])
     run_id = run.run_id if run is not None else ""
     for r in results:
-        writer.writerow([
+        writer.writerow([csv_cell(cell) for cell in [
             run_id, r.prompt_id, r.provider_id, r.case_id, r.case_index, r.repeat,
             "true" if r.passed and r.error is None else "false", r.score,
             *(r.metrics.get(m, "") for m in metrics),
             r.error_kind, r.error, r.latency_s, r.ttft_s, r.input_tokens, r.output_tokens,
             r.cost, "true" if r.cached else "false", r.requests, r.output, _json(r.vars),
-        ])
+        ]])
 
 
 def _xml_text(value: Any) -> str:

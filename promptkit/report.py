@@ -1,9 +1,16 @@
 """Reports: the per prompt × provider leaderboard of a run.
 
 :func:`summarize` reads a stream of :class:`CaseResult` once (memory grows with the
-number of prompt × provider groups, plus each group's latencies for percentiles) into a
-:class:`Summary`; :func:`print_leaderboard` shows it with rich. Output files are
-:mod:`promptkit.outputs`' job.
+number of prompt × provider groups, each group's latencies for percentiles and one small
+list of sample outcomes per case) into a :class:`Summary`; :func:`print_leaderboard`
+shows it with rich. Output files are :mod:`promptkit.outputs`' job.
+
+The pass rate is the mean over cases of each case's pass fraction (errors count as
+failures), so a case counts once however many repeats it has. Its 95% interval is over
+cases too: Wilson's score interval when every case has one sample, else a seeded
+bootstrap of the per-case fractions. The ★ mark claims a winner: it goes only to a row
+that beats the runner-up of its provider by the one-sided paired test on the same cases;
+otherwise the leaders are marked tied (=).
 """
 
 from __future__ import annotations
@@ -19,33 +26,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .results import CaseResult
+from .results import OUTAGE_KINDS, CaseResult
+from .stats import case_bootstrap_interval, paired_pass_test, wilson_interval
+from .terminal import printable_line
 
 BEST_MARK = "★"
+TIED_MARK = "="
 
-
-
-def wilson_interval(passed: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of a pass rate (95% with the default ``z``).
-
-    Unlike the normal approximation it stays inside ``[0, 1]`` and is sensible at 0/n
-    and n/n, e.g. 8/10 gives ``(0.4902, 0.9433)``.
-
-    Args:
-        passed: Results that passed.
-        n: Results counted.
-        z: The standard normal quantile of the confidence level.
-
-    Returns:
-        ``(low, high)``; ``(0.0, 1.0)`` when ``n == 0``, since nothing is known.
-    """
-    if n <= 0:
-        return 0.0, 1.0
-    p = passed / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - margin), min(1.0, centre + margin)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -97,6 +84,12 @@ class Row:
     threshold: float | None
     meets_threshold: bool | None
     best: bool = False
+    case_count: int = 0  # distinct cases (``cases`` counts results: case × repeat)
+    repeats: int = 1  # the most samples any case has
+    flaky_cases: int = 0  # cases whose answered repeats disagree
+    tied: bool = False  # among the leaders of its provider, none significantly better
+    best_p: float | None = None  # one-sided p that the leader beats the runner-up
+    case_fractions: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
     def label(self) -> str:
@@ -105,13 +98,19 @@ class Row:
 
 @dataclass
 class Summary:
-    """The leaderboard: rows in prompt then provider order, as first seen."""
+    """The leaderboard: rows in prompt then provider order, as first seen.
+
+    ``best`` is the first row marked ★ (a significant winner of its provider), if any;
+    ``winners`` every such row, one per provider at most.
+    """
 
     rows: list[Row]
     best: Row | None
     total_results: int
     total_errors: int
     total_cost: float | None
+    alpha: float = 0.05
+    winners: list[Row] = field(default_factory=list)
 
     def all_thresholds_met(self) -> bool:
         """True unless some row has a threshold it does not reach."""
@@ -141,10 +140,21 @@ class _Group:
     cost: float | None = None
     requests: int = 0
     cached: int = 0
+    # per case id: [samples, passes, answered samples, answered passes]
+    samples: dict[str, list[int]] = field(default_factory=dict)
 
     def add(self, r: CaseResult) -> None:
         self.cases += 1
-        self.passed += r.passed and r.error is None
+        passed = r.passed and r.error is None
+        self.passed += passed
+        counts = self.samples.get(r.case_id)
+        if counts is None:
+            counts = self.samples[r.case_id] = [0, 0, 0, 0]
+        counts[0] += 1
+        counts[1] += passed
+        if r.error_kind not in OUTAGE_KINDS:
+            counts[2] += 1
+            counts[3] += passed
         self.errors += r.error is not None
         self.score_sum += r.score
         for name, value in r.metrics.items():
@@ -169,8 +179,15 @@ class _Group:
             self.generation_s += generation
 
     def row(self, prompt_id: str, provider_id: str, threshold: float | None) -> Row:
-        low, high = wilson_interval(self.passed, self.cases)
-        pass_rate = self.passed / self.cases
+        fractions = {case_id: passes / samples
+                     for case_id, (samples, passes, _, _) in self.samples.items()}
+        repeats = max(counts[0] for counts in self.samples.values())
+        pass_rate = sum(fractions.values()) / len(fractions)
+        if repeats == 1:
+            low, high = wilson_interval(self.passed, len(fractions))
+        else:  # repeats of a case are not independent: resample cases, not results
+            low, high = case_bootstrap_interval(list(fractions.values()))
+        flaky = sum(0 < passes < answered for _, _, answered, passes in self.samples.values())
         return Row(
             prompt_id, provider_id, self.cases, self.passed, self.errors, pass_rate, low, high,
             score=self.score_sum / self.cases,
@@ -184,6 +201,8 @@ class _Group:
             requests=self.requests, cached=self.cached, threshold=threshold,
             # The tolerance keeps 7/10 from failing a 0.7 threshold on float rounding.
             meets_threshold=None if threshold is None else pass_rate >= threshold - 1e-9,
+            case_count=len(fractions), repeats=repeats, flaky_cases=flaky,
+            case_fractions=fractions,
         )
 
 
@@ -193,17 +212,21 @@ def _rank(row: Row) -> tuple[float, float, float, float]:
             math.inf if row.latency_p50 is None else row.latency_p50)
 
 
-def summarize(results: Iterable[CaseResult], threshold: float | None = None) -> Summary:
+def summarize(results: Iterable[CaseResult], threshold: float | None = None, *,
+              alpha: float = 0.05) -> Summary:
     """Aggregate results into one :class:`Row` per prompt × provider, in one pass.
 
     Args:
         results: Any iterable, read once (e.g. ``RunStore.results(run_id)``).
         threshold: The pass rate every row must reach, if any.
+        alpha: Level of the paired test behind the ★ mark.
 
     Returns:
-        The rows in prompt order then provider order, as first seen, and the best row:
-        highest pass rate, then highest mean score, lower cost, lower p50 latency (an
-        unknown cost or latency loses to a known one; a full tie keeps the first).
+        The rows in prompt order then provider order, as first seen. Per provider, rows
+        are ranked by pass rate, then mean score, lower cost, lower p50 latency; the
+        leader gets ★ only when it beats the runner-up by the one-sided paired test on
+        their common cases (exact McNemar, or sign-flip with repeats) at ``alpha``;
+        otherwise the leader and every row it does not significantly beat are tied.
     """
     groups: dict[tuple[str, str], _Group] = {}
     prompt_order: dict[str, int] = {}
@@ -217,13 +240,41 @@ def summarize(results: Iterable[CaseResult], threshold: float | None = None) -> 
         group.add(r)
     keys = sorted(groups, key=lambda k: (prompt_order[k[0]], provider_order[k[1]]))
     rows = [groups[k].row(k[0], k[1], threshold) for k in keys]
-    best = min(rows, key=_rank, default=None)
-    if best is not None:
-        best.best = True
+    winners = _mark_leaders(rows, alpha)
     costs = [row.cost for row in rows if row.cost is not None]
-    return Summary(rows, best, total_results=sum(row.cases for row in rows),
+    return Summary(rows, winners[0] if winners else None,
+                   total_results=sum(row.cases for row in rows),
                    total_errors=sum(row.errors for row in rows),
-                   total_cost=sum(costs) if costs else None)
+                   total_cost=sum(costs) if costs else None, alpha=alpha, winners=winners)
+
+
+def leader_p(leader: Row, other: Row) -> float:
+    """One-sided p that ``leader`` passes more often than ``other`` on their common cases."""
+    common = [cid for cid in leader.case_fractions if cid in other.case_fractions]
+    if not common:
+        return 1.0
+    _, p_better, _ = paired_pass_test([other.case_fractions[c] for c in common],
+                                      [leader.case_fractions[c] for c in common])
+    return p_better
+
+
+def _mark_leaders(rows: list[Row], alpha: float) -> list[Row]:
+    """Set ``best`` / ``tied`` per provider (see :func:`summarize`); the ★ rows."""
+    winners = []
+    for provider in dict.fromkeys(row.provider_id for row in rows):
+        ranked = sorted((row for row in rows if row.provider_id == provider), key=_rank)
+        if len(ranked) < 2:
+            continue  # one variant: nothing to win against
+        leader, runner_up = ranked[0], ranked[1]
+        leader.best_p = leader_p(leader, runner_up)
+        if leader.best_p <= alpha:
+            leader.best = True
+            winners.append(leader)
+            continue
+        leader.tied = True
+        for row in ranked[1:]:
+            row.tied = leader_p(leader, row) > alpha
+    return winners
 
 
 def spec_order(prompt_ids: Sequence[str], provider_ids: Sequence[str]
@@ -270,15 +321,17 @@ def _leaderboard_columns(summary: Summary) -> dict[str, list[str]]:
     """
     rows = summary.rows
     columns = {
-        "prompt": [f"{BEST_MARK} {r.prompt_id}" if r.best else r.prompt_id for r in rows],
-        "provider": [r.provider_id for r in rows],
+        "prompt": [mark(r) + printable_line(r.prompt_id) for r in rows],
+        "provider": [printable_line(r.provider_id) for r in rows],
         "pass rate\n(95% CI)": [f"{r.pass_rate:.1%} ({r.ci_low * 100:.0f}–{r.ci_high * 100:.0f})"
                                 for r in rows],
         "score": [f"{r.score:.3f}" for r in rows],
     }
+    if any(r.repeats > 1 for r in rows):
+        columns["flaky\ncases"] = [f"{r.flaky_cases:,}" for r in rows]
     for name in summary.metric_names():
-        columns[f"metric:{name}"] = [f"{r.metrics[name]:.3f}" if name in r.metrics else "—"
-                                     for r in rows]
+        columns[f"metric:{printable_line(name)}"] = [
+            f"{r.metrics[name]:.3f}" if name in r.metrics else "—" for r in rows]
     columns.update({
         "errors": [f"{r.errors:,}" for r in rows],
         "latency\np50/p95": [f"{_seconds(r.latency_p50)}/{_seconds(r.latency_p95)}"
@@ -290,6 +343,11 @@ def _leaderboard_columns(summary: Summary) -> dict[str, list[str]]:
         "cost": [_cost(r.cost) for r in rows],
     })
     return columns
+
+
+def mark(row: Row) -> str:
+    """``★ `` for a significant winner, ``= `` for a leader tied with others, else ``""``."""
+    return f"{BEST_MARK} " if row.best else (f"{TIED_MARK} " if row.tied else "")
 
 
 def _width(header: str, cells: list[str]) -> int:
@@ -307,14 +365,15 @@ def print_leaderboard(summary: Summary, console: Console, title: str | None = No
     """
     columns = _leaderboard_columns(summary)
     hidden: list[str] = []
-    metrics = [f"metric:{name}" for name in reversed(summary.metric_names())]
+    metrics = [f"metric:{printable_line(name)}" for name in reversed(summary.metric_names())]
     droppable = [*_DROP_ORDER, *metrics, "errors", "score"]
     for header in droppable:  # each column has one space of padding and one of border
         if sum(_width(h, c) + 2 for h, c in columns.items()) - 1 <= console.width:
             break
         del columns[header]
         hidden.append(header.removeprefix("metric:").replace("\n", " "))
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+    table = Table(title=printable_line(title) if title else None, title_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False,
                   padding=(0, 1, 0, 0), header_style="bold")
     for header in columns:
         label = header in ("prompt", "provider")
@@ -331,23 +390,44 @@ def print_leaderboard(summary: Summary, console: Console, title: str | None = No
         console.print(Text(f"(too narrow to show: {', '.join(hidden)})"), highlight=False)
 
 
+def leader_lines(summary: Summary) -> list[str]:
+    """Per provider with several variants: the ★ winner and its test, or the tie."""
+    lines = []
+    for provider in dict.fromkeys(row.provider_id for row in summary.rows):
+        rows = [row for row in summary.rows if row.provider_id == provider]
+        leader = next((row for row in rows if row.best or (row.tied and row.best_p is not None)),
+                      None)
+        if leader is None:
+            continue
+        if leader.best:
+            lines.append(f"{BEST_MARK} best on {provider}: {leader.prompt_id} — "
+                         f"{leader.pass_rate:.1%} pass, beats the runner-up (one-sided paired "
+                         f"test, p={leader.best_p:.3g} ≤ {summary.alpha:g})")
+        else:
+            tied = ", ".join(row.prompt_id for row in rows if row.tied)
+            lines.append(f"{TIED_MARK} tied on {provider}: {tied} — the leader "
+                         f"{leader.prompt_id} ({leader.pass_rate:.1%}) does not beat the "
+                         f"runner-up significantly (p={leader.best_p:.3g} > "
+                         f"{summary.alpha:g}); compare two with `promptkit ab`")
+    return lines
+
+
 def _footer(summary: Summary) -> list[str]:
-    best = summary.best
-    if best is None:
+    if not summary.rows:
         return ["no results"]
     cached = sum(row.cached for row in summary.rows)
-    lines = [
-        f"{BEST_MARK} best: {best.label} — {best.pass_rate:.1%} pass, score {best.score:.3f}",
+    lines = [printable_line(line) for line in leader_lines(summary)]
+    lines.append(
         f"{summary.total_results:,} results ({cached:,} cached), {summary.total_errors:,} "
         f"errors, {sum(row.requests for row in summary.rows):,} requests, "
-        f"cost {_cost(summary.total_cost) if summary.total_cost is not None else 'unknown'}",
-    ]
-    if best.threshold is not None:
-        mark = f"threshold {best.threshold * 100:g}%"
+        f"cost {_cost(summary.total_cost) if summary.total_cost is not None else 'unknown'}")
+    threshold = summary.rows[0].threshold
+    if threshold is not None:
+        mark = f"threshold {threshold * 100:g}%"
         failed = [row for row in summary.rows if row.meets_threshold is False]
         if failed:
             below = ", ".join(f"{row.label} ({row.pass_rate:.1%})" for row in failed)
-            lines.append(f"{mark} NOT met by: {below}")
+            lines.append(printable_line(f"{mark} NOT met by: {below}"))
         else:
             lines.append(f"{mark} met by every row")
     return lines

@@ -44,7 +44,8 @@ def test_demo_eval_against_the_test_endpoint(project: Path, endpoint: FakeEndpoi
     proc = promptkit(*args, cwd=project)
     assert proc.returncode in (0, 1), proc.stderr
     assert "zero-shot" in proc.stdout and "few-shot" in proc.stdout
-    assert "★" in proc.stdout
+    # both variants fail every case here: no winner, the two are tied
+    assert "★" not in proc.stdout and "= tied on m: zero-shot, few-shot" in proc.stdout
     assert endpoint.count == 48
     data = json.loads(outputs[0].read_text())
     assert len(data["results"]) == 48

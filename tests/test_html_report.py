@@ -225,8 +225,10 @@ def test_hostile_payloads_appear_only_escaped(page_html: str) -> None:
 def test_page_has_leaderboard_comparison_and_every_case(page_html: str) -> None:
     page, text = Page(page_html), "".join(Page(page_html).text)
     data = make_results()
-    assert "<h2>Leaderboard</h2>" in page_html and text.count("★") == 2  # row and header
-    assert page.named("tr").count({"class": "best"}) == 1
+    # 6 cases cannot make a winner: the leaders of each provider are marked tied
+    assert "<h2>Leaderboard</h2>" in page_html and text.count("★") == 0
+    assert "= tied on model-a: zero-shot, few-shot" in text
+    assert page.named("tr").count({"class": "best"}) == 0
     assert page.named("tr").count({"class": "below"}) == 2  # 2/6 and 3/6 below 50%
     assert "threshold 50%: NOT met by" in text and f"{len(data)} results, 1 errors" in text
     assert "verdict: WORSE at alpha 0.05" in text and "9/1" in text

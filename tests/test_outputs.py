@@ -33,7 +33,10 @@ def test_json_output(tmp_path: Path) -> None:
     assert document["run"]["run_id"] == "run-1"
     assert [row["label"] for row in document["summary"]["rows"]] == [
         "p1 × b", "p1 × a", "p2 × b", "p2 × a"]
-    assert document["summary"]["best"] == "p1 × b"
+    assert document["summary"]["best"] is None  # two cases make no winner
+    assert document["summary"]["tied"] == ["p1 × b", "p1 × a", "p2 × b", "p2 × a"]
+    assert "case_fractions" not in document["summary"]["rows"][0]
+    assert document["summary"]["rows"][0]["flaky_cases"] == 0
     assert document["summary"]["all_thresholds_met"] is False
     assert document["summary"]["rows"][0]["cost"] is None
     assert len(document["results"]) == 9
@@ -160,3 +163,23 @@ def test_lone_surrogate_in_output_does_not_abort_the_write(tmp_path: Path) -> No
     results = [result("p", "m", 0, output="half a pair: \ud83d")]
     write_output(path, summarize(results), results)
     assert json.loads(path.read_text(encoding="utf-8"))["output"] == "half a pair: \ud83d"
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_defused(tmp_path: Path) -> None:
+    import csv
+
+    from promptkit.outputs import csv_cell
+
+    evil = ['=HYPERLINK("http://x","y")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
+            "\tTAB", "\rCR"]
+    results = [result("=p", "@m", i, output=text, passed=False, score=0.0)
+               for i, text in enumerate(evil)]
+    results.append(result("p", "m", 9, output="-1.5", error="-3", passed=False))
+    path = tmp_path / "results.csv"
+    write_output(path, summarize(results), iter(results), RUN)
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["output"] for row in rows[:6]] == ["'" + text for text in evil]
+    assert {row["prompt_id"] for row in rows[:6]} == {"'=p"}
+    assert rows[6]["output"] == "-1.5" and rows[6]["error"] == "-3"  # plain numbers stay
+    assert csv_cell(-2) == -2 and csv_cell("x=1") == "x=1"

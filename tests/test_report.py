@@ -13,9 +13,9 @@ from promptkit.report import (
     percentile,
     print_leaderboard,
     summarize,
-    wilson_interval,
 )
 from promptkit.results import CaseResult
+from promptkit.stats import case_bootstrap_interval, wilson_interval
 
 NASTY = 'a, "quoted", comma\nsecond line — 中文摘要，含逗号'
 
@@ -32,6 +32,30 @@ NASTY = 'a, "quoted", comma\nsecond line — 中文摘要，含逗号'
 )
 def test_wilson_interval_matches_reference(passed: int, n: int, low: float, high: float) -> None:
     assert wilson_interval(passed, n) == pytest.approx((low, high), abs=1e-4)
+
+
+def test_leaderboard_interval_is_wilson_over_cases_with_the_exact_quantile() -> None:
+    from statsmodels.stats.proportion import proportion_confint
+
+    (row,) = summarize([result("p", "m", i, passed=i < 17) for i in range(20)]).rows
+    assert (row.ci_low, row.ci_high) == pytest.approx(
+        proportion_confint(17, 20, alpha=0.05, method="wilson"), abs=1e-12)
+
+
+def test_repeats_count_each_case_once_in_the_rate_and_its_interval() -> None:
+    # 6 cases x 4 repeats; cases 0-2 always pass, 3 passes half the time, 4-5 never.
+    results = [result("p", "m", case, repeat=rep, passed=case < 3 or (case == 3 and rep < 2))
+               for case in range(6) for rep in range(4)]
+    (row,) = summarize(results).rows
+    fractions = [1, 1, 1, 0.5, 0, 0]
+    assert row.pass_rate == pytest.approx(sum(fractions) / 6)
+    assert (row.case_count, row.repeats, row.flaky_cases) == (6, 4, 1)
+    # the interval resamples the 6 cases, not 24 "independent" results
+    assert (row.ci_low, row.ci_high) == case_bootstrap_interval(fractions)
+    assert (row.ci_low, row.ci_high) != pytest.approx(wilson_interval(14, 24))
+    console = Console(record=True, width=160)
+    print_leaderboard(summarize(results), console)
+    assert "flaky" in console.export_text()
 
 
 def test_wilson_interval_of_nothing_is_everything() -> None:
@@ -112,15 +136,16 @@ def test_summarize_handcrafted_exact_numbers() -> None:
     assert p1b.ttft_p50 is None
     assert p1b.tokens_per_s == pytest.approx(20 / 1.2)  # no TTFT: all latency generates
     assert p1b.cost is None  # no price, not $0
-    assert p1b.meets_threshold is True and p1b.best
+    assert p1b.meets_threshold is True and not p1b.best  # 2 cases win nothing
+    assert p1b.tied and p2b.tied and p1b.best_p == pytest.approx(0.5)
 
     assert (p2b.cases, p2b.passed, p2b.errors, p2b.pass_rate) == (2, 1, 1, 0.5)
     assert p2b.latency_p50 == p2b.latency_p95 == 1.0
     assert p2b.tokens_per_s is None and p2b.input_tokens == 0
     assert p2a.cost == 0.0 and p2a.pass_rate == 0.0
 
-    assert summary.best is p1b
-    assert [r.best for r in summary.rows] == [True, False, False, False]
+    assert summary.best is None and summary.winners == []
+    assert [r.best for r in summary.rows] == [False, False, False, False]
     assert (summary.total_results, summary.total_errors) == (9, 2)
     assert summary.total_cost == pytest.approx(0.004)
     assert summary.all_thresholds_met() is False
@@ -144,12 +169,12 @@ def test_thresholds() -> None:
     assert summarize([], 0.9) == Summary([], None, 0, 0, None)
 
 
-def _pair(provider: str, passed: bool, score: float, **fields) -> CaseResult:
-    return result("p", provider, 0, passed=passed, score=score, **fields)
+def _pair(prompt: str, passed: bool, score: float, **fields) -> CaseResult:
+    return result(prompt, "m", 0, passed=passed, score=score, **fields)
 
 
 @pytest.mark.parametrize(
-    ("results", "best"),
+    ("results", "leader"),
     [
         ([_pair("x", False, 0.9), _pair("y", True, 0.1)], "y"),  # pass rate first
         ([_pair("x", True, 0.8), _pair("y", True, 0.9)], "y"),  # then mean score
@@ -160,10 +185,32 @@ def _pair(provider: str, passed: bool, score: float, **fields) -> CaseResult:
         ([_pair("x", True, 1), _pair("y", True, 1)], "x"),  # a full tie keeps the first
     ],
 )
-def test_best_row_tie_breaking(results: list[CaseResult], best: str) -> None:
+def test_leader_ranking_and_one_case_wins_nothing(results: list[CaseResult],
+                                                  leader: str) -> None:
     summary = summarize(results)
-    assert summary.best is not None and summary.best.provider_id == best
-    assert [r.provider_id for r in summary.rows if r.best] == [best]
+    assert [r.prompt_id for r in summary.rows if r.best_p is not None] == [leader]
+    assert summary.best is None and all(r.tied for r in summary.rows)
+
+
+def test_the_star_goes_only_to_a_significant_winner_per_provider() -> None:
+    # On provider m, "few" passes 12 cases "zero" fails (one-sided p = 1/4096): a winner.
+    # On provider n, the same scores on both rows: ★ must not pick one of them.
+    results = [result("zero", "m", i, passed=i >= 12) for i in range(20)]
+    results += [result("few", "m", i, passed=True) for i in range(20)]
+    results += [result(p, "n", i, passed=i % 2 == 0, score=0.5) for p in ("zero", "few")
+                for i in range(20)]
+    summary = summarize(results)
+    rows = {(r.prompt_id, r.provider_id): r for r in summary.rows}
+    assert rows["few", "m"].best and rows["few", "m"].best_p == pytest.approx(1 / 4096)
+    assert not rows["zero", "m"].best and not rows["zero", "m"].tied
+    assert not rows["zero", "n"].best and not rows["few", "n"].best
+    assert rows["zero", "n"].tied and rows["few", "n"].tied
+    assert summary.winners == [rows["few", "m"]] and summary.best is rows["few", "m"]
+    console = Console(record=True, width=160)
+    print_leaderboard(summary, console)
+    text = console.export_text()
+    assert "★ best on m: few" in text and "p=0.000244" in text
+    assert "= tied on n: zero, few" in text and "= zero" in text and "= few" in text
 
 
 def test_summarize_streams_100k_results() -> None:
@@ -196,12 +243,12 @@ def test_print_leaderboard(tmp_path: Path) -> None:
     print_leaderboard(summarize(handcrafted(), 0.75), console, title="demo — run run-1")
     text = console.export_text()
     assert "demo — run run-1" in text
-    assert "★ p1" in text
+    assert "= p1" in text  # two cases decide nothing: the leaders are tied
     for label in ("p1", "p2", " a ", " b "):
         assert label in text
     assert "50.0% (15–85)" in text  # p1 × a: 2/4 with its Wilson interval
     assert "rouge" in text and "judge" in text
-    assert "best: p1 × b" in text
+    assert "tied on b: p1, p2" in text
     assert "9 results (1 cached), 2 errors" in text
     assert "threshold 75% NOT met by: p1 × a (50.0%)" in text
     assert "$0.0040" in text  # p1 × a
@@ -216,7 +263,7 @@ def test_print_leaderboard_degrades_on_narrow_consoles() -> None:
     console = Console(record=True, width=60)
     print_leaderboard(summarize(results, 0.5), console)
     text = console.export_text()
-    assert "★" in text and "100.0%" in text
+    assert "100.0%" in text
     assert "too narrow to show" in text
     assert max(len(line) for line in text.splitlines()) <= 60
     assert "threshold 50% met by every row" in text
@@ -238,3 +285,12 @@ def test_print_leaderboard_shows_ids_literally_and_handles_no_results() -> None:
     console = Console(record=True, width=120)
     print_leaderboard(summarize([]), console)
     assert "no results" in console.export_text()
+
+
+def test_print_leaderboard_escapes_control_characters_in_ids() -> None:
+    console = Console(file=__import__("io").StringIO(), width=160, force_terminal=True)
+    print_leaderboard(summarize([result("p\x1b[2J", "m\x1b]0;title\x07", 0)]), console,
+                      title="t\x1b]8;;http://x\x1b\\")
+    text = console.file.getvalue()
+    assert "\x1b[2J" not in text and "\x1b]0" not in text and "\x1b]8" not in text
+    assert "\\x1b[2J" in text
