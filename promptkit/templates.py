@@ -40,7 +40,13 @@ from .errors import (
     TemplateSecurityError,
     TemplateSyntaxError,
 )
-from .sandbox import DEFAULT_MAX_OUTPUT_CHARS, PromptEnvironment, split_messages
+from .sandbox import (
+    DEFAULT_MAX_OPERATIONS,
+    DEFAULT_MAX_OUTPUT_CHARS,
+    DEFAULT_MAX_RANGE_ITEMS,
+    PromptEnvironment,
+    split_messages,
+)
 
 VERSION_FILE = re.compile(r"^v([1-9][0-9]*)\.jinja$")
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -378,6 +384,12 @@ def translate_errors(filename: str) -> Iterator[None]:
     except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
         raise TemplateRenderError(f"{type(exc).__name__}: {exc}",
                                   *_location(exc, filename)) from None
+    except RecursionError as exc:
+        raise TemplateRenderError("recursion too deep: a macro, include or recursive loop "
+                                  "nests too far", *_location(exc, filename)) from None
+    except MemoryError as exc:
+        raise TemplateRenderError("out of memory while rendering",
+                                  *_location(exc, filename)) from None
 
 
 class TemplateStore:
@@ -385,7 +397,11 @@ class TemplateStore:
 
     Args:
         root: The store folder (``templates/``).
-        max_output_chars: Cap on a rendered prompt's size.
+        max_output_chars: Cap on a rendered prompt's size (and on any value built
+            while rendering it).
+        max_range_items: Cap on the items ``range()`` may produce in one render.
+        max_operations: Budget of loop iterations and calls in one render (see
+            :class:`~promptkit.sandbox.PromptEnvironment`).
 
     Example:
         >>> store = TemplateStore("templates")
@@ -393,12 +409,16 @@ class TemplateStore:
     """
 
     def __init__(self, root: str | os.PathLike[str] = "templates", *,
-                 max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS):
+                 max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+                 max_range_items: int = DEFAULT_MAX_RANGE_ITEMS,
+                 max_operations: int = DEFAULT_MAX_OPERATIONS):
         self.root = Path(root)
         if not self.root.is_dir():
             raise TemplateNotFoundError("template store folder not found", str(root))
         self.loader = StoreLoader(self.root, os.path.normpath(str(root)))
-        self.env = PromptEnvironment(loader=self.loader, max_output_chars=max_output_chars)
+        self.env = PromptEnvironment(loader=self.loader, max_output_chars=max_output_chars,
+                                     max_range_items=max_range_items,
+                                     max_operations=max_operations)
         self._cache: dict[tuple[str, int], PromptTemplate] = {}
         self._inline: dict[str, jinja2.Template] = {}
         self._selectors: dict[tuple[Any, ...], Any] = {}
