@@ -16,8 +16,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jinja2
+
 from .errors import PromptkitError, TemplateError, TemplateLockError
-from .templates import TemplateStore
+from .templates import VERSION_FILE, TemplateStore, decode_text
 
 LOCK_NAME = "promptkit.lock"
 LOCK_FORMAT = 1
@@ -55,7 +57,7 @@ def read_lock(store: TemplateStore) -> dict[str, str]:
         return {}
     display = store.loader.display_name(LOCK_NAME)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(decode_text(path.read_bytes(), display, TemplateLockError))
     except json.JSONDecodeError as exc:
         raise TemplateLockError(f"not valid JSON: {exc.msg}", display, exc.lineno) from None
     files = data.get("files") if isinstance(data, dict) else None
@@ -111,8 +113,9 @@ def check(store: TemplateStore) -> list[Problem]:
     """Everything wrong with a store, without rendering anything.
 
     Finds: locked files that changed or vanished, files not yet locked, front
-    matter and Jinja syntax errors, variables the body uses but the front matter
-    does not declare (and the reverse), and labels pointing nowhere.
+    matter and Jinja syntax errors (in versions and in shared partials), files
+    that are not UTF-8, variables the body uses but the front matter does not
+    declare (and the reverse), and labels pointing nowhere.
     """
     display = store.loader.display_name
     problems: list[Problem] = []
@@ -135,7 +138,34 @@ def check(store: TemplateStore) -> list[Problem]:
             problems.append(_problem(exc, display(name)))
         for version in store.versions(name):
             problems += _check_version(store, name, version)
+    for relpath in _partials(store):
+        problems += _check_partial(store, relpath)
     return problems
+
+
+def _partials(store: TemplateStore) -> list[str]:
+    """Shared ``*.jinja`` files: every one that is not a version of a template."""
+    names = set(store.names())
+    found = []
+    for path in sorted(store.root.rglob("*.jinja")):
+        relpath = path.relative_to(store.root)
+        is_version = (len(relpath.parts) == 2 and relpath.parts[0] in names
+                      and VERSION_FILE.match(relpath.name))
+        if path.is_file() and not is_version:
+            found.append(relpath.as_posix())
+    return found
+
+
+def _check_partial(store: TemplateStore, relpath: str) -> list[Problem]:
+    display = store.loader.display_name(relpath)
+    try:
+        body, _, _ = store.loader.get_source(store.env, relpath)
+        store.env.parse(body, relpath, display)
+    except TemplateError as exc:
+        return [_problem(exc, display)]
+    except jinja2.TemplateSyntaxError as exc:
+        return [Problem(display, exc.message or "syntax error", exc.lineno)]
+    return []
 
 
 def _check_version(store: TemplateStore, name: str, version: int) -> list[Problem]:

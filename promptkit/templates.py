@@ -100,12 +100,30 @@ class FrontMatter(BaseModel):
         return value
 
 
+def decode_text(raw: bytes, filename: str,
+                error: type[TemplateError] | type[ConfigError] = TemplateSyntaxError) -> str:
+    """A store file's bytes as text: UTF-8, a leading byte-order mark dropped.
+
+    Raises:
+        ``error`` (a template or config error): naming the file and the line of
+        the first byte that is not UTF-8.
+    """
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise error(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} cannot be decoded)",
+                    filename, line) from None
+
+
 def split_front_matter(source: str, filename: str) -> tuple[FrontMatter, str]:
     """Parse the front matter and return it with a Jinja body whose lines match the file.
 
     The front matter is replaced by a Jinja comment holding the same number of
-    newlines, so Jinja's line numbers are the file's line numbers.
+    newlines, so Jinja's line numbers are the file's line numbers. A leading
+    byte-order mark is ignored.
     """
+    source = source.removeprefix("\ufeff")
     lines = source.splitlines(keepends=True)
     if not lines or lines[0].rstrip("\r\n") != "---":
         return FrontMatter(), source
@@ -161,8 +179,7 @@ class StoreLoader(jinja2.BaseLoader):
     def get_source(self, environment: jinja2.Environment, template: str):
         path = self.resolve(template)
         filename = self.display_name(template)
-        source = path.read_text(encoding="utf-8")
-        _, body = split_front_matter(source, filename)
+        _, body = split_front_matter(decode_text(path.read_bytes(), filename), filename)
         mtime = path.stat().st_mtime_ns
         return body, filename, lambda: path.exists() and path.stat().st_mtime_ns == mtime
 
@@ -201,7 +218,7 @@ class PromptTemplate:
         self.filename = store.loader.display_name(self.relpath)
         raw = self.path.read_bytes()
         self.sha256 = hashlib.sha256(raw).hexdigest()
-        self.source = raw.decode("utf-8")
+        self.source = decode_text(raw, self.filename)
         self.front_matter, self.body = split_front_matter(self.source, self.filename)
 
     def __repr__(self) -> str:
@@ -467,7 +484,7 @@ class TemplateStore:
         if not path.is_file():
             return {}
         filename = self.loader.display_name(f"{name}/{LABELS_FILE}")
-        doc = YamlDocument(path.read_text(encoding="utf-8"), filename)
+        doc = YamlDocument(decode_text(path.read_bytes(), filename, ConfigError), filename)
         if doc.data is None:
             return {}
         if not isinstance(doc.data, dict):

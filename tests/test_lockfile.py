@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import shutil
 from pathlib import Path
@@ -97,3 +98,46 @@ def test_lock_file_is_sorted_json(project_templates: Path) -> None:
     data = json.loads((project_templates / "promptkit.lock").read_text())
     assert data["format"] == 1
     assert list(data["files"]) == sorted(data["files"])
+
+
+def test_a_lock_with_a_byte_order_mark_is_read(project_templates: Path) -> None:
+    path = project_templates / "promptkit.lock"
+    path.write_bytes(codecs.BOM_UTF8 + path.read_bytes())
+    store = TemplateStore(project_templates)
+    assert check(store) == []
+    assert lock(store).added == []
+
+
+def test_a_lock_that_is_not_utf8_is_one_problem(project_templates: Path) -> None:
+    path = project_templates / "promptkit.lock"
+    path.write_bytes(path.read_bytes().replace(b'"format"', b'"f\xf6rmat"'))
+    store = TemplateStore(project_templates)
+    assert [str(p) for p in check(store)] == [
+        f"{store.loader.display_root}/promptkit.lock:2: not UTF-8 text "
+        "(byte 0xf6 cannot be decoded)"
+    ]
+    with pytest.raises(TemplateLockError, match=r"promptkit\.lock:2: not UTF-8"):
+        lock(store)
+
+
+def test_check_reports_files_that_are_not_utf8_and_broken_partials(
+        project_templates: Path) -> None:
+    (project_templates / "broken").mkdir()
+    (project_templates / "broken" / "v1.jinja").write_bytes(b"caf\xe9 {{ x }}\n")
+    (project_templates / "shared").mkdir()
+    (project_templates / "shared" / "footer.jinja").write_bytes(b"ok\n\xff\n")
+    (project_templates / "shared" / "header.jinja").write_text("line1\n{% if %}\n")
+    labels = project_templates / "summarize" / "labels.yaml"
+    labels.write_bytes(labels.read_bytes() + b"# caf\xe9\n")
+    store = TemplateStore(project_templates)
+    assert lock(store).added == ["broken/v1.jinja", "shared/footer.jinja",
+                                 "shared/header.jinja"]
+    root = store.loader.display_root
+    problems = [str(p) for p in check(store)]
+    assert problems[:2] == [
+        f"{root}/broken/v1.jinja:1: not UTF-8 text (byte 0xe9 cannot be decoded)",
+        f"{root}/summarize/labels.yaml:3: not UTF-8 text (byte 0xe9 cannot be decoded)",
+    ]
+    assert problems[2].startswith(f"{root}/shared/footer.jinja:2: not UTF-8 text")
+    assert problems[3].startswith(f"{root}/shared/header.jinja:2: ")
+    assert len(problems) == 4

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -175,6 +177,52 @@ def test_render_string_is_sandboxed(store: TemplateStore) -> None:
     assert store.render_string("{{ summary }}!", {"summary": "{{ 7*7 }}"}) == "{{ 7*7 }}!"
     with pytest.raises(TemplateRenderError):
         store.render_string("{{ nope }}", {})
+
+
+# -- files saved with a byte-order mark, or with bytes that are not UTF-8 -------------
+
+
+def test_a_byte_order_mark_does_not_hide_the_front_matter(store: TemplateStore,
+                                                          store_dir: Path) -> None:
+    template = store.get("bom@production")  # labels.yaml starts with a mark too
+    assert template.version == 1
+    assert set(template.inputs) == {"name"}
+    assert template.description == "Saved by an editor that writes a byte-order mark."
+    assert template.render(name="Ada") == [{"role": "user", "content": "Hello Ada"}]
+    raw = (store_dir / "bom" / "v1.jinja").read_bytes()
+    assert raw.startswith(codecs.BOM_UTF8)
+    assert template.sha256 == hashlib.sha256(raw).hexdigest()  # what the lock records
+
+
+def test_an_included_partial_with_a_byte_order_mark(store: TemplateStore) -> None:
+    assert store.get("include_bom").render_text(name="Ada") == "Signed: Ada"
+
+
+def test_a_version_that_is_not_utf8_names_file_and_line(store_dir: Path) -> None:
+    (store_dir / "latin1").mkdir()
+    (store_dir / "latin1" / "v1.jinja").write_bytes(b"---\ndescription: x\n---\n"
+                                                    b"line four\ncaf\xe9\n")
+    store = TemplateStore(store_dir)
+    with pytest.raises(TemplateSyntaxError) as info:
+        store.get("latin1")
+    assert str(info.value) == (f"{store.loader.display_root}/latin1/v1.jinja:5: "
+                               "not UTF-8 text (byte 0xe9 cannot be decoded)")
+
+
+def test_an_included_partial_that_is_not_utf8(store_dir: Path) -> None:
+    (store_dir / "partials" / "sign.jinja").write_bytes(b"\nSign\xffed:")
+    with pytest.raises(TemplateSyntaxError, match="not UTF-8") as info:
+        TemplateStore(store_dir).get("include_ok").render(name="Ada")
+    assert info.value.filename.endswith("partials/sign.jinja")
+    assert info.value.lineno == 2
+
+
+def test_labels_that_are_not_utf8(store_dir: Path) -> None:
+    (store_dir / "greet" / "labels.yaml").write_bytes(b"stable: 1\n# caf\xe9\n")
+    with pytest.raises(ConfigError) as info:
+        TemplateStore(store_dir).get("greet@stable")
+    assert str(info.value).endswith("greet/labels.yaml:2: not UTF-8 text "
+                                    "(byte 0xe9 cannot be decoded)")
 
 
 # -- the project's own templates ------------------------------------------------
