@@ -339,6 +339,12 @@ class EndpointClient:
         return vectors
 
     def _with_usage(self, completion: Completion, body: dict[str, Any]) -> Completion:
+        # A server that echoes a secret into its answer must not get it cached or stored.
+        completion.text = redact(completion.text)
+        if completion.reasoning:
+            completion.reasoning = redact(completion.reasoning)
+        if completion.refusal:
+            completion.refusal = redact(completion.refusal)
         # Servers that report no usage get a tiktoken estimate, marked as such.
         if completion.input_tokens is None or completion.output_tokens is None:
             model = self.provider.model

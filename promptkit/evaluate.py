@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from rich.text import Text
 
 from .baseline import Side, resolve_side, side_from_run
 from .comparison import Comparison, compare, print_comparison
-from .errors import ConfigError, EndpointError, ExitCode, PromptkitError
+from .errors import ConfigError, EndpointError, ExitCode, OutputError, PromptkitError
 from .outputs import output_format, write_output
 from .progress import EvalProgress
 from .report import Summary, order_rows, print_leaderboard, summarize
@@ -165,6 +166,12 @@ def _check_output_path(output: str, prepared: Prepared) -> None:
     if target.is_relative_to(prepared.store.root.resolve()):
         raise PromptkitError(f"--output {output} is inside the template store "
                              f"{prepared.store.root}; write the report elsewhere")
+    try:  # find out now, not after every request has been paid for
+        with tempfile.TemporaryFile(dir=target.parent):
+            pass
+    except OSError as exc:
+        raise OutputError(f"--output {output}: cannot write in {target.parent}: "
+                          f"{exc.strerror or exc}") from None
 
 
 def failed_providers(summary: Summary) -> list[str]:

@@ -9,6 +9,7 @@ finishes; failures are recorded per case and never stop the run.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import json
@@ -285,6 +286,11 @@ class Runner:
         self.clients: dict[str, EndpointClient] = {}
         self.sdk_clients: dict[tuple[Any, ...], Any] = {}
         self.done: set[tuple[str, str, str, int]] = set()
+        # Selection by embeddings waits on the event loop from a thread. It gets threads of
+        # its own: in asyncio's default pool, waiting threads would starve the DNS lookups
+        # (getaddrinfo runs there) of the very requests they wait for.
+        self.selection_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="promptkit-fewshot")
 
     def client_for(self, provider: Provider) -> EndpointClient:
         """The provider's client; providers on the same endpoint share one AsyncOpenAI.
@@ -321,6 +327,7 @@ class Runner:
         finally:
             for embedder in self.prepared.embedders:
                 embedder.loop = embedder.client = None
+            self.selection_pool.shutdown(wait=False, cancel_futures=True)
             await asyncio.gather(*(c.close() for c in self.sdk_clients.values()),
                                  return_exceptions=True)
 
@@ -361,7 +368,8 @@ class Runner:
         try:
             if variant.fewshot and variant.fewshot.embeddings:
                 # selection waits for an HTTP call: keep it off the loop
-                values = await asyncio.to_thread(prepared.variables, variant, case)
+                values = await asyncio.get_running_loop().run_in_executor(
+                    self.selection_pool, prepared.variables, variant, case)
             else:
                 values = prepared.variables(variant, case)
             prompt = prepared.prompt(variant, provider, values)

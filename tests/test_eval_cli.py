@@ -172,3 +172,192 @@ def test_dry_run_sends_nothing(project: Path, endpoint: FakeEndpoint) -> None:
 def test_schema_command_prints_json_schema(project: Path) -> None:
     proc = promptkit("schema", cwd=project)
     assert json.loads(proc.stdout)["title"] == "promptkit eval spec"
+
+
+# -- exit codes by what went wrong, and the run store under stress ---------------------
+
+BASE = ["eval", "evals/summarize.yaml", "--model", "m", "-q"]
+
+
+def eval_args(endpoint: FakeEndpoint, *more: str) -> list[str]:
+    return ["eval", "evals/summarize.yaml", "--base-url", endpoint.base_url, "--model", "m",
+            "-q", *more]
+
+
+def test_exit_1_says_which_check_failed(project: Path, endpoint: FakeEndpoint) -> None:
+    spec = project / "evals" / "summarize.yaml"
+    spec.write_text(spec.read_text() + "threshold: 0.5\n")
+    endpoint.default = Reply.text("Words that match nothing at all.")
+    proc = promptkit(*eval_args(endpoint, "--limit", "2"), cwd=project)
+    assert proc.returncode == 1
+    assert "FAILED threshold: zero-shot × m 0.0% < 50%" in proc.stderr
+    save = promptkit("baseline", "save", "-o", str(project / "b.json"), cwd=project)
+    assert save.returncode == 0, save.stderr
+    spec.write_text(spec.read_text().replace("threshold: 0.5\n", ""))
+    same = promptkit(*eval_args(endpoint, "--limit", "2", "--baseline", str(project / "b.json"),
+                                "--max-drop", "5", "--fail-on-regression"), cwd=project)
+    assert same.returncode == 0, same.stderr  # nothing dropped, no threshold
+
+
+def test_max_drop_fails_a_tiny_dataset_the_test_cannot_judge(project: Path,
+                                                             endpoint: FakeEndpoint) -> None:
+    endpoint.respond_with(lambda r: Reply.text(r.prompt_text.split("Article: ")[-1]
+                                               .split("\n")[0][:150]))
+    assert promptkit(*eval_args(endpoint, "--limit", "3"), cwd=project).returncode == 0
+    assert promptkit("baseline", "save", "-o", str(project / "b.json"),
+                     cwd=project).returncode == 0
+    endpoint.respond_with(None)
+    endpoint.default = Reply.text("Nothing like the reference.")
+    args = eval_args(endpoint, "--limit", "3", "--no-cache", "--baseline",
+                     str(project / "b.json"))
+    plain = promptkit(*args, cwd=project)
+    assert plain.returncode == 0  # 3 cases: no test can call this significant
+    assert "cannot catch any drop" in plain.stdout
+    guarded = promptkit(*args, "--max-drop", "10", cwd=project)
+    assert guarded.returncode == 1
+    assert "FAILED max-drop: more than 10 points: zero-shot × m fell" in guarded.stderr
+
+
+def test_an_unwritable_output_or_store_is_exit_3_before_any_request(
+        project: Path, endpoint: FakeEndpoint) -> None:
+    # /proc takes no new files, even from root
+    out = promptkit(*eval_args(endpoint, "--limit", "1", "-o", "/proc/report.json"),
+                    cwd=project)
+    assert out.returncode == 3 and "cannot write in /proc" in out.stderr
+    store = promptkit(*eval_args(endpoint, "--limit", "1", "--store-dir", "/proc/pk-store"),
+                      cwd=project)
+    assert store.returncode == 3 and "cannot create the store folder" in store.stderr
+    for proc in (out, store):
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert endpoint.count == 0
+
+
+def test_a_read_only_store_is_exit_3(project: Path, endpoint: FakeEndpoint) -> None:
+    store = project / "ro-store"
+    store.mkdir()
+    if subprocess.run(["chattr", "+i", str(store)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not supported on this filesystem")
+    try:
+        proc = promptkit(*eval_args(endpoint, "--limit", "1", "--store-dir", str(store)),
+                         cwd=project)
+    finally:
+        subprocess.run(["chattr", "-i", str(store)], check=True)
+    assert proc.returncode == 3, proc.stderr
+    assert str(store) in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _limit_file_size(limit: int):
+    def apply() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_a_full_disk_stops_the_run_with_exit_3_and_resume_finishes_it(
+        project: Path, endpoint: FakeEndpoint) -> None:
+    endpoint.default = Reply.text("The council approved a plan. " * 20)
+    args = [sys.executable, "-m", "promptkit.cli", *eval_args(endpoint, "--no-cache")]
+    # Files may not grow past 160 KiB: the run store's journal fills up mid-run, as a full
+    # disk would make it (Python ignores SIGXFSZ, so writes fail with EFBIG instead).
+    full = subprocess.run(args, cwd=project, capture_output=True, text=True, timeout=120,
+                          preexec_fn=_limit_file_size(160 * 1024))
+    assert full.returncode == 3, full.stdout + full.stderr
+    assert "cannot write" in full.stderr and "Traceback" not in full.stderr
+    assert len(full.stderr.strip().splitlines()) == 1
+    runs_db = project / "evals" / ".promptkit" / "runs.db"
+    with RunStore(runs_db) as runs:
+        (run,) = runs.list_runs()
+        stored = runs.count_results(run.run_id)
+        assert run.status in ("interrupted", "running")  # "running" when the disk refused
+    assert 0 < stored < 48
+    resumed = promptkit(*eval_args(endpoint, "--no-cache", "--resume"), cwd=project)
+    assert resumed.returncode in (0, 1), resumed.stderr
+    with RunStore(runs_db) as runs:
+        results = list(runs.results(run.run_id))
+        assert runs.get_run(run.run_id).status == "finished"
+    assert len({(r.prompt_id, r.case_id) for r in results}) == len(results) == 48
+
+
+def test_resume_with_nothing_to_resume_says_so(project: Path, endpoint: FakeEndpoint) -> None:
+    first = promptkit(*eval_args(endpoint, "--limit", "1", "--resume"), cwd=project)
+    assert first.returncode == 2 and "nothing to resume" in first.stderr
+    assert endpoint.count == 0
+    assert promptkit(*eval_args(endpoint, "--limit", "1"), cwd=project).returncode in (0, 1)
+    again = promptkit(*eval_args(endpoint, "--limit", "1", "--resume"), cwd=project)
+    assert again.returncode == 2 and "finished; run without --resume" in again.stderr
+    assert endpoint.count == 2
+
+
+def test_two_resumes_of_one_run_do_not_ask_twice(project: Path, endpoint: FakeEndpoint) -> None:
+    endpoint.default = Reply.text("A summary.", latency=0.2)
+    args = [sys.executable, "-m", "promptkit.cli", *eval_args(endpoint, "-j", "1")]
+    child = subprocess.Popen(args, cwd=project, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    runs_db = project / "evals" / ".promptkit" / "runs.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (runs_db.exists() and endpoint.count >= 2):
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)  # the run stays "running"
+    child.wait()
+    first = subprocess.Popen([*args, "--resume"], cwd=project, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        seen = endpoint.count
+        while time.monotonic() < deadline and endpoint.count == seen:
+            time.sleep(0.05)  # the first resume is asking
+        second = promptkit(*eval_args(endpoint, "-j", "1", "--resume"), cwd=project)
+        assert second.returncode == 2, second.stderr
+        assert "is being run by another process" in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_store_dir_dot_writes_no_gitignore_into_the_project(project: Path,
+                                                           endpoint: FakeEndpoint) -> None:
+    proc = promptkit(*eval_args(endpoint, "--limit", "1", "--store-dir", "."), cwd=project)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert (project / "runs.db").exists() and not (project / ".gitignore").exists()
+    promptkit(*eval_args(endpoint, "--limit", "1"), cwd=project)
+    assert (project / "evals" / ".promptkit" / ".gitignore").read_text() == "*\n"
+
+
+@pytest.mark.parametrize(("spec", "target", "why"), [
+    ("evals/summarize.yaml", "evals/data/news.jsonl", "would overwrite an input"),
+    ("evals/spec.json", "evals/spec.json", "would overwrite an input"),  # a JSON spec
+    ("evals/summarize.yaml", "templates/report.html", "inside the template store"),
+])
+def test_output_never_overwrites_the_evals_inputs(project: Path, endpoint: FakeEndpoint,
+                                                  spec: str, target: str, why: str) -> None:
+    if spec.endswith(".json"):
+        (project / spec).write_text((project / "evals/summarize.yaml").read_text())
+    path = project / target
+    before = path.read_bytes() if path.exists() else None
+    proc = promptkit("eval", spec, "--base-url", endpoint.base_url, "--model", "m", "-q",
+                     "-o", target, cwd=project)
+    assert proc.returncode == 2 and why in proc.stderr, proc.stderr
+    assert endpoint.count == 0
+    assert (path.read_bytes() if path.exists() else None) == before
+
+
+def test_server_errors_reach_the_terminal_escaped(project: Path,
+                                                  endpoint: FakeEndpoint) -> None:
+    endpoint.default = Reply.status(400, body="bad \x1b[2J\x1b]0;pwned\x07 request")
+    proc = promptkit(*eval_args(endpoint, "--limit", "1"), cwd=project)
+    assert proc.returncode == 3
+    assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
+    assert "\\x1b[2J" in proc.stderr
+
+
+def test_local_server_that_dies_at_start_is_exit_3(project: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "llama-server"
+    fake.write_text("#!/bin/sh\necho 'failed to load model' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    proc = promptkit("eval", "evals/summarize.yaml", "--limit", "1", "--no-cache", "-q",
+                     cwd=project, env={"PROMPTKIT_LLAMA_SERVER": str(fake)})
+    if "local model is not installed" in proc.stderr:
+        pytest.skip("needs the [local] extra's model")
+    assert proc.returncode == 3, proc.stderr
+    assert "exited with code 1" in proc.stderr and "failed to load model" in proc.stderr
+    assert "Traceback" not in proc.stderr

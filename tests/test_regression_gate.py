@@ -125,7 +125,8 @@ def test_bad_baseline_is_invalid_input_before_any_request(
         assert "Traceback" not in proc.stderr
     assert endpoint.count == 0
     proc = promptkit("eval", "evals/summarize.yaml", "--fail-on-regression", cwd=project)
-    assert proc.returncode == 2 and "--fail-on-regression and --max-drop need --baseline" in proc.stderr
+    assert proc.returncode == 2
+    assert "--fail-on-regression and --max-drop need --baseline" in proc.stderr
 
 
 def test_runs_baseline_and_compare_commands(project: Path, endpoint: FakeEndpoint) -> None:

@@ -189,3 +189,90 @@ def test_unreachable_endpoint_ends_the_run_quickly(tmp_path: Path,
     outcome, results = run(path)
     assert list(outcome.unreachable) == ["fake"]
     assert len(results) == 40 and all(r.error_kind == "connection" for r in results)
+
+
+def raw_chat(content, usage=None) -> Reply:
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                           "finish_reason": "stop"}]}
+    if usage is not None:
+        answer["usage"] = usage
+    return Reply.raw(answer)
+
+
+def test_hostile_answers_fail_only_their_own_case(tmp_path: Path,
+                                                  endpoint: FakeEndpoint) -> None:
+    path = make_eval(tmp_path, endpoint, cases=6)
+    path.write_text(path.read_text().replace("retries: 1", "retries: 1\n    timeout: 1"))
+    endpoint.respond_with(responder_by_article({
+        "Article number 0": Reply.raw('{"choices": [{"message": {"content": "\\ud800"}}]}'),
+        "Article number 1": raw_chat("fine", {"prompt_tokens": "lots", "completion_tokens": 1}),
+        "Article number 2": raw_chat(None),
+        "Article number 3": Reply.status(429, headers={"retry-after": "inf"}),
+        "Article number 4": Reply.status(503, headers={"retry-after-ms": "1e12"}),
+    }))
+    # Each of these once aborted or stalled the run; the guard turns a hang into a failure.
+    outcome, results = asyncio.run(asyncio.wait_for(asyncio.to_thread(run, path), 60))
+    assert outcome.run.status == "finished" and len(results) == 12
+    kinds = {r.case_id: r.error_kind for r in results if r.prompt_id == "few"}
+    assert kinds == {"c0": "bad_response", "c1": "bad_response", "c2": "bad_response",
+                     "c3": "rate_limit", "c4": "server", "c5": None}
+    with ResponseCache(tmp_path / ".promptkit" / "cache.db") as cache:
+        assert len(cache) == 2  # only c5's answers: no error is ever cached
+
+
+def test_a_case_whose_value_is_too_deep_to_render_fails_alone(tmp_path: Path,
+                                                              endpoint: FakeEndpoint) -> None:
+    path = make_eval(tmp_path, endpoint, cases=1)
+    folder = tmp_path / "templates" / "deep"
+    folder.mkdir()
+    (folder / "v1.jinja").write_text(  # a legitimately recursive loop
+        "{% for x in [extra] recursive %}({{ loop(x) }}){% endfor %}{{ article }}")
+    path.write_text(path.read_text().replace("  - summarize@1\n", "  - deep@1\n"))
+    nested = "[" * 400 + "]" * 400  # loads fine, but nests 400 loop levels deep
+    with (tmp_path / "data.jsonl").open("w") as handle:  # not the first case: no preflight
+        handle.write('{"id": "c0", "article": "a", "keyword": "k", "extra": []}\n')
+        handle.write(f'{{"id": "deep", "article": "b", "keyword": "k", "extra": {nested}}}\n')
+    outcome, results = run(path)
+    assert outcome.run.status == "finished" and len(results) == 4
+    deep = {r.prompt_id: r for r in results if r.case_id == "deep"}
+    assert deep["deep@1"].error_kind == "render"
+    assert "recursion" in deep["deep@1"].error.lower()
+    assert deep["few"].error is None  # the rest of the run went on
+    assert all(r.error is None for r in results if r.case_id == "c0")
+
+
+def test_an_assertion_naming_a_missing_field_is_invalid_input(tmp_path: Path,
+                                                              endpoint: FakeEndpoint) -> None:
+    path = make_eval(tmp_path, endpoint)
+    path.write_text(path.read_text().replace("{{{{ keyword }}}}", "{{ keywrod }}")
+                    .replace('"{{ keyword }}"', '"{{ keywrod }}"'))
+    with pytest.raises(PromptkitError) as info:
+        prepare(load_spec(path))
+    message = str(info.value)
+    assert "eval.yaml:" in message and "assert[0].value" in message
+    assert "'keywrod'" in message and "its fields: article, id, keyword" in message
+    assert endpoint.count == 0
+
+
+def test_a_judge_outage_is_an_outage_not_a_failure(tmp_path: Path,
+                                                   endpoint: FakeEndpoint) -> None:
+    path = make_eval(tmp_path, endpoint, cases=2)
+    path.write_text(path.read_text().replace("dataset: data.jsonl", f"""graders:
+  - id: judge
+    base_url: {endpoint.base_url}
+    model: judge
+    retries: 0
+dataset: data.jsonl""").replace(
+        "repeat:", "  - {type: llm-judge, provider: judge, value: 'good?'}\nrepeat:"))
+
+    def respond(request):
+        if request.body.get("model") == "judge":
+            return Reply.status(503, body="judge overloaded")
+        return Reply.text("keyword0 keyword1")
+
+    endpoint.respond_with(respond)
+    _, results = run(path)
+    assert {r.error_kind for r in results} == {"grader"}
+    from promptkit.baseline import sample_outcome
+
+    assert all(sample_outcome(r) is None for r in results)  # left out of comparisons
