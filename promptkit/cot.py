@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args, overload
 
+import regex
+
 from .errors import ConfigError
 
 __all__ = [
@@ -133,7 +135,7 @@ class ExtractSpec:
                 raise ConfigError("method: regex needs a 'pattern'", key_path="extract.pattern")
             try:
                 _compile(self.pattern)
-            except re.error as error:
+            except regex.error as error:
                 raise ConfigError(f"invalid regex {self.pattern!r}: {error}",
                                   key_path="extract.pattern") from None
         if self.method == "json":
@@ -370,9 +372,17 @@ def extract_answer(text: str | None, spec: ExtractSpec | None = None) -> str | N
     return found.strip() or None
 
 
+REGEX_TIMEOUT_S = 1.0
+"""An extraction regex that takes longer than this on one output finds no answer (the
+``regex`` package stops the match), so catastrophic backtracking cannot stall a run."""
+
+MAX_JSON_SEARCH_CHARS = 200_000
+"""``json`` extraction looks for objects in the last this-many characters only."""
+
+
 @functools.lru_cache(maxsize=256)
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _compile(pattern: str) -> regex.Pattern[str]:
+    return regex.compile(pattern)
 
 
 @functools.lru_cache(maxsize=64)
@@ -401,8 +411,12 @@ def _clean_marked(line: str) -> str:
     return line.strip().lstrip(":：*_ \t").rstrip("*_ \t.。．")
 
 
-def _last_regex_match(text: str, pattern: re.Pattern[str]) -> str | None:
-    for match in reversed(list(pattern.finditer(text))):
+def _last_regex_match(text: str, pattern: regex.Pattern[str]) -> str | None:
+    try:
+        matches = list(pattern.finditer(text, timeout=REGEX_TIMEOUT_S))
+    except TimeoutError:
+        return None
+    for match in reversed(matches):
         value = match.group(1) if pattern.groups else match.group(0)
         if value is not None and value.strip():
             return value
@@ -414,12 +428,13 @@ def _json_field(text: str, path: str) -> str | None:
     decoder = json.JSONDecoder()
     found: str | None = None
     end = 0
+    text = text[-MAX_JSON_SEARCH_CHARS:]  # the answer comes last; each "{" is a parse
     for match in re.finditer(r"\{", text):
         if match.start() < end:
             continue  # inside an object already decoded: only top-level objects count
         try:
             value, end = decoder.raw_decode(text, match.start())
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         resolved = _resolve(value, path.split("."))
         if resolved is not None:

@@ -407,3 +407,21 @@ def test_chain_of_thought_vote_extracts_then_votes() -> None:
     outputs = ["<think>maybe 5</think>It is 6.", "So 1,000 - 994 = 6", "I get 7", None]
     vote = cot.vote(outputs)
     assert (vote.answer, vote.count, vote.agreement) == ("6", 2, 2 / 3)
+
+
+def test_a_catastrophic_extraction_regex_finds_nothing_instead_of_stalling(monkeypatch):
+    import promptkit.cot as cot
+
+    monkeypatch.setattr(cot, "REGEX_TIMEOUT_S", 0.05)
+    spec = cot.ExtractSpec(method="regex", pattern="(a|aa)+$")
+    assert cot.extract_answer("a" * 40 + "b", spec) is None  # Fibonacci(40) tries
+    fine = cot.ExtractSpec(method="regex", pattern=r"Answer: (\w+)")
+    assert cot.extract_answer("Answer: aaaa", fine) == "aaaa"
+
+
+def test_json_extraction_survives_deep_nesting_and_huge_outputs():
+    from promptkit.cot import ExtractSpec, extract_answer
+
+    spec = ExtractSpec(method="json", field="answer")
+    assert extract_answer("{" * 100_000 + ' {"answer": 7}', spec) == "7"
+    assert extract_answer("[" * 50_000 + "]" * 50_000, spec) is None

@@ -172,7 +172,30 @@ async def test_render_failure_is_an_error_not_a_crash():
     assert result.error.startswith("UndefinedError")
 
 
+async def test_a_catastrophic_regex_fails_its_case_instead_of_stalling(monkeypatch):
+    import promptkit.scoring as scoring
+
+    monkeypatch.setattr(scoring, "REGEX_TIMEOUT_S", 0.05)
+    # (a|aa)+$ on "aaaa...b" tries every split of the a's: Fibonacci(40) ways.
+    result = await run_one("a" * 40 + "b", type="regex", value="(a|aa)+$")
+    assert not result.passed and "took longer than 0.05s" in result.error
+
+
 # --- is-json ------------------------------------------------------------------------------
+
+
+async def test_is_json_bounds_what_it_parses():
+    deep = await run_one("[" * 100_000 + "]" * 100_000, type="is-json")
+    assert not deep.passed and "nested too deeply" in deep.reason and deep.error is None
+    huge = await run_one('"' + "x" * 1_000_001 + '"', type="is-json")
+    assert not huge.passed and "more than the 1,000,000 parsed as JSON" in huge.reason
+
+
+async def test_a_judge_answer_of_braces_is_read_in_bounded_time():
+    judge = FakeJudge("{" * 1_000_000 + '{"pass": true, "score": 1, "reason": "late"}')
+    result = await run_one("x", make_ctx(judge=judge), type="llm-judge", value="ok?",
+                           provider="j")
+    assert not result.passed and "not a JSON verdict" in result.error
 
 
 @pytest.mark.parametrize(
