@@ -364,12 +364,17 @@ def runs_list(limit: int, store_dir: str | None) -> None:
     if not found:
         fail("no runs found (looked for .promptkit/runs.db here and one folder down); "
              "run an eval first or pass --store-dir")
+    from rich.text import Text
+
+    from .terminal import printable_line
+
     table = Table("run", "status", "started", "results", "eval", box=None,
                   header_style="bold")
     for run, stored in sorted(found, key=lambda item: -item[0].started_at):
         planned = f"/{run.planned:,}" if run.planned is not None else ""
-        table.add_row(run.run_id, run.status, _when(run.started_at), f"{stored:,}{planned}",
-                      _relative(run.eval_path))
+        table.add_row(*(Text(printable_line(cell)) for cell in (
+            run.run_id, run.status, _when(run.started_at), f"{stored:,}{planned}",
+            _relative(run.eval_path))))
     wide_console().print(table)
 
 
@@ -387,14 +392,15 @@ def runs_show(run_ref: str, store_dir: str | None) -> None:
     """Show a run's details and leaderboard. RUN is an id, a unique prefix or `last`."""
     from .report import order_rows, print_leaderboard, summarize
     from .store import find_run, find_run_stores
+    from .terminal import printable_line
 
     store, run = find_run(run_ref, find_run_stores(store_dir))
     with store:
         out = wide_console()
         out.print(f"run {run.run_id}: {run.status}, started {_when(run.started_at)}, "
                   f"ended {_when(run.finished_at)}", highlight=False, markup=False)
-        out.print(f"eval {_relative(run.eval_path)}; store {store.path}", highlight=False,
-                  markup=False)
+        out.print(printable_line(f"eval {_relative(run.eval_path)}; store {store.path}"),
+                  highlight=False, markup=False)
         summary = summarize(store.results(run.run_id), run.config.get("threshold"))
         order_rows(summary, [p.get("id") for p in run.config.get("prompts", [])],
                    [p.get("id") for p in run.config.get("providers", [])])

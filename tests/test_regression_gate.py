@@ -195,3 +195,37 @@ def test_baseline_save_refuses_an_unfinished_run_unless_asked(tmp_path: Path) ->
     proc = promptkit("baseline", "save", "-o", "b.json", "--allow-unfinished", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "1 prompt × provider, 1 cases" in proc.stdout
+
+
+def test_ab_compares_two_variants_of_one_run(project: Path, endpoint: FakeEndpoint) -> None:
+    endpoint.respond_with(baseline_answers())
+    run = promptkit("eval", "evals/summarize.yaml", "--base-url", endpoint.base_url,
+                    "--model", "m", "--api", "completions", "-q", cwd=project)
+    assert run.returncode in (0, 1), run.stderr
+    proc = promptkit("ab", "zero-shot", "few-shot", "-o", str(project / "ab.json"),
+                     cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "few-shot vs zero-shot × m" in proc.stdout
+    data = json.loads((project / "ab.json").read_text())["comparison"]
+    (row,) = data["rows"]
+    side = load_baseline(BASELINE)
+    before, after = (sum(c.passed for c in r.cases.values()) for r in side.rows)
+    assert round(row["before_rate"] * 24) == before and round(row["after_rate"] * 24) == after
+    assert row["verdict"] == ("better" if row["p_better"] <= 0.05 else "no significant change")
+    assert not row["warnings"]  # the templates differ on purpose: no warning about it
+    unknown = promptkit("ab", "zero-shot", "nope", cwd=project)
+    assert unknown.returncode == 2 and "has no prompt 'nope'" in unknown.stderr
+
+
+def test_gate_in_the_spec_picks_the_rows_that_gate(project: Path,
+                                                   endpoint: FakeEndpoint) -> None:
+    spec = project / "evals" / "summarize.yaml"
+    spec.write_text(spec.read_text() + "gate: {prompts: [zero-shot]}\n")
+    endpoint.respond_with(baseline_answers(worse_template="summarize@2"))
+    proc = gate(project, endpoint)
+    assert proc.returncode == 0, proc.stdout  # few-shot got worse, but it does not gate
+    assert "worse (not gated)" in proc.stdout
+    assert "not gated (gate: in the spec): few-shot × m" in proc.stdout
+    spec.write_text(spec.read_text().replace("[zero-shot]", "[zero-shat]"))
+    bad = gate(project, endpoint)
+    assert bad.returncode == 2 and "gate.prompts: 'zero-shat' is not one of" in bad.stderr
