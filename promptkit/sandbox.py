@@ -14,11 +14,11 @@ Templates are code the project reviews; variable values are data from anywhere
   and ``**`` are capped by bit length.
 * Budgets per render: ``range()`` items; operations (each for-loop item, including
   recursive and filtered loops, counts one, each call the template makes counts
-  :data:`CALL_COST`); and characters processed (everything built, output, or passed
-  through a text filter or string method: :data:`PROCESSED_CHARS_PER_OUTPUT_CHAR`
-  times the output cap). So no loop, recursion or repeated big operation can run
-  for minutes. A single filter or comparison on large inputs (sorting a million
-  strings, say) is bounded only by the size caps.
+  :data:`CALL_COST`); and characters processed (everything built or output, and
+  the text that text filters, sorting filters and string methods go through:
+  :data:`PROCESSED_CHARS_PER_OUTPUT_CHAR` times the output cap). So no loop,
+  recursion or repeated big operation can run for minutes. Comparisons (``==``,
+  ``in``) are not metered beyond the operation budget of the loop they run in.
 * Role blocks (``{% message "system" %}...{% endmessage %}``) emit private-use
   marker characters as *template data*. Every ``{{ value }}`` passes through
   ``finalize``, which removes those characters, so no value can open, close or
@@ -74,6 +74,9 @@ _WIDTH_METHODS = frozenset({"ljust", "rjust", "center", "zfill"})
 _TEXT_FILTERS = ("capitalize", "e", "escape", "forceescape", "lower", "safe", "string",
                  "striptags", "title", "trim", "truncate", "upper", "urlencode",
                  "wordcount", "xmlattr")
+# Filters that compare (and by default lowercase) every item: their input's text
+# counts as processed, so a list of a million references to one long string stops.
+_SCANNING_FILTERS = ("dictsort", "groupby", "max", "min", "sort", "unique")
 
 
 class _Budget:
@@ -158,12 +161,14 @@ _DONE = object()
 
 def _entries(value: Any) -> tuple[int, Iterator[Any], int] | None:
     """A container's entry count, its children and the separator characters per entry."""
+    if isinstance(value, list | tuple):
+        return len(value), iter(value), 2  # "v, "
     if isinstance(value, Namespace):
         value = object.__getattribute__(value, "_Namespace__attrs")
-    if isinstance(value, Mapping):
+    if isinstance(value, dict | Mapping):
         return len(value), itertools.chain.from_iterable(value.items()), 4  # "k: v, "
-    if isinstance(value, list | tuple | set | frozenset | deque | MappingView):
-        return len(value), iter(value), 2  # "v, "
+    if isinstance(value, set | frozenset | deque | MappingView):
+        return len(value), iter(value), 2
     return None
 
 
@@ -173,7 +178,7 @@ def _scalar_size(value: Any, nested: bool, reprs: dict[int, int]) -> int:
     if isinstance(value, int):
         return value.bit_length() // 3 + 2
     if isinstance(value, float | complex):
-        return 50
+        return 50  # a complex is two floats
     if isinstance(value, bytes | bytearray):
         return 4 * len(value) + 3
     if isinstance(value, TemplateModule):  # str() is the imported template's output
@@ -206,6 +211,10 @@ def text_size(value: Any, limit: int, indent: int | None = None) -> int:
         depth = len(pending) - 1
         if isinstance(item, str):
             total += len(item) + (2 if depth else 0)
+        elif type(item) is int:  # the common cases first: long lists are walked
+            total += item.bit_length() // 3 + 2
+        elif type(item) is float:
+            total += 24
         elif (entries := _entries(item)) is not None:
             count, children, separators = entries
             per_entry = separators
@@ -412,6 +421,8 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
         self.globals["range"] = self._range
         for name in _TEXT_FILTERS:
             self._guard_filter(name, self._check_text)
+        for name in _SCANNING_FILTERS:
+            self._guard_filter(name, self._check_scan)
         self._guard_filter("center", self._check_center)
         self._guard_filter("indent", self._check_indent)
         self._guard_filter("replace", self._check_replace)
@@ -507,6 +518,13 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
 
     def _check_text(self, value: Any, *args: Any, **kwargs: Any) -> Any:
         self._spend(len(self._as_text(value)))
+        return value
+
+    def _check_scan(self, value: Any, *args: Any, **kwargs: Any) -> Any:
+        budget = _active_budget.get()
+        if budget is not None:
+            left = budget.max_processed_chars - budget.processed_chars
+            budget.spend_chars(text_size(value, left))
         return value
 
     def _check_center(self, value: Any, width: Any = 80) -> Any:
