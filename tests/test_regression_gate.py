@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from test_eval_cli import promptkit
 
 from promptkit.baseline import load_baseline
+from promptkit.stats import min_detectable_drop
 from promptkit.testing import FakeEndpoint, Reply
 
 REPO = Path(__file__).parent.parent
@@ -213,6 +215,7 @@ def test_ab_compares_two_variants_of_one_run(project: Path, endpoint: FakeEndpoi
     assert round(row["before_rate"] * 24) == before and round(row["after_rate"] * 24) == after
     assert row["verdict"] == ("better" if row["p_better"] <= 0.05 else "no significant change")
     assert not row["warnings"]  # the templates differ on purpose: no warning about it
+    assert row["min_detectable_drop"] == pytest.approx(100 * min_detectable_drop(24, 0.05))
     unknown = promptkit("ab", "zero-shot", "nope", cwd=project)
     assert unknown.returncode == 2 and "has no prompt 'nope'" in unknown.stderr
 
