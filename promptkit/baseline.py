@@ -368,7 +368,7 @@ def load_baseline(path: str | Path) -> Side:
         raise ConfigError("baseline file not found", filename)
     text = read_text(path, "baseline")
     try:
-        data = json.loads(text, parse_constant=_no_constant)
+        data = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"invalid JSON: {exc.msg}", filename, exc.lineno) from None
     except (ValueError, RecursionError) as exc:
@@ -404,6 +404,15 @@ def load_baseline(path: str | Path) -> Side:
             row.cases[c.id] = c.outcome(fmt)
         rows.append(row)
     return Side(filename, rows, model.run_id, model.eval, gate=model.gate)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"duplicate key {key!r}")
+        data[key] = value
+    return data
 
 
 def _no_constant(name: str) -> Any:

@@ -88,12 +88,15 @@ def templates_list(templates_dir: str) -> None:
     """List templates with their versions and labels."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from .terminal import printable_line
 
     table = Table("template", "versions", "latest", "labels", box=None)
     for info in open_store(templates_dir).list():
         labels = ", ".join(f"{k}→v{v}" for k, v in sorted(info.labels.items()))
-        table.add_row(info.name, ", ".join(f"v{v}" for v in info.versions),
-                      f"v{info.latest}", labels)
+        table.add_row(*(Text(printable_line(cell)) for cell in (
+            info.name, ", ".join(f"v{v}" for v in info.versions), f"v{info.latest}", labels)))
     Console().print(table)
 
 
@@ -142,10 +145,11 @@ def templates_diff(ref_a: str, ref_b: str, templates_dir: str) -> None:
 def templates_check(templates_dir: str) -> None:
     """Check the store: lock, syntax, declared inputs, labels. Exit 1 on any problem."""
     from .lockfile import check
+    from .terminal import printable
 
     problems = check(open_store(templates_dir))
     for problem in problems:
-        click.echo(str(problem), err=True)
+        click.echo(printable(str(problem)), err=True)
     if problems:
         fail(f"{len(problems)} problem(s) found", ExitCode.FAILED)
     click.echo("templates ok")
@@ -429,6 +433,7 @@ def baseline_save(run_ref: str, output: str, allow_unfinished: bool,
     pass/fail, scores and output.
     """
     from .baseline import save_baseline, side_from_run
+    from .outputs import is_baseline_file
     from .store import find_run, find_run_stores
 
     store, run = find_run(run_ref, find_run_stores(store_dir))
@@ -439,6 +444,9 @@ def baseline_save(run_ref: str, output: str, allow_unfinished: bool,
         side = side_from_run(store, run)
     if not Path(output).resolve().parent.is_dir():
         fail(f"--output {output}: folder does not exist")
+    if Path(output).exists() and not is_baseline_file(Path(output)):
+        fail(f"--output {output} exists and is not a promptkit baseline; refusing to "
+             "overwrite it (give a new path, or the baseline file to refresh)")
     save_baseline(side, output, _relative(run.eval_path))
     cases = sum(len(row.cases) for row in side.rows)
     errors = sum(case.error is not None for row in side.rows for case in row.cases.values())
@@ -472,10 +480,14 @@ def compare_command(before: str, after: str, outputs: tuple[str, ...],
     """
     from .baseline import resolve_side
     from .comparison import compare, print_comparison
+    from .outputs import refuse_overwrite
     from .store import find_run_stores
 
     paths = find_run_stores(store_dir)
     baseline_side, candidate = resolve_side(before, paths), resolve_side(after, paths)
+    for output in outputs:
+        refuse_overwrite(output, [before if Path(before).is_file() else None,
+                                  after if Path(after).is_file() else None])
     comparison = compare(baseline_side, candidate, alpha=alpha, seed=seed, max_drop=max_drop)
     print_comparison(comparison, wide_console(), flips)
     for output in outputs:
@@ -490,6 +502,9 @@ def _exit_on_failed_checks(comparison: Comparison, fail_on_regression: bool,
         failed.append("regression: significantly worse than the baseline")
     if max_drop is not None and comparison.dropped:
         failed.append(f"max-drop: a gated row fell more than {max_drop:g} points")
+    if fail_on_regression or max_drop is not None:
+        failed += [f"comparison: {reason}; the gate cannot vouch for it"
+                   for reason in comparison.uncompared()]
     for line in failed:
         click.echo(f"FAILED {line}", err=True)
     if failed:
@@ -532,12 +547,13 @@ def ab_command(args: tuple[str, ...], provider_id: str | None, outputs: tuple[st
 
 def _write_comparison(output: str, comparison: Comparison, candidate: Side) -> None:
     """Write a comparison to .html or .json, with the candidate's cases when it is a run."""
-    from .outputs import output_format, write_output
+    from .outputs import output_format, refuse_overwrite, write_output
     from .report import summarize
     from .store import RunStore
 
     if output_format(output) not in (".html", ".json"):
         fail(f"--output {output}: compare writes .html or .json")
+    refuse_overwrite(output)
     if candidate.store_path is None or candidate.run_id is None:
         write_output(output, summarize([]), [], None, comparison)
     else:

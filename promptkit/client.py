@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import GraderOutage
+from .errors import GraderOutage, PromptkitError
 from .redact import add_secret, redact, strip_userinfo
 from .results import ErrorKind
 from .spec import Provider
@@ -230,14 +230,19 @@ class EndpointClient:
         """Embeddings of ``texts`` from ``/v1/embeddings``, with the same retries.
 
         Raises:
-            GraderOutage: the endpoint did not answer (after retries), or answered
-                something that is not an embeddings response; the message is redacted.
+            GraderOutage: the endpoint did not answer (rate limits, 5xx, timeouts, lost
+                connections, after retries).
+            PromptkitError: it answered with an error (4xx) or something that is not an
+                embeddings response. Messages are redacted.
         """
         body = {"model": self.provider.model or self.provider.id, "input": texts,
                 "encoding_format": "float"}
         outcome = await self.request(body, path="/embeddings")
         if outcome.embeddings is None:
-            raise GraderOutage(f"embeddings from {self.provider.id} failed: {outcome.error}")
+            message = f"embeddings from {self.provider.id} failed: {outcome.error}"
+            if outcome.error_kind in RETRYABLE:  # the endpoint did not answer: an outage
+                raise GraderOutage(message)
+            raise PromptkitError(message)  # it answered, with a refusal: counts as a failure
         return outcome.embeddings
 
     async def request(self, body: dict[str, Any], path: str | None = None) -> Outcome:

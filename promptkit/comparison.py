@@ -44,6 +44,10 @@ Verdict = Literal["better", "worse", "no significant change"]
 PASS_RATE = "pass rate"
 SCORE = "score"
 POWER = 0.8  # of min_detectable_drop
+MIN_COMPARED = 0.5
+"""A gated row whose paired cases are fewer than this share of the baseline's cases (lost
+to outages, or missing because case ids changed) cannot be vouched for: a gate that
+asked for a verdict fails on it rather than pass on what is left."""
 
 
 @dataclass
@@ -103,6 +107,8 @@ class RowComparison:
     p_better_adjusted: float = 1.0
     min_detectable_drop: float | None = None  # points
     max_drop_exceeded: bool = False
+    baseline_cases: int = 0  # the baseline row's cases, compared or not
+    lost_to_outages: int = 0  # cases in both, left out because a side was never answered
     metrics: list[MetricChange] = field(default_factory=list)
     verdict: Verdict = "no significant change"
     warnings: list[str] = field(default_factory=list)
@@ -115,6 +121,17 @@ class RowComparison:
     def drop(self) -> float:
         """How far the pass rate fell, in points (negative when it rose)."""
         return (self.before_rate - self.after_rate) * 100
+
+    @property
+    def undecided(self) -> bool:
+        """Too few of the baseline's cases were compared for a verdict to mean anything."""
+        return self.cases < MIN_COMPARED * self.baseline_cases or self.cases == 0
+
+    def undecided_reason(self) -> str:
+        missing = self.baseline_cases - self.cases - self.lost_to_outages
+        return (f"only {self.cases} of {self.baseline_cases} baseline cases of {self.label} "
+                f"could be compared ({self.lost_to_outages} lost to outages, {missing} not "
+                "in this run: did case ids change?)")
 
 
 @dataclass
@@ -149,6 +166,13 @@ class Comparison:
     def dropped(self) -> list[RowComparison]:
         """Gated rows whose pass rate fell by more than ``max_drop`` points."""
         return [row for row in self.gated if row.max_drop_exceeded]
+
+    def uncompared(self) -> list[str]:
+        """Why a gate cannot vouch for this comparison: no row in common, or a gated row
+        with too few of its baseline cases compared (empty when the comparison is sound)."""
+        if not self.rows:
+            return ["no prompt × provider of the baseline is in this run"]
+        return [row.undecided_reason() for row in self.gated if row.undecided]
 
 
 def _pairs(before: Side, after: Side) -> tuple[list[tuple[SideRow, SideRow]], list[str]]:
@@ -234,7 +258,8 @@ def compare_rows(b: SideRow, a: SideRow, *, seed: int = 0, resamples: int = 2000
         regressed=[f for f in flips if f.regressed], fixed=[f for f in flips if not f.regressed],
         p_worse=p_worse, p_better=p_better, test=test,
         metrics=_metric_changes(pairs, seed, resamples) if pairs else [],
-        warnings=_setting_warnings(b, a) if settings else [])
+        warnings=_setting_warnings(b, a) if settings else [],
+        baseline_cases=len(b.cases), lost_to_outages=len(shared) - len(common))
     lost = len(shared) - len(common)
     partly = sum(1 for old, new in pairs if None in old.passes or None in new.passes)
     if lost:
@@ -408,6 +433,9 @@ def verdict_line(comparison: Comparison) -> str:
     if dropped:
         rows = [f"{printable_line(row.label)} fell {row.drop:.1f} points" for row in dropped]
         parts.append(f"max-drop: more than {comparison.max_drop:g} points: " + "; ".join(rows))
+    uncompared = comparison.uncompared()
+    if uncompared:
+        parts.append("cannot vouch: " + "; ".join(printable_line(u) for u in uncompared))
     if parts:
         return " | ".join(parts)
     better = [printable_line(row.label) for row in comparison.gated if row.verdict == "better"]
@@ -476,5 +504,5 @@ def print_comparison(comparison: Comparison, console: Console, flips: int | None
         console.print(Text("flipped cases:", style="bold"))
         for line in lines:
             console.print(Text(line), highlight=False)
-    failed = comparison.regressed or bool(comparison.dropped)
+    failed = comparison.regressed or bool(comparison.dropped) or bool(comparison.uncompared())
     console.print(Text(verdict_line(comparison), style="bold red" if failed else "bold"))

@@ -165,6 +165,12 @@ class YamlDocument:
             raise ConfigError(f"invalid YAML: {problem}", filename, line) from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"invalid YAML: {exc}", filename) from None
+        except ValueError as exc:  # e.g. an integer longer than Python converts (4,300 digits)
+            mark = loader.last_mark or loader.get_mark()
+            problem = ("a number with more than 4,300 digits" if "integer string conversion"
+                       in str(exc) else str(exc))
+            raise ConfigError(f"invalid YAML: {problem}", filename,
+                              mark.line + first_line) from None
         except RecursionError:
             # PyYAML composes nested collections recursively.
             mark = loader.last_mark or loader.get_mark()

@@ -70,14 +70,47 @@ def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"invalid JSON: {exc.msg}", str(path), lineno) from None
         except RecursionError:
             raise ConfigError("invalid JSON: nested too deeply", str(path), lineno) from None
+        except ValueError as exc:  # a duplicate key, a number too long to convert
+            problem = ("a number with more than 4,300 digits" if "integer string conversion"
+                       in str(exc) else str(exc))
+            raise ConfigError(f"invalid JSON: {problem}", str(path), lineno) from None
         if not isinstance(row, dict):
             raise ConfigError("each line must be a JSON object", str(path), lineno)
+        if "\\u" in line:  # JSON escapes can spell text UTF-8 cannot store
+            check_text(row, str(path), lineno)
         yield lineno, row
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in row:
+            raise ValueError(f"duplicate key {key!r}")
+        row[key] = value
+    return row
+
+
+def check_text(value: Any, filename: str, lineno: int | None) -> None:
+    """Refuse strings that UTF-8 cannot hold (a lone surrogate such as ``\\ud800``):
+    they would be sent, then fail to be stored."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigError("a value holds an unpaired surrogate (\\ud800-\\udfff), "
+                                  "which is not text", filename, lineno) from None
+        elif isinstance(item, dict):
+            stack += [*item.keys(), *item.values()]
+        elif isinstance(item, list | tuple):
+            stack += item
 
 
 def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -144,6 +177,8 @@ def iter_cases(path: Path | None = None, inline: list[dict[str, Any]] | None = N
     rows: Iterator[tuple[int | None, dict[str, Any]]]
     rows = iter_rows(path) if path is not None else ((None, row) for row in inline or [])
     where = str(path or "cases")
+    if path is None:
+        check_text(inline or [], where, None)
     seen: set[str] = set()
     for index, (lineno, fields) in enumerate(rows):
         if limit is not None and index >= limit:

@@ -6,7 +6,6 @@ The CLI parses flags into an :class:`EvalRequest` and calls :func:`run_and_repor
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -18,11 +17,11 @@ from rich.text import Text
 
 from .baseline import Side, resolve_side, side_from_run
 from .comparison import Comparison, compare, print_comparison
-from .errors import ConfigError, EndpointError, ExitCode, OutputError, PromptkitError
-from .outputs import output_format, write_output
+from .errors import EndpointError, ExitCode, OutputError, PromptkitError
+from .outputs import output_format, refuse_overwrite, write_output
 from .progress import EvalProgress
 from .report import Summary, order_rows, print_leaderboard, summarize
-from .runner import Prepared, RunOptions, RunOutcome, prepare, run_eval
+from .runner import Prepared, RunOptions, RunOutcome, check_api_keys, prepare, run_eval
 from .spec import LoadedSpec
 from .store import default_paths
 from .terminal import printable
@@ -74,6 +73,10 @@ class EvalReport:
             rows = ", ".join(f"{row.label} fell {row.drop:.1f} points"
                              for row in comparison.dropped)
             failed.append(f"max-drop: more than {self.max_drop:g} points: {rows}")
+        gating = self.fail_on_regression or self.max_drop is not None
+        if comparison is not None and gating:
+            failed += [f"comparison: {reason}; the gate cannot vouch for it"
+                       for reason in comparison.uncompared()]
         return failed
 
 
@@ -87,8 +90,10 @@ def _prepare(request: EvalRequest) -> Prepared:
 async def run_and_report(request: EvalRequest, out: Console, err: Console) -> EvalReport:
     """Run the eval, print the leaderboard to ``out`` and write the output files."""
     prepared = _prepare(request)
+    baseline_file = request.baseline if request.baseline and Path(request.baseline).is_file() \
+        else None
     for output in request.outputs:
-        _check_output_path(output, prepared)
+        _check_output_path(output, prepared, baseline_file)
     baseline = _load_baseline(request)  # before running: a wrong path costs no requests
     progress = EvalProgress(err, "quiet" if request.quiet else None)
     options = RunOptions(use_cache=request.use_cache, resume=request.resume,
@@ -131,6 +136,8 @@ async def run_and_report(request: EvalRequest, out: Console, err: Console) -> Ev
         err.print(f"wrote {output}", highlight=False, markup=False)
     report = EvalReport(outcome, summary, comparison, request.fail_on_regression,
                         request.max_drop)
+    for line in broken_rows(summary):
+        err.print(Text(printable(f"promptkit: error: {line}"), style="bold red"))
     for line in report.failed_checks():
         err.print(Text(printable(f"FAILED {line}"), style="bold red"))
     return report
@@ -150,19 +157,17 @@ def _load_baseline(request: EvalRequest) -> Side | None:
     return resolve_side(ref, [runs_path])
 
 
-def _check_output_path(output: str, prepared: Prepared) -> None:
+def _check_output_path(output: str, prepared: Prepared, baseline_file: str | None) -> None:
     """Refuse an ``-o`` path that cannot be written or would overwrite an input."""
     output_format(output)  # raises for an unsupported suffix
     target = Path(output).resolve()
     if not target.parent.is_dir():
         raise PromptkitError(f"--output {output}: folder does not exist")
     loaded = prepared.loaded
-    inputs = [loaded.path, loaded.dataset_path, prepared.store.root / "promptkit.lock",
-              *(loaded.base_dir / v.fewshot.pool for v in loaded.spec.prompts if v.fewshot)]
-    for path in inputs:
-        if path is not None and target == Path(path).resolve():
-            raise PromptkitError(f"--output {output} would overwrite an input of this eval "
-                                 f"({path}); write the report elsewhere")
+    refuse_overwrite(output, [
+        loaded.path, loaded.dataset_path, prepared.store.root / "promptkit.lock",
+        *(loaded.base_dir / v.fewshot.pool for v in loaded.spec.prompts if v.fewshot),
+        baseline_file])
     if target.is_relative_to(prepared.store.root.resolve()):
         raise PromptkitError(f"--output {output} is inside the template store "
                              f"{prepared.store.root}; write the report elsewhere")
@@ -179,8 +184,16 @@ def failed_providers(summary: Summary) -> list[str]:
     answered: dict[str, bool] = {}
     for row in summary.rows:
         answered[row.provider_id] = answered.get(row.provider_id, False) or (
-            row.errors < row.cases)
+            row.errors - row.input_errors < row.cases - row.input_errors
+            or row.input_errors == row.cases)
     return [provider for provider, ok in answered.items() if not ok]
+
+
+def broken_rows(summary: Summary) -> list[str]:
+    """Rows every case of which failed to render its prompt or its assertions: the eval's
+    input is wrong (an error found only at run time, for cases past the first)."""
+    return [f"every case of {row.label} failed before scoring: {row.first_input_error}"
+            for row in summary.rows if row.cases and row.input_errors == row.cases]
 
 
 def exit_code(report: EvalReport) -> int:
@@ -188,6 +201,8 @@ def exit_code(report: EvalReport) -> int:
     complete); 1 when a gate failed (:meth:`EvalReport.failed_checks`: a threshold, a
     significant regression with ``--fail-on-regression``, a drop past ``--max-drop``);
     else 0."""
+    if broken_rows(report.summary):
+        return ExitCode.INVALID_INPUT
     if report.outcome.unreachable or failed_providers(report.summary):
         return EndpointError.exit_code
     if report.failed_checks():
@@ -203,12 +218,7 @@ def print_dry_run(request: EvalRequest, out: Console) -> None:
     """
     prepared = _prepare(request)
     spec = prepared.spec
-    for index, provider in enumerate([*spec.providers, *spec.graders]):
-        if provider.api_key_env and not os.environ.get(provider.api_key_env):
-            where = "providers" if index < len(spec.providers) else "graders"
-            raise ConfigError(f"environment variable {provider.api_key_env} is not set (a "
-                              f"run would fail at once)", str(request.loaded.path),
-                              key_path=f"{where}.{provider.id}.api_key_env")
+    check_api_keys(prepared)
     _load_baseline(request)
     table = Table("prompt", "provider", "requests", "input tokens", "est. cost", box=None,
                   title=f"dry run: {request.loaded.path}")

@@ -46,6 +46,35 @@ def output_format(path: str | Path) -> str:
     return suffix
 
 
+def is_baseline_file(path: Path) -> bool:
+    """Whether ``path`` holds a promptkit baseline (its first bytes say so)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(200)
+    except OSError:
+        return False
+    return b'"promptkit_baseline"' in head
+
+
+def refuse_overwrite(output: str | Path, protected: Iterable[str | Path | None] = (), *,
+                     keep_baselines: bool = True) -> None:
+    """Refuse an output path that would destroy something: one of ``protected`` (an eval's
+    spec, dataset, pools, lock, a baseline being compared), or, with ``keep_baselines``, an
+    existing baseline file.
+
+    Raises:
+        PromptkitError: naming the file (invalid input, exit 2).
+    """
+    target = Path(output).resolve()
+    for path in protected:
+        if path is not None and target == Path(path).resolve():
+            raise PromptkitError(f"--output {output} would overwrite an input ({path}); "
+                                 "write it elsewhere")
+    if keep_baselines and target.is_file() and is_baseline_file(target):
+        raise PromptkitError(f"--output {output} would overwrite a baseline file; write it "
+                             "elsewhere (refresh a baseline with `promptkit baseline save`)")
+
+
 def write_output(path: str | Path, summary: Summary, results: Iterable[CaseResult],
                  run: RunInfo | None = None, comparison: Comparison | None = None) -> None:
     """Write a report file, its format chosen by the suffix of ``path``.

@@ -91,7 +91,7 @@ class EvalProgress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
-        if self.mode != "quiet":
-            elapsed = time.monotonic() - getattr(self, "_started", time.monotonic())
+        if self.mode != "quiet" and hasattr(self, "_started"):  # nothing to say otherwise
+            elapsed = time.monotonic() - self._started
             self.console.print(f"done: {self.done} results in {elapsed:.1f}s, "
                                f"{self._status()}", highlight=False)

@@ -19,6 +19,7 @@ import threading
 from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
 MASK = "[redacted]"
+_USERINFO = re.compile(r"//([^/?#]*)@")
 MIN_SECRET_CHARS = 6  # shorter values would mask ordinary words; no real key is that short
 
 _lock = threading.Lock()
@@ -30,7 +31,10 @@ def add_secret(value: str | None) -> None:
     """Remember ``value`` (and its encoded forms) as a secret for :func:`redact`."""
     if not value or len(value) < MIN_SECRET_CHARS or value == "unused":
         return
-    forms = {value, quote(value, safe=""), quote_plus(value), value.upper(), value.lower()}
+    forms = {value, quote(value, safe=""), quote_plus(value), value.upper(), value.lower(),
+             # how an HTTP client prints a header it refused ("Illegal header value b'…'")
+             repr(value)[1:-1], repr(value.encode("utf-8", "backslashreplace"))[2:-1]}
+    forms.discard("")
     global _pattern
     with _lock:
         if forms <= _forms:
@@ -53,8 +57,14 @@ def strip_userinfo(url: str) -> str:
     """``http://user:pass@host/v1`` → ``http://host/v1``; the password becomes a secret."""
     try:
         parts = urlsplit(url)
-    except ValueError:
-        return url
+    except ValueError:  # unparsable (a bad IPv6 address...): cut what looks like userinfo
+        match = _USERINFO.search(url)
+        if match is None:
+            return url
+        user, _, password = match.group(1).partition(":")
+        for secret in (password, unquote(password), match.group(1)):
+            add_secret(secret)
+        return url[:match.start(1)] + url[match.end(1) + 1:]
     if "@" not in parts.netloc:
         return url
     userinfo, _, host = parts.netloc.rpartition("@")

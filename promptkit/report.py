@@ -27,9 +27,10 @@ from rich.table import Table
 from rich.text import Text
 
 from .results import OUTAGE_KINDS, CaseResult
-from .stats import case_bootstrap_interval, paired_pass_test, wilson_interval
+from .stats import case_bootstrap_interval, holm, paired_pass_test, wilson_interval
 from .terminal import printable_line
 
+INPUT_KINDS = frozenset({"render", "scoring"})  # the eval's own input, not the endpoint
 BEST_MARK = "★"
 TIED_MARK = "="
 
@@ -90,6 +91,8 @@ class Row:
     tied: bool = False  # among the leaders of its provider, none significantly better
     best_p: float | None = None  # one-sided p that the leader beats the runner-up
     case_fractions: dict[str, float] = field(default_factory=dict, repr=False)
+    input_errors: int = 0  # results whose prompt or assertions could not be rendered
+    first_input_error: str | None = None
 
     @property
     def label(self) -> str:
@@ -140,6 +143,8 @@ class _Group:
     cost: float | None = None
     requests: int = 0
     cached: int = 0
+    input_errors: int = 0
+    first_input_error: str | None = None
     # per case id: [samples, passes, answered samples, answered passes]
     samples: dict[str, list[int]] = field(default_factory=dict)
 
@@ -156,6 +161,9 @@ class _Group:
             counts[2] += 1
             counts[3] += passed
         self.errors += r.error is not None
+        if r.error_kind in INPUT_KINDS:
+            self.input_errors += 1
+            self.first_input_error = self.first_input_error or r.error
         self.score_sum += r.score
         for name, value in r.metrics.items():
             self.metric_sums[name] = self.metric_sums.get(name, 0.0) + value
@@ -202,7 +210,8 @@ class _Group:
             # The tolerance keeps 7/10 from failing a 0.7 threshold on float rounding.
             meets_threshold=None if threshold is None else pass_rate >= threshold - 1e-9,
             case_count=len(fractions), repeats=repeats, flaky_cases=flaky,
-            case_fractions=fractions,
+            case_fractions=fractions, input_errors=self.input_errors,
+            first_input_error=self.first_input_error,
         )
 
 
@@ -259,21 +268,27 @@ def leader_p(leader: Row, other: Row) -> float:
 
 
 def _mark_leaders(rows: list[Row], alpha: float) -> list[Row]:
-    """Set ``best`` / ``tied`` per provider (see :func:`summarize`); the ★ rows."""
+    """Set ``best`` / ``tied`` per provider (see :func:`summarize`); the ★ rows.
+
+    The leader is tested against every other variant of its provider (Holm-adjusted,
+    since a paired test is not transitive: beating the runner-up does not mean beating a
+    third variant that passes other cases). It wins only if it beats them all.
+    """
     winners = []
     for provider in dict.fromkeys(row.provider_id for row in rows):
         ranked = sorted((row for row in rows if row.provider_id == provider), key=_rank)
         if len(ranked) < 2:
             continue  # one variant: nothing to win against
-        leader, runner_up = ranked[0], ranked[1]
-        leader.best_p = leader_p(leader, runner_up)
+        leader, others = ranked[0], ranked[1:]
+        adjusted = holm([leader_p(leader, row) for row in others])
+        leader.best_p = max(adjusted)
         if leader.best_p <= alpha:
             leader.best = True
             winners.append(leader)
             continue
         leader.tied = True
-        for row in ranked[1:]:
-            row.tied = leader_p(leader, row) > alpha
+        for row, p in zip(others, adjusted, strict=True):
+            row.tied = p > alpha
     return winners
 
 
@@ -400,14 +415,16 @@ def leader_lines(summary: Summary) -> list[str]:
         if leader is None:
             continue
         if leader.best:
+            beats = "the other variant" if len(rows) == 2 else \
+                f"each of the {len(rows) - 1} other variants"
             lines.append(f"{BEST_MARK} best on {provider}: {leader.prompt_id} — "
-                         f"{leader.pass_rate:.1%} pass, beats the runner-up (one-sided paired "
+                         f"{leader.pass_rate:.1%} pass, beats {beats} (one-sided paired "
                          f"test, p={leader.best_p:.3g} ≤ {summary.alpha:g})")
         else:
             tied = ", ".join(row.prompt_id for row in rows if row.tied)
             lines.append(f"{TIED_MARK} tied on {provider}: {tied} — the leader "
-                         f"{leader.prompt_id} ({leader.pass_rate:.1%}) does not beat the "
-                         f"runner-up significantly (p={leader.best_p:.3g} > "
+                         f"{leader.prompt_id} ({leader.pass_rate:.1%}) does not "
+                         f"significantly beat them (p={leader.best_p:.3g} > "
                          f"{summary.alpha:g}); compare two with `promptkit ab`")
     return lines
 

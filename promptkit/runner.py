@@ -182,37 +182,45 @@ def prepare(loaded: LoadedSpec) -> Prepared:
     return prepared
 
 
+def check_api_keys(prepared: Prepared) -> None:
+    """Every ``api_key_env`` names a variable that is set to a usable key.
+
+    Raises:
+        ConfigError: located at the provider's ``api_key_env`` in the spec.
+    """
+    spec = prepared.spec
+    for where, providers in (("providers", spec.providers), ("graders", spec.graders)):
+        for index, provider in enumerate(providers):
+            try:
+                provider.api_key()
+            except ConfigError as exc:
+                raise prepared.loaded.error(exc.message, [where, index, "api_key_env"]) \
+                    from None
+
+
 def check_assertion_variables(prepared: Prepared, case: Case) -> None:
-    """Fail before any request when an assertion's ``{{ name }}`` is not a case field.
+    """Render every assertion string with the first case, before any request.
 
     A typo such as ``value: "{{ lable }}"`` would otherwise fail every case: a silent 0%.
 
     Raises:
-        ConfigError: naming the spec file, the assertion, the variable and the fields the
-            first case has.
+        ConfigError: naming the spec file, the assertion and the problem; for a missing
+            variable, the fields the case has.
     """
-    from jinja2 import meta
-
-    env = prepared.store.env
     loaded = prepared.loaded
     for index, assertion in enumerate(prepared.spec.assert_):
         for key, source in assertion.template_strings():
-            try:
-                names = meta.find_undeclared_variables(env.parse(source))
-            except Exception as exc:  # a Jinja syntax error in the string
-                raise loaded.error(f"invalid template text {source[:60]!r}: {exc}",
-                                   ["assert", index, key]) from None
-            names -= set(env.globals)
             for variant in prepared.spec.prompts:
-                known = {*case.vars, *variant.vars}
-                if variant.fewshot:
-                    known.add(variant.fewshot.var)
-                missing = sorted(names - known)
-                if missing:
-                    fields = ", ".join(sorted(map(str, case.vars))) or "none"
-                    raise loaded.error(
-                        f"{source[:60]!r} uses {missing[0]!r}, which case {case.id!r} does not "
-                        f"have (its fields: {fields})", ["assert", index, key])
+                values = prepared.variables(variant, case, offline=True)
+                try:
+                    prepared.store.render_string(source, values)
+                except PromptkitError as exc:
+                    message = getattr(exc, "message", str(exc))
+                    if "is undefined" in message:
+                        fields = ", ".join(sorted(map(str, case.vars))) or "none"
+                        message += f" (case {case.id!r} has: {fields})"
+                    raise loaded.error(f"{source[:60]!r}: {message}",
+                                       ["assert", index, key]) from None
 
 
 def build_fewshot(prepared: Prepared, config: FewShotSpec, lexical: bool = False) -> FewShot:
@@ -318,7 +326,7 @@ class Runner:
         spec = self.prepared.spec
         for provider in [*spec.providers, *spec.graders]:
             if provider.id not in self.servers:
-                self.client_for(provider)  # fail on a missing API key before any request
+                self.client_for(provider)
         for embedder in self.prepared.embedders:
             embedder.loop = asyncio.get_running_loop()
             embedder.client = self.client_for(embedder.provider)
@@ -501,8 +509,10 @@ class Runner:
         outcome = await client.request(body)
         if outcome.completion is None:
             message = f"judge {provider_id} failed: {outcome.error}"
-            if outcome.error_kind in RETRYABLE or outcome.error_kind == "client":
-                raise GraderOutage(message)  # the judge did not grade: say nothing of the case
+            if outcome.error_kind in RETRYABLE:
+                raise GraderOutage(message)  # the judge did not answer: say nothing of the case
+            # It answered, refusing this output (too long, a content policy, ...): the
+            # assertion fails, as it would if the model's endpoint had refused.
             raise PromptkitError(message)
         return redact(outcome.completion.text)
 
@@ -590,6 +600,7 @@ async def run_eval(prepared: Prepared, options: RunOptions) -> RunOutcome:
         * spec.repeat
     run = runs.last_unfinished(eval_path) if options.resume else None
     try:
+        check_api_keys(prepared)
         if options.resume and run is None:
             last = runs.list_runs(eval_path, limit=1)
             what = (f"the last run of {loaded.path} ({last[0].run_id}) finished" if last

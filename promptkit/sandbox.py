@@ -70,6 +70,9 @@ _MAX_EXPONENT = 1_000
 _MAX_INT_BITS = 65_536  # about 19,700 digits, more than str() will print anyway
 _MAX_JSON_INDENT = 16
 _WIDTH_METHODS = frozenset({"ljust", "rjust", "center", "zfill"})
+# Case mappings can lengthen text: one character may map to three ("ﬃ".upper() == "FFI").
+_CASE_METHODS = frozenset({"upper", "lower", "title", "capitalize", "swapcase", "casefold"})
+_CASE_GROWTH = 3
 # Filters that turn their whole input into text: the input's text must fit the cap.
 _TEXT_FILTERS = ("capitalize", "e", "escape", "forceescape", "lower", "safe", "string",
                  "striptags", "title", "trim", "truncate", "upper", "urlencode",
@@ -420,7 +423,8 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
         self.filters.pop("urlize", None)  # HTML links whose attributes repeat per link
         self.globals["range"] = self._range
         for name in _TEXT_FILTERS:
-            self._guard_filter(name, self._check_text)
+            self._guard_filter(name, self._check_case_mapping if name in _CASE_METHODS
+                               else self._check_text)
         for name in _SCANNING_FILTERS:
             self._guard_filter(name, self._check_scan)
         self._guard_filter("center", self._check_center)
@@ -518,6 +522,13 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
 
     def _check_text(self, value: Any, *args: Any, **kwargs: Any) -> Any:
         self._spend(len(self._as_text(value)))
+        return value
+
+    def _check_case_mapping(self, value: Any, *args: Any, **kwargs: Any) -> Any:
+        text = self._as_text(value)
+        self._spend(len(text))
+        if not text.isascii():
+            self._charge(len(text) * _CASE_GROWTH)
         return value
 
     def _check_scan(self, value: Any, *args: Any, **kwargs: Any) -> Any:
@@ -655,6 +666,8 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
         self._spend(len(owner))  # string methods go through the whole string
         if name in _WIDTH_METHODS and args and isinstance(args[0], int):
             self._charge(max(args[0], len(owner)))
+        elif name in _CASE_METHODS and isinstance(owner, str) and not owner.isascii():
+            self._charge(len(owner) * _CASE_GROWTH)
         elif name == "expandtabs":
             tabsize = args[0] if args else kwargs.get("tabsize", 8)
             if isinstance(tabsize, int):

@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -32,10 +33,40 @@ LOCAL = "local"
 # How fast a run goes, not what it asks: changing these does not change a spec's identity.
 RUNTIME_KNOBS = ("concurrency", "timeout", "total_timeout", "retries", "stream", "headers")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# What API keys look like: a vendor prefix, or a long run of mixed-case letters and digits
-# (variable names are upper case). Never echoed back in an error.
-_KEY_LIKE = re.compile(r"^(sk|pk|rk|gsk|xai|hf|ghp|gho|ghs|glpat|AKIA|AIza|key)[-_]"
-                       r"|^[A-Za-z0-9_-]{32,}$")
+# What API keys look like (never echoed back in an error): a vendor's prefix, or a long run
+# of letters mixed with digits. Variable names are words joined by underscores
+# (ANTHROPIC_API_KEY, HF_TOKEN, OPENAI_API_KEY_2).
+_KEY_PREFIX = re.compile(r"^(sk-|sk_(live|test)_|pk_(live|test)_|rk_(live|test)_|gsk_|xai-|"
+                         r"hf_[A-Za-z]|gh[pousr]_|github_pat_|glpat-|AIza|(AKIA|ASIA)[A-Z0-9]{16})")
+_KEY_PIECE = re.compile(r"(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{16,}")
+
+
+def _header_safe(text: str) -> bool:
+    return text.isascii() and text.isprintable()
+
+
+def check_base_url(url: str) -> None:
+    """Refuse a base URL the HTTP client could not use, without repeating its password.
+
+    Raises:
+        ValueError: not http(s), no host, a bad port or a malformed address.
+    """
+    from .redact import strip_userinfo
+
+    shown = repr(strip_userinfo(url))
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"base_url {shown} is not a valid URL ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"base_url must start with http:// or https://, got {shown}")
+    if not parts.hostname:
+        raise ValueError(f"base_url {shown} names no host")
+    if port == 0:
+        raise ValueError(f"base_url {shown}: port 0 is not a port to connect to")
+    if not _header_safe(url) or any(c.isspace() for c in url):
+        raise ValueError(f"base_url {shown} holds spaces, control or non-ASCII characters")
 
 
 def check_env_name(value: str | None, where: str = "api_key_env") -> None:
@@ -50,7 +81,8 @@ def check_env_name(value: str | None, where: str = "api_key_env") -> None:
     if not value:
         raise ValueError(f"{where} is empty; give the name of the environment variable that "
                          "holds the key (e.g. OPENAI_API_KEY), or leave it out")
-    if _KEY_LIKE.search(value) and not value.isupper():
+    if _KEY_PREFIX.match(value) or _KEY_PIECE.search(value) or (
+            len(value) >= 32 and not value.isupper()):
         raise ValueError(f"{where} looks like an API key, not the name of an environment "
                          "variable; put the key in a variable (export OPENAI_API_KEY=...) "
                          "and name the variable here. The value is not shown.")
@@ -113,6 +145,15 @@ class Provider(BaseModel):
             return {"id": value, "local_model": path or None, "api": "completions"}
         return value
 
+    @field_validator("headers")
+    @classmethod
+    def _header_values(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header in value.items():
+            if not _header_safe(name) or not _header_safe(header.strip()):
+                raise ValueError(f"header {name!r}: names and values must be printable "
+                                 "ASCII (no control characters); the value is not shown")
+        return {name: header.strip() for name, header in value.items()}
+
     @field_validator("api_key_env", mode="before")
     @classmethod
     def _env_name(cls, value: Any) -> Any:
@@ -130,9 +171,11 @@ class Provider(BaseModel):
                              "http://127.0.0.1:8080/v1)")
         if not self.model:
             raise ValueError("model is required")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got "
-                             f"{self.base_url!r}")
+        check_base_url(self.base_url)
+        if self.api_key_env and "@" in urlsplit(self.base_url).netloc:
+            raise ValueError("base_url carries user:password credentials and api_key_env "
+                             "names a key: an endpoint takes one or the other (the URL's "
+                             "credentials would replace the key)")
         self.id = self.id or self.model
         return self
 
@@ -141,12 +184,25 @@ class Provider(BaseModel):
         return self.id.startswith(LOCAL) and self.base_url is None
 
     def api_key(self) -> str:
-        """The key from the environment ('unused' when none is configured)."""
+        """The key from the environment ('unused' when none is configured).
+
+        Surrounding whitespace is dropped (a ``.env`` file saved with CRLF line ends leaves
+        a ``\r``); a key with other characters an HTTP header cannot carry is refused.
+
+        Raises:
+            ConfigError: the variable is unset, empty or holds an unusable value (which
+                is never shown).
+        """
         if not self.api_key_env:
             return "unused"
-        value = os.environ.get(self.api_key_env)
+        value = os.environ.get(self.api_key_env, "").strip()
         if not value:
             raise ConfigError(f"environment variable {self.api_key_env} is not set",
+                              key_path=f"providers.{self.id}.api_key_env")
+        if not _header_safe(value):
+            raise ConfigError(f"environment variable {self.api_key_env} holds characters an "
+                              "HTTP header cannot carry (control characters or non-ASCII); "
+                              "the value is not shown",
                               key_path=f"providers.{self.id}.api_key_env")
         return value
 

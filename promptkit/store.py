@@ -343,12 +343,18 @@ class RunStore(_Database):
         in ``vars``, say) are stored as strings.
         """
         record = json.dumps(result.to_dict(), ensure_ascii=False, default=str)
+        row = (run_id, result.prompt_id, result.provider_id, result.case_id, result.repeat,
+               result.case_index, result.passed, result.score, result.error,
+               result.error_kind, result.latency_s, result.ttft_s, result.input_tokens,
+               result.output_tokens, result.cost, result.cached, RESULT_FORMAT, record)
         try:
-            self._write(_INSERT_RESULT, (
-                run_id, result.prompt_id, result.provider_id, result.case_id, result.repeat,
-                result.case_index, result.passed, result.score, result.error,
-                result.error_kind, result.latency_s, result.ttft_s, result.input_tokens,
-                result.output_tokens, result.cost, result.cached, RESULT_FORMAT, record))
+            try:
+                self._write(_INSERT_RESULT, row)
+            except UnicodeEncodeError:  # text UTF-8 cannot hold (a lone surrogate): escape it
+                record = json.dumps(result.to_dict(), ensure_ascii=True, default=str)
+                row = tuple(value.encode("utf-8", "backslashreplace").decode("utf-8")
+                            if isinstance(value, str) else value for value in row[:-1])
+                self._write(_INSERT_RESULT, (*row, record))
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"{self.path}: cannot store result {result.key} of run "
                              f"{run_id}: {exc}") from exc

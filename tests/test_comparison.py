@@ -283,3 +283,22 @@ def test_cases_the_endpoint_did_not_answer_are_left_out_not_blamed() -> None:
     assert ("6 case(s) the endpoint or a grader did not answer (rate limit, server error, "
             "timeout, lost connection) were left out") in result.warnings
     assert result.only_before == result.only_after == 0
+
+
+def test_a_gate_cannot_vouch_for_cases_it_did_not_compare() -> None:
+    before = row("a", [True] * 30)
+    renamed = SideRow("a", "p", cases={f"new-{i}": case(f"new-{i}", False) for i in range(30)})
+    nothing = compare(side("b", before), side("n", renamed))
+    assert nothing.rows[0].cases == 0
+    assert nothing.uncompared() == ["only 0 of 30 baseline cases of a × p could be compared "
+                                    "(0 lost to outages, 30 not in this run: did case ids "
+                                    "change?)"]
+    outages = row("a", [False] * 30)
+    for cid in list(outages.cases)[1:]:
+        outages.cases[cid] = CaseOutcome(cid, [None], 0.0, error="HTTP 500")
+    lost = compare(side("b", before), side("n", outages))
+    assert lost.rows[0].cases == 1 and "29 lost to outages" in lost.uncompared()[0]
+    assert "cannot vouch" in verdict_line(lost)
+    assert compare(side("b", before), side("n", row("x", [True]))).uncompared() == [
+        "no prompt × provider of the baseline is in this run"]
+    assert compare(side("b", before), side("n", row("a", [True] * 30))).uncompared() == []

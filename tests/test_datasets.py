@@ -218,3 +218,20 @@ def test_count_agrees_with_iteration(tmp_path: Path, limit: int | None) -> None:
     for path in (jsonl, HOSTILE / "blank_lines.csv", HOSTILE / "bom.csv",
                  HOSTILE / "bom.jsonl"):
         assert count_cases(path, limit=limit) == len(list(iter_cases(path, limit=limit)))
+
+
+def test_lone_surrogates_huge_numbers_and_duplicate_keys_are_input_errors(tmp_path) -> None:
+    from promptkit.datasets import iter_cases
+    from promptkit.errors import ConfigError
+
+    for name, line, message in (
+            ("surrogate", '{"id": "a", "q": "\\ud800"}', "unpaired surrogate"),
+            ("digits", '{"id": "a", "q": ' + "1" * 5000 + "}", "more than 4,300 digits"),
+            ("duplicate", '{"id": "a", "q": 1, "q": 2}', "duplicate key 'q'")):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text('{"id": "ok"}\n' + line + "\n")
+        with pytest.raises(ConfigError, match=message) as info:
+            list(iter_cases(path))
+        assert str(info.value).startswith(f"{path}:2: ")
+    with pytest.raises(ConfigError, match="unpaired surrogate"):
+        list(iter_cases(inline=[{"q": "\ud800"}]))

@@ -361,3 +361,65 @@ def test_local_server_that_dies_at_start_is_exit_3(project: Path, tmp_path: Path
     assert proc.returncode == 3, proc.stderr
     assert "exited with code 1" in proc.stderr and "failed to load model" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_gate_fails_when_it_cannot_compare_the_cases(project: Path,
+                                                       endpoint: FakeEndpoint) -> None:
+    endpoint.default = Reply.text("A summary.")
+    assert promptkit(*eval_args(endpoint, "--limit", "4"), cwd=project).returncode in (0, 1)
+    assert promptkit("baseline", "save", "-o", str(project / "b.json"),
+                     cwd=project).returncode == 0
+    endpoint.default = Reply.status(500, body="down")  # every case lost to an outage ...
+    endpoint.respond_with(lambda r: Reply.text("A summary.") if "Article: The Harbourside"
+                          in r.prompt_text else None)  # ... but the first
+    proc = promptkit(*eval_args(endpoint, "--limit", "4", "--no-cache", "--baseline",
+                                str(project / "b.json"), "--fail-on-regression"),
+                     cwd=project)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAILED comparison: only 1 of 4 baseline cases of zero-shot × m could be " \
+        "compared (3 lost to outages" in proc.stderr
+
+
+@pytest.mark.parametrize("target", ["evals/summarize.yaml", "evals/data/news.jsonl",
+                                    "templates/promptkit.lock", "templates/summarize/v1.jinja"])
+def test_baseline_save_refuses_to_overwrite_anything_but_a_baseline(
+        project: Path, endpoint: FakeEndpoint, target: str) -> None:
+    assert promptkit(*eval_args(endpoint, "--limit", "1"), cwd=project).returncode in (0, 1)
+    before = (project / target).read_bytes()
+    proc = promptkit("baseline", "save", "-o", target, cwd=project)
+    assert proc.returncode == 2 and "is not a promptkit baseline" in proc.stderr
+    assert (project / target).read_bytes() == before
+    assert promptkit("baseline", "save", "-o", "b.json", cwd=project).returncode == 0
+    assert promptkit("baseline", "save", "-o", "b.json", cwd=project).returncode == 0  # refresh
+    for args in (["compare", "b.json", "last", "-o", "b.json"],
+                 [*eval_args(endpoint, "--limit", "1", "--baseline", "b.json", "-o", "b.json")]):
+        kept = (project / "b.json").read_bytes()
+        refused = promptkit(*args, cwd=project)
+        assert refused.returncode == 2 and "would overwrite" in refused.stderr
+        assert (project / "b.json").read_bytes() == kept
+
+
+def test_templates_check_shows_names_escaped(project: Path) -> None:
+    evil = project / "templates" / "evil\x1b]0;PWN\x07"
+    evil.mkdir()
+    (evil / "v1.jinja").write_text("hello\n")
+    proc = promptkit("templates", "check", "-t", "templates", cwd=project)
+    assert proc.returncode == 1 and "\x1b" not in proc.stderr and "\\x1b]0;PWN" in proc.stderr
+
+
+def test_a_missing_key_variable_names_the_spec_line(project: Path,
+                                                    endpoint: FakeEndpoint) -> None:
+    spec = project / "evals" / "summarize.yaml"
+    spec.write_text(spec.read_text().replace("  - local ", f"""  - id: hosted
+    base_url: {endpoint.base_url}
+    model: m
+    api_key_env: PROMPTKIT_TEST_UNSET_KEY
+ """))
+    for extra in ((), ("--dry-run",)):
+        proc = promptkit("eval", "evals/summarize.yaml", *extra, cwd=project)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith("promptkit: error: evals/summarize.yaml:18: "
+                                      "providers[0].api_key_env: environment variable "
+                                      "PROMPTKIT_TEST_UNSET_KEY is not set")
+    assert not (project / "evals" / ".promptkit" / "runs.db").exists() or \
+        "no runs" in promptkit("runs", "list", cwd=project).stderr

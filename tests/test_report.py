@@ -294,3 +294,16 @@ def test_print_leaderboard_escapes_control_characters_in_ids() -> None:
     text = console.file.getvalue()
     assert "\x1b[2J" not in text and "\x1b]0" not in text and "\x1b]8" not in text
     assert "\\x1b[2J" in text
+
+
+def test_the_star_needs_a_win_over_every_other_variant() -> None:
+    # 40 cases: A passes c0-19, B c0-14 (A beats B, p = 1/32), C passes c20-33: A is not
+    # significantly better than C (the paired test is not transitive).
+    results = [result("A", "m", i, passed=i < 20) for i in range(40)]
+    results += [result("B", "m", i, passed=i < 15) for i in range(40)]
+    results += [result("C", "m", i, passed=20 <= i < 34) for i in range(40)]
+    summary = summarize(results)
+    a, _, c = summary.rows
+    assert not a.best and a.tied and c.tied
+    assert a.best_p == pytest.approx(0.19576, abs=1e-5)  # vs C, Holm across B and C
+    assert summary.winners == []

@@ -250,8 +250,30 @@ def test_an_assertion_naming_a_missing_field_is_invalid_input(tmp_path: Path,
         prepare(load_spec(path))
     message = str(info.value)
     assert "eval.yaml:" in message and "assert[0].value" in message
-    assert "'keywrod'" in message and "its fields: article, id, keyword" in message
+    assert "'keywrod' is undefined (case 'c0' has: article, id, keyword)" in message
     assert endpoint.count == 0
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("{{ keyword.lable }}", "has no attribute 'lable'"),
+    ("{{ keyword * 100000000 }}", "exceeds the cap"),
+])
+def test_an_assertion_that_cannot_render_is_invalid_input(tmp_path: Path,
+                                                          endpoint: FakeEndpoint, value: str,
+                                                          problem: str) -> None:
+    path = make_eval(tmp_path, endpoint)
+    path.write_text(path.read_text().replace('"{{ keyword }}"', f'"{value}"'))
+    with pytest.raises(PromptkitError, match=problem):
+        prepare(load_spec(path))
+    assert endpoint.count == 0
+
+
+def test_a_default_filter_is_not_a_missing_field(tmp_path: Path,
+                                                 endpoint: FakeEndpoint) -> None:
+    path = make_eval(tmp_path, endpoint, cases=1)
+    path.write_text(path.read_text().replace('"{{ keyword }}"', '"{{ lable|default(keyword) }}"'))
+    _, results = run(path)
+    assert results and all(r.error is None for r in results)
 
 
 def test_a_judge_outage_is_an_outage_not_a_failure(tmp_path: Path,
@@ -276,3 +298,28 @@ dataset: data.jsonl""").replace(
     from promptkit.baseline import sample_outcome
 
     assert all(sample_outcome(r) is None for r in results)  # left out of comparisons
+
+
+def test_a_judge_that_refuses_an_output_fails_the_case(tmp_path: Path,
+                                                       endpoint: FakeEndpoint) -> None:
+    # A 4xx from the judge (the output is too long, a content policy) is an answer about
+    # this output, not an outage: the case fails and is compared like any failure.
+    path = make_eval(tmp_path, endpoint, cases=2)
+    path.write_text(path.read_text().replace("dataset: data.jsonl", f"""graders:
+  - id: judge
+    base_url: {endpoint.base_url}
+    model: judge
+    retries: 0
+dataset: data.jsonl""").replace(
+        "repeat:", "  - {type: llm-judge, provider: judge, value: 'good?'}\nrepeat:"))
+
+    def respond(request):
+        if request.body.get("model") == "judge":
+            return Reply.status(400, body="context length exceeded")
+        return Reply.text("keyword0 keyword1")
+
+    endpoint.respond_with(respond)
+    _, results = run(path)
+    assert all(r.error is None and not r.passed for r in results)
+    judged = [a for r in results for a in r.assertions if a["type"] == "llm-judge"]
+    assert judged and all("context length exceeded" in a["error"] for a in judged)

@@ -278,3 +278,12 @@ def test_memory_errors_become_render_errors(store: TemplateStore) -> None:
     with pytest.raises(TemplateRenderError, match="out of memory") as info:
         store.render_string("ok\n{{ value }}", {"value": Huge()})
     assert info.value.lineno == 2
+
+
+@pytest.mark.parametrize("source", ["{{ ('ﬃ' * 999999).upper() }}",
+                                    "{{ ('ﬃ' * 999999)|upper }}",
+                                    "{{ ('ß' * 600000)|title }}"])
+def test_case_mappings_that_lengthen_text_are_capped(store: TemplateStore, source: str) -> None:
+    with pytest.raises(TemplateSecurityError, match="exceeds the cap"):
+        store.render_string(source, {})
+    assert store.render_string("{{ 'ﬃ'|upper }} {{ 'abc'.upper() }}", {}) == "FFI ABC"

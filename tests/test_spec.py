@@ -142,3 +142,66 @@ def test_json_schema_describes_the_spec() -> None:
     schema = json_schema()
     assert {"prompts", "providers", "assert", "dataset"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("value", ["AKIAIOSFODNN7EXAMPLE", "SK_LIVE_51HABCDEFGHIJ1234567890",
+                                   "sk-proj-abc", "hf_abcdefghijk", "ghp_abcdef0123456789",
+                                   "x" * 40, "my key", ""])
+def test_api_key_env_refuses_keys_and_non_names_without_echoing(value: str) -> None:
+    from pydantic import ValidationError
+
+    from promptkit.spec import Provider
+
+    with pytest.raises(ValidationError) as info:
+        Provider(id="p", base_url="http://h/v1", model="m", api_key_env=value)
+    message = info.value.errors()[0]["msg"]
+    assert "api_key_env" in message and (not value or value not in message)
+
+
+@pytest.mark.parametrize("value", ["OPENAI_API_KEY", "HF_TOKEN", "GITHUB_TOKEN",
+                                   "ANTHROPIC_API_KEY_FOR_TESTING_PURPOSES_LONG", "KEY_2"])
+def test_api_key_env_accepts_variable_names(value: str) -> None:
+    from promptkit.spec import Provider
+
+    assert Provider(id="p", base_url="http://h/v1", model="m", api_key_env=value).api_key_env
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("http//host/v1", "must start with http"),
+    ("http://bob:hunter2secret@[::1/v1", "not a valid URL"),
+    ("http://127.0.0.1:99999/v1", "not a valid URL"),
+    ("http://bad host/v1", "spaces, control or non-ASCII"),
+    ("ftp://bob:hunter2secret@host/v1", "must start with http"),
+])
+def test_bad_base_urls_are_input_errors_that_never_echo_a_password(url: str,
+                                                                    problem: str) -> None:
+    from pydantic import ValidationError
+
+    from promptkit.spec import Provider
+
+    with pytest.raises(ValidationError) as info:
+        Provider(id="p", base_url=url, model="m")
+    message = info.value.errors()[0]["msg"]
+    assert problem in message and "hunter2secret" not in message
+    assert Provider(id="p", base_url="HTTP://127.0.0.1:8080/v1", model="m")  # any case
+
+
+def test_keys_and_headers_an_http_header_cannot_carry(monkeypatch) -> None:
+    from pydantic import ValidationError
+
+    from promptkit.errors import ConfigError
+    from promptkit.spec import Provider
+
+    provider = Provider(id="p", base_url="http://h/v1", model="m", api_key_env="MY_KEY")
+    monkeypatch.setenv("MY_KEY", "sk-canary-0123456789\r")  # a CRLF .env file
+    assert provider.api_key() == "sk-canary-0123456789"
+    monkeypatch.setenv("MY_KEY", "sk-canary-01234\n56789")
+    with pytest.raises(ConfigError, match="cannot carry") as info:
+        provider.api_key()
+    assert "canary" not in str(info.value)
+    with pytest.raises(ValidationError) as header:
+        Provider(id="p", base_url="http://h/v1", model="m",
+                 headers={"X-Secret": "hdr-secret\x1b-value"})
+    assert "hdr-secret" not in header.value.errors()[0]["msg"]
+    with pytest.raises(ValidationError, match="one or the other"):
+        Provider(id="p", base_url="http://u:pw@h/v1", model="m", api_key_env="MY_KEY")

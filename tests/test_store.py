@@ -379,3 +379,16 @@ def test_kill_9_loses_no_committed_result(tmp_path: Path) -> None:
         assert len(results) == len(done) >= reported
         assert all(r.vars == {"i": r.case_index} and r.score == r.case_index / 7
                    for r in results)
+
+
+def test_a_result_holding_a_lone_surrogate_is_stored_escaped(tmp_path) -> None:
+    from promptkit.results import CaseResult
+    from promptkit.store import RunStore
+
+    with RunStore(tmp_path / "runs.db") as store:
+        run = store.create_run("e.yaml", "h", {})
+        store.add_result(run.run_id, CaseResult("p", "m", "c", 0, vars={"q": "a\ud800b"},
+                                                error="bad \udcff byte"))
+        (stored,) = store.results(run.run_id)
+    # the record keeps them as JSON escapes, so the values come back as they were
+    assert stored.vars == {"q": "a\ud800b"} and stored.error == "bad \udcff byte"
