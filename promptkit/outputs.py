@@ -15,7 +15,7 @@ import re
 import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
@@ -137,8 +137,9 @@ def _write_json(file: IO[str], summary: Summary, results: Iterable[CaseResult],
         "format": RESULT_FORMAT,
         "run": asdict(run) if run is not None else None,
         "summary": {
-            "rows": [{**{k: v for k, v in asdict(row).items() if k != "case_fractions"},
-                      "label": row.label} for row in summary.rows],
+            "rows": [{**{f.name: getattr(row, f.name) for f in fields(row)
+                         if f.name != "case_fractions"}, "label": row.label}
+                     for row in summary.rows],
             "best": summary.best.label if summary.best else None,
             "winners": [row.label for row in summary.winners],
             "tied": [row.label for row in summary.rows if row.tied],
