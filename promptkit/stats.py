@@ -416,11 +416,12 @@ def paired_pass_test(before: Sequence[float], after: Sequence[float], *, seed: i
     """
     if len(before) != len(after):
         raise ValueError(f"paired values differ in length: {len(before)} and {len(after)}")
-    if all(value in (0, 1) for value in (*before, *after)):
-        regressed = sum(b > a for b, a in zip(before, after, strict=True))
-        fixed = sum(a > b for b, a in zip(before, after, strict=True))
+    old, new = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    if np.isin(old, (0.0, 1.0)).all() and np.isin(new, (0.0, 1.0)).all():
+        regressed = int(np.count_nonzero(old > new))
+        fixed = int(np.count_nonzero(new > old))
         return mcnemar_one_sided(regressed, fixed), mcnemar_one_sided(fixed, regressed), \
             "mcnemar"
-    differences = [a - b for b, a in zip(before, after, strict=True)]
+    differences = new - old
     return (sign_flip_p(differences, alternative="less", seed=seed),
             sign_flip_p(differences, alternative="greater", seed=seed), "sign-flip")
