@@ -16,12 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from promptkit.baseline import load_baseline, save_baseline, side_from_run
-from promptkit.comparison import compare
-from promptkit.outputs import write_output
-from promptkit.report import summarize
+from promptkit.comparing.baseline import load_baseline, save_baseline, side_from_run
+from promptkit.comparing.comparison import compare
+from promptkit.reporting.outputs import write_output
+from promptkit.reporting.summary import summarize
 from promptkit.results import CaseResult
-from promptkit.store import RunStore
+from promptkit.running.storage import RunStore
 
 
 def store_run(store: RunStore, cases: int, prompts: int, flip: float, seed: int) -> str:

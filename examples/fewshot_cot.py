@@ -9,9 +9,7 @@ Run from the repository root: python examples/fewshot_cot.py
 
 from pathlib import Path
 
-from promptkit import TemplateStore
-from promptkit.cot import chain_of_thought, majority_vote
-from promptkit.fewshot import few_shot, load_pool
+from promptkit import TemplateStore, chain_of_thought, few_shot, load_pool, majority_vote
 
 ROOT = Path(__file__).parent.parent
 question = {"question": "A cyclist rides 18 km per hour for 3 hours. How far does she ride?"}

@@ -18,30 +18,32 @@ from .errors import TemplateSecurityError as TemplateSecurityError
 from .errors import TemplateSyntaxError as TemplateSyntaxError
 
 if TYPE_CHECKING:
-    from .baseline import load_baseline as load_baseline
-    from .comparison import Comparison as Comparison
-    from .comparison import compare as compare
-    from .cot import ChainOfThought as ChainOfThought
-    from .cot import chain_of_thought as chain_of_thought
-    from .cot import majority_vote as majority_vote
-    from .fewshot import FewShot as FewShot
-    from .fewshot import few_shot as few_shot
-    from .templates import PromptTemplate as PromptTemplate
-    from .templates import TemplateStore as TemplateStore
+    from .builders.cot import ChainOfThought as ChainOfThought
+    from .builders.cot import chain_of_thought as chain_of_thought
+    from .builders.cot import majority_vote as majority_vote
+    from .builders.fewshot import FewShot as FewShot
+    from .builders.fewshot import few_shot as few_shot
+    from .builders.fewshot import load_pool as load_pool
+    from .comparing.baseline import load_baseline as load_baseline
+    from .comparing.comparison import Comparison as Comparison
+    from .comparing.comparison import compare as compare
+    from .templates.store import PromptTemplate as PromptTemplate
+    from .templates.store import TemplateStore as TemplateStore
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "ChainOfThought": "promptkit.cot",
-    "Comparison": "promptkit.comparison",
-    "compare": "promptkit.comparison",
-    "load_baseline": "promptkit.baseline",
-    "FewShot": "promptkit.fewshot",
-    "PromptTemplate": "promptkit.templates",
-    "TemplateStore": "promptkit.templates",
-    "chain_of_thought": "promptkit.cot",
-    "few_shot": "promptkit.fewshot",
-    "majority_vote": "promptkit.cot",
+    "ChainOfThought": "promptkit.builders.cot",
+    "Comparison": "promptkit.comparing.comparison",
+    "compare": "promptkit.comparing.comparison",
+    "load_baseline": "promptkit.comparing.baseline",
+    "FewShot": "promptkit.builders.fewshot",
+    "PromptTemplate": "promptkit.templates.store",
+    "TemplateStore": "promptkit.templates.store",
+    "chain_of_thought": "promptkit.builders.cot",
+    "few_shot": "promptkit.builders.fewshot",
+    "load_pool": "promptkit.builders.fewshot",
+    "majority_vote": "promptkit.builders.cot",
 }
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "compare",
     "few_shot",
     "load_baseline",
+    "load_pool",
     "majority_vote",
 ]
 

@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 if TYPE_CHECKING:
-    from .comparison import Comparison
-    from .evaluate import EvalReport
-    from .report import Row, Summary
-    from .templates import TemplateStore
+    from .api import EvalReport
+    from .comparing.comparison import Comparison
+    from .reporting.summary import Row, Summary
+    from .templates.store import TemplateStore
 
 T = TypeVar("T")
 
@@ -113,7 +113,7 @@ class EvalResult:
 
     def assert_thresholds(self) -> None:
         """Fail unless every row reaches the spec's ``threshold`` and no provider failed."""
-        from .evaluate import failed_providers
+        from .api import failed_providers
 
         failed = [r for r in self.summary.rows if r.meets_threshold is False]
         if failed:
@@ -134,7 +134,7 @@ class EvalResult:
 
     def assert_no_regression(self) -> None:
         """Fail when the comparison with the baseline finds a significant regression."""
-        from .comparison import flip_lines, verdict_line
+        from .comparing.comparison import flip_lines, verdict_line
 
         if self.comparison is None:
             pytest.fail("assert_no_regression() needs promptkit_eval(..., baseline=...)",
@@ -158,7 +158,7 @@ def _run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
 def prompt_templates(request: pytest.FixtureRequest) -> TemplateStore:
     """The project's template store (``--promptkit-templates``, default ``templates/``)."""
     from .errors import PromptkitError
-    from .templates import TemplateStore
+    from .templates.store import TemplateStore
 
     folder = _option(request.config, "templates") or "templates"
     try:
@@ -186,9 +186,9 @@ def promptkit_eval(request: pytest.FixtureRequest) -> Callable[..., EvalResult]:
             store_dir: str | Path | None = None, use_cache: bool | None = None) -> EvalResult:
         from rich.console import Console
 
+        from .api import EvalRequest, run_and_report
         from .errors import PromptkitError
-        from .evaluate import EvalRequest, run_and_report
-        from .spec import apply_overrides, load_spec
+        from .running.spec import apply_overrides, load_spec
 
         base_url = base_url or _option(config, "base_url")
         try:

@@ -10,7 +10,7 @@ import yaml
 from promptkit import config
 from promptkit.config import YamlDocument, read_text
 from promptkit.errors import ConfigError
-from promptkit.spec import load_spec
+from promptkit.running.spec import load_spec
 
 HOSTILE = Path(__file__).parent / "data" / "hostile_data"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from promptkit.builders.fewshot import load_pool
 from promptkit.datasets import CSV_FIELD_SIZE_LIMIT, content_id, count_cases, iter_cases
 from promptkit.errors import ConfigError
-from promptkit.fewshot import load_pool
 
 HOSTILE = Path(__file__).parent / "data" / "hostile_data"
 

@@ -7,8 +7,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from test_regression_gate import WORSE, baseline_answers
 
+from helpers import WORSE, baseline_answers
 from promptkit.testing import FakeEndpoint
 
 REPO = Path(__file__).parent.parent

@@ -55,7 +55,7 @@ def test_claims_about_exit_codes_secrets_caching_and_metrics_name_their_tests() 
 
 
 def test_detectable_drop_table_matches_the_code() -> None:
-    from promptkit.stats import detectable_drop_table
+    from promptkit.comparing.stats import detectable_drop_table
 
     text = (REPO / "README.md").read_text()
     head = re.search(r"^\| cases \|(.*)\|$", text, re.M)

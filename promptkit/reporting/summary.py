@@ -1,0 +1,464 @@
+"""Reports: the per prompt × provider leaderboard of a run.
+
+:func:`summarize` reads a stream of :class:`CaseResult` once (memory grows with the
+number of prompt × provider groups, each group's latencies for percentiles and one small
+list of sample outcomes per case) into a :class:`Summary`; :func:`print_leaderboard`
+shows it with rich. Output files are :mod:`promptkit.outputs`' job.
+
+The pass rate is the mean over cases of each case's pass fraction (errors count as
+failures), so a case counts once however many repeats it has. Its 95% interval is over
+cases too: Wilson's score interval when every case has one sample, else a seeded
+bootstrap of the per-case fractions. The ★ mark claims a winner: it goes only to a row
+that beats the runner-up of its provider by the one-sided paired test on the same cases;
+otherwise the leaders are marked tied (=).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..comparing.stats import case_bootstrap_interval, holm, paired_pass_test, wilson_interval
+from ..results import OUTAGE_KINDS, CaseResult
+from ..terminal import printable_line
+
+INPUT_KINDS = frozenset({"render", "scoring"})  # the eval's own input, not the endpoint
+BEST_MARK = "★"
+TIED_MARK = "="
+
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0–100) interpolated linearly, as numpy's default does.
+
+    Returns ``None`` for no values; raises ``ValueError`` when ``q`` is out of range.
+    """
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile must be between 0 and 100, got {q}")
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    below = math.floor(position)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+
+
+@dataclass
+class Row:
+    """One prompt × provider of a run.
+
+    ``cases`` counts results (case × repeat); errors count as failures in the pass
+    rate. Latency, TTFT and tokens/s come from results that were neither cached nor
+    errors; tokens and cost from every result that has them, cached ones included, so
+    rows stay comparable whatever the cache held. ``cost`` is ``None`` when no result
+    had one (no price configured).
+    """
+
+    prompt_id: str
+    provider_id: str
+    cases: int
+    passed: int
+    errors: int
+    pass_rate: float
+    ci_low: float
+    ci_high: float
+    score: float
+    metrics: dict[str, float]
+    latency_p50: float | None
+    latency_p95: float | None
+    ttft_p50: float | None
+    tokens_per_s: float | None
+    input_tokens: int
+    output_tokens: int
+    cost: float | None
+    requests: int
+    cached: int
+    threshold: float | None
+    meets_threshold: bool | None
+    best: bool = False
+    case_count: int = 0  # distinct cases (``cases`` counts results: case × repeat)
+    repeats: int = 1  # the most samples any case has
+    flaky_cases: int = 0  # cases whose answered repeats disagree
+    tied: bool = False  # among the leaders of its provider, none significantly better
+    best_p: float | None = None  # one-sided p that the leader beats the runner-up
+    # Each case's pass fraction by case index (NaN: no such case in this row); what the
+    # paired test behind ★ pairs rows on. Indexes, not ids: compact at 100,000 cases.
+    case_fractions: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False,
+                                       compare=False)
+    input_errors: int = 0  # results whose prompt or assertions could not be rendered
+    first_input_error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.prompt_id} × {self.provider_id}"
+
+
+@dataclass
+class Summary:
+    """The leaderboard: rows in prompt then provider order, as first seen.
+
+    ``best`` is the first row marked ★ (a significant winner of its provider), if any;
+    ``winners`` every such row, one per provider at most.
+    """
+
+    rows: list[Row]
+    best: Row | None
+    total_results: int
+    total_errors: int
+    total_cost: float | None
+    alpha: float = 0.05
+    winners: list[Row] = field(default_factory=list)
+
+    def all_thresholds_met(self) -> bool:
+        """True unless some row has a threshold it does not reach."""
+        return all(row.meets_threshold is not False for row in self.rows)
+
+    def metric_names(self) -> list[str]:
+        """Every metric name of any row, in first-seen order."""
+        return list(dict.fromkeys(name for row in self.rows for name in row.metrics))
+
+
+@dataclass
+class _Group:
+    """Running totals of one prompt × provider while results stream by."""
+
+    cases: int = 0
+    passed: int = 0
+    errors: int = 0
+    score_sum: float = 0.0
+    metric_sums: dict[str, float] = field(default_factory=dict)
+    metric_counts: dict[str, int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    ttfts: list[float] = field(default_factory=list)
+    generated_tokens: int = 0
+    generation_s: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float | None = None
+    requests: int = 0
+    cached: int = 0
+    input_errors: int = 0
+    first_input_error: str | None = None
+    # per case index: samples, passes, answered samples, answered passes
+    counts: tuple[array, array, array, array] = field(
+        default_factory=lambda: (array("I"), array("I"), array("I"), array("I")))
+
+    def add(self, r: CaseResult) -> None:
+        self.cases += 1
+        passed = r.passed and r.error is None
+        self.passed += passed
+        samples, passes, answered, answered_passes = self.counts
+        index = r.case_index
+        if index >= len(samples):
+            grow = max(index + 1 - len(samples), len(samples))
+            for column in self.counts:
+                column.extend(array("I", bytes(4 * grow)))
+        samples[index] += 1
+        passes[index] += passed
+        if r.error_kind not in OUTAGE_KINDS:
+            answered[index] += 1
+            answered_passes[index] += passed
+        self.errors += r.error is not None
+        if r.error_kind in INPUT_KINDS:
+            self.input_errors += 1
+            self.first_input_error = self.first_input_error or r.error
+        self.score_sum += r.score
+        for name, value in r.metrics.items():
+            self.metric_sums[name] = self.metric_sums.get(name, 0.0) + value
+            self.metric_counts[name] = self.metric_counts.get(name, 0) + 1
+        self.input_tokens += r.input_tokens or 0
+        self.output_tokens += r.output_tokens or 0
+        if r.cost is not None:
+            self.cost = (self.cost or 0.0) + r.cost
+        self.requests += r.requests
+        self.cached += r.cached
+        if r.cached or r.error is not None or r.latency_s is None:
+            return  # a cache hit or a failed call says nothing about the endpoint's speed
+        self.latencies.append(r.latency_s)
+        if r.ttft_s is not None:
+            self.ttfts.append(r.ttft_s)
+        generation = r.generation_s
+        if generation is None and r.requests == 1:  # a record from before generation_s
+            generation = r.latency_s - (r.ttft_s or 0.0)
+        if r.output_tokens and generation is not None:
+            self.generated_tokens += r.output_tokens
+            self.generation_s += generation
+
+    def row(self, prompt_id: str, provider_id: str, threshold: float | None) -> Row:
+        samples, passes, answered, answered_passes = (np.frombuffer(column, dtype=np.uint32)
+                                                      for column in self.counts)
+        present = samples > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fractions = np.where(present, passes / samples, np.nan)
+        cases = fractions[present]
+        repeats = int(samples.max())
+        pass_rate = float(cases.mean())
+        if repeats == 1:
+            low, high = wilson_interval(self.passed, len(cases))
+        else:  # repeats of a case are not independent: resample cases, not results
+            low, high = case_bootstrap_interval(cases)
+        flaky = int(np.count_nonzero((answered_passes > 0) & (answered_passes < answered)))
+        return Row(
+            prompt_id, provider_id, self.cases, self.passed, self.errors, pass_rate, low, high,
+            score=self.score_sum / self.cases,
+            metrics={k: self.metric_sums[k] / self.metric_counts[k] for k in self.metric_sums},
+            latency_p50=percentile(self.latencies, 50),
+            latency_p95=percentile(self.latencies, 95),
+            ttft_p50=percentile(self.ttfts, 50),
+            tokens_per_s=(self.generated_tokens / self.generation_s
+                          if self.generation_s > 0 else None),
+            input_tokens=self.input_tokens, output_tokens=self.output_tokens, cost=self.cost,
+            requests=self.requests, cached=self.cached, threshold=threshold,
+            # The tolerance keeps 7/10 from failing a 0.7 threshold on float rounding.
+            meets_threshold=None if threshold is None else pass_rate >= threshold - 1e-9,
+            case_count=len(cases), repeats=repeats, flaky_cases=flaky,
+            case_fractions=fractions, input_errors=self.input_errors,
+            first_input_error=self.first_input_error,
+        )
+
+
+def _rank(row: Row) -> tuple[float, float, float, float]:
+    """Sort key, smallest best: pass rate, then score, then cost, then latency."""
+    return (-row.pass_rate, -row.score, math.inf if row.cost is None else row.cost,
+            math.inf if row.latency_p50 is None else row.latency_p50)
+
+
+def summarize(results: Iterable[CaseResult], threshold: float | None = None, *,
+              alpha: float = 0.05) -> Summary:
+    """Aggregate results into one :class:`Row` per prompt × provider, in one pass.
+
+    Args:
+        results: Any iterable, read once (e.g. ``RunStore.results(run_id)``).
+        threshold: The pass rate every row must reach, if any.
+        alpha: Level of the paired test behind the ★ mark.
+
+    Returns:
+        The rows in prompt order then provider order, as first seen. Per provider, rows
+        are ranked by pass rate, then mean score, lower cost, lower p50 latency; the
+        leader gets ★ only when it beats the runner-up by the one-sided paired test on
+        their common cases (exact McNemar, or sign-flip with repeats) at ``alpha``;
+        otherwise the leader and every row it does not significantly beat are tied.
+    """
+    groups: dict[tuple[str, str], _Group] = {}
+    prompt_order: dict[str, int] = {}
+    provider_order: dict[str, int] = {}
+    for r in results:
+        group = groups.get((r.prompt_id, r.provider_id))
+        if group is None:
+            group = groups[(r.prompt_id, r.provider_id)] = _Group()
+            prompt_order.setdefault(r.prompt_id, len(prompt_order))
+            provider_order.setdefault(r.provider_id, len(provider_order))
+        group.add(r)
+    keys = sorted(groups, key=lambda k: (prompt_order[k[0]], provider_order[k[1]]))
+    rows = [groups[k].row(k[0], k[1], threshold) for k in keys]
+    winners = _mark_leaders(rows, alpha)
+    costs = [row.cost for row in rows if row.cost is not None]
+    return Summary(rows, winners[0] if winners else None,
+                   total_results=sum(row.cases for row in rows),
+                   total_errors=sum(row.errors for row in rows),
+                   total_cost=sum(costs) if costs else None, alpha=alpha, winners=winners)
+
+
+def leader_p(leader: Row, other: Row) -> float:
+    """One-sided p that ``leader`` passes more often than ``other`` on their common cases."""
+    size = min(len(leader.case_fractions), len(other.case_fractions))
+    ours, theirs = leader.case_fractions[:size], other.case_fractions[:size]
+    common = ~np.isnan(ours) & ~np.isnan(theirs)
+    if not common.any():
+        return 1.0
+    _, p_better, _ = paired_pass_test(theirs[common].tolist(), ours[common].tolist())
+    return p_better
+
+
+def _mark_leaders(rows: list[Row], alpha: float) -> list[Row]:
+    """Set ``best`` / ``tied`` per provider (see :func:`summarize`); the ★ rows.
+
+    The leader is tested against every other variant of its provider (Holm-adjusted,
+    since a paired test is not transitive: beating the runner-up does not mean beating a
+    third variant that passes other cases). It wins only if it beats them all.
+    """
+    winners = []
+    for provider in dict.fromkeys(row.provider_id for row in rows):
+        ranked = sorted((row for row in rows if row.provider_id == provider), key=_rank)
+        if len(ranked) < 2:
+            continue  # one variant: nothing to win against
+        leader, others = ranked[0], ranked[1:]
+        adjusted = holm([leader_p(leader, row) for row in others])
+        leader.best_p = max(adjusted)
+        if leader.best_p <= alpha:
+            leader.best = True
+            winners.append(leader)
+            continue
+        leader.tied = True
+        for row, p in zip(others, adjusted, strict=True):
+            row.tied = p > alpha
+    return winners
+
+
+def spec_order(prompt_ids: Sequence[str], provider_ids: Sequence[str]
+               ) -> Callable[[Any], tuple[int, int]]:
+    """A sort key putting rows (anything with ``prompt_id`` and ``provider_id``) in the
+    spec's prompt then provider order; the store yields ids sorted by name. Unknown ids
+    go last."""
+    prompts = {p: i for i, p in enumerate(prompt_ids)}
+    providers = {p: i for i, p in enumerate(provider_ids)}
+    return lambda row: (prompts.get(row.prompt_id, len(prompts)),
+                        providers.get(row.provider_id, len(providers)))
+
+
+def order_rows(summary: Summary, prompt_ids: Sequence[str], provider_ids: Sequence[str]
+               ) -> None:
+    """Put a summary's rows in the spec's order (see :func:`spec_order`)."""
+    summary.rows.sort(key=spec_order(prompt_ids, provider_ids))
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
+
+
+def _count(value: int) -> str:  # 950, 12,345, 1.2M: short enough for a narrow column
+    return f"{value:,}" if value < 1_000_000 else f"{value / 1_000_000:.1f}M"
+
+
+def _cost(value: float | None) -> str:
+    return "—" if value is None else f"${value:.4f}"
+
+
+# Leaderboard columns left out, in this order, when the terminal is too narrow; then
+# metrics, errors and score. Labels and the pass rate always stay.
+_DROP_ORDER = ("calls\n/case", "tokens\nin/out", "tok/s", "TTFT", "cost", "latency\np50/p95")
+_LABEL_CAP = 24  # a longer prompt or provider id folds onto more lines
+
+
+def _leaderboard_columns(summary: Summary) -> dict[str, list[str]]:
+    """Header -> one cell per row, before deciding which columns fit.
+
+    Metric headers are prefixed ``metric:`` here, since a metric may be named ``cost``.
+    """
+    rows = summary.rows
+    columns = {
+        "prompt": [mark(r) + printable_line(r.prompt_id) for r in rows],
+        "provider": [printable_line(r.provider_id) for r in rows],
+        "pass rate\n(95% CI)": [f"{r.pass_rate:.1%} ({r.ci_low * 100:.0f}–{r.ci_high * 100:.0f})"
+                                for r in rows],
+        "score": [f"{r.score:.3f}" for r in rows],
+    }
+    if any(r.repeats > 1 for r in rows):
+        columns["flaky\ncases"] = [f"{r.flaky_cases:,}" for r in rows]
+    for name in summary.metric_names():
+        columns[f"metric:{printable_line(name)}"] = [
+            f"{r.metrics[name]:.3f}" if name in r.metrics else "—" for r in rows]
+    columns.update({
+        "errors": [f"{r.errors:,}" for r in rows],
+        "latency\np50/p95": [f"{_seconds(r.latency_p50)}/{_seconds(r.latency_p95)}"
+                             for r in rows],
+        "TTFT": [_seconds(r.ttft_p50) for r in rows],
+        "tok/s": ["—" if r.tokens_per_s is None else f"{r.tokens_per_s:.1f}" for r in rows],
+        "tokens\nin/out": [f"{_count(r.input_tokens)}/{_count(r.output_tokens)}" for r in rows],
+        "calls\n/case": [f"{r.requests / r.cases:.1f}" if r.cases else "—" for r in rows],
+        "cost": [_cost(r.cost) for r in rows],
+    })
+    return columns
+
+
+def mark(row: Row) -> str:
+    """``★ `` for a significant winner, ``= `` for a leader tied with others, else ``""``."""
+    return f"{BEST_MARK} " if row.best else (f"{TIED_MARK} " if row.tied else "")
+
+
+def _width(header: str, cells: list[str]) -> int:
+    lines = [*header.removeprefix("metric:").splitlines(), *cells]
+    width = max(cell_len(line) for line in lines)
+    return min(width, _LABEL_CAP) if header in ("prompt", "provider") else width
+
+
+def print_leaderboard(summary: Summary, console: Console, title: str | None = None) -> None:
+    """Print the leaderboard table and a footer: the best row, totals, thresholds.
+
+    The best row is marked ★ and rows below their threshold are red. When the table is
+    wider than the console, the least useful columns are left out (the footer says
+    which) and long labels fold; without a terminal (CI) rich prints plain text.
+    """
+    columns = _leaderboard_columns(summary)
+    hidden: list[str] = []
+    metrics = [f"metric:{printable_line(name)}" for name in reversed(summary.metric_names())]
+    droppable = [*_DROP_ORDER, *metrics, "errors", "score"]
+    for header in droppable:  # each column has one space of padding and one of border
+        if sum(_width(h, c) + 2 for h, c in columns.items()) - 1 <= console.width:
+            break
+        del columns[header]
+        hidden.append(header.removeprefix("metric:").replace("\n", " "))
+    table = Table(title=printable_line(title) if title else None, title_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False,
+                  padding=(0, 1, 0, 0), header_style="bold")
+    for header in columns:
+        label = header in ("prompt", "provider")
+        table.add_column(header.removeprefix("metric:"), justify="left" if label else "right",
+                         overflow="fold" if label else "ellipsis", no_wrap=not label)
+    for index, row in enumerate(summary.rows):
+        style = "bold green" if row.best else ("red" if row.meets_threshold is False else "")
+        # Text cells: an id such as "[bold]" is shown as typed, not read as rich markup.
+        table.add_row(*(Text(cells[index]) for cells in columns.values()), style=style)
+    console.print(table)
+    for line in _footer(summary):
+        console.print(Text(line), highlight=False)
+    if hidden:
+        console.print(Text(f"(too narrow to show: {', '.join(hidden)})"), highlight=False)
+
+
+def leader_lines(summary: Summary) -> list[str]:
+    """Per provider with several variants: the ★ winner and its test, or the tie."""
+    lines = []
+    for provider in dict.fromkeys(row.provider_id for row in summary.rows):
+        rows = [row for row in summary.rows if row.provider_id == provider]
+        leader = next((row for row in rows if row.best or (row.tied and row.best_p is not None)),
+                      None)
+        if leader is None:
+            continue
+        if leader.best:
+            beats = "the other variant" if len(rows) == 2 else \
+                f"each of the {len(rows) - 1} other variants"
+            lines.append(f"{BEST_MARK} best on {provider}: {leader.prompt_id} — "
+                         f"{leader.pass_rate:.1%} pass, beats {beats} (one-sided paired "
+                         f"test, p={leader.best_p:.3g} ≤ {summary.alpha:g})")
+        else:
+            tied = ", ".join(row.prompt_id for row in rows if row.tied)
+            lines.append(f"{TIED_MARK} tied on {provider}: {tied} — the leader "
+                         f"{leader.prompt_id} ({leader.pass_rate:.1%}) does not "
+                         f"significantly beat them (p={leader.best_p:.3g} > "
+                         f"{summary.alpha:g}); compare two with `promptkit ab`")
+    return lines
+
+
+def _footer(summary: Summary) -> list[str]:
+    if not summary.rows:
+        return ["no results"]
+    cached = sum(row.cached for row in summary.rows)
+    lines = [printable_line(line) for line in leader_lines(summary)]
+    lines.append(
+        f"{summary.total_results:,} results ({cached:,} cached), {summary.total_errors:,} "
+        f"errors, {sum(row.requests for row in summary.rows):,} requests, "
+        f"cost {_cost(summary.total_cost) if summary.total_cost is not None else 'unknown'}")
+    threshold = summary.rows[0].threshold
+    if threshold is not None:
+        mark = f"threshold {threshold * 100:g}%"
+        failed = [row for row in summary.rows if row.meets_threshold is False]
+        if failed:
+            below = ", ".join(f"{row.label} ({row.pass_rate:.1%})" for row in failed)
+            lines.append(printable_line(f"{mark} NOT met by: {below}"))
+        else:
+            lines.append(f"{mark} met by every row")
+    return lines

@@ -1,0 +1,661 @@
+"""The eval loop: cases → render → request → score → store.
+
+Each provider gets its own pool of workers (its ``concurrency``) reading the
+dataset as a stream, so a slow endpoint never starves a fast one and memory does
+not grow with the dataset. Every result is committed to the run store as it
+finishes; failures are recorded per case and never stop the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..datasets import Case, count_cases, iter_cases
+from ..errors import ConfigError, GraderOutage, PromptkitError, RunError, StoreError
+from ..redact import redact, strip_userinfo
+from ..results import CaseResult, RunInfo
+from ..scoring.engine import Output, ScoringContext, check_assertions, score
+from ..templates.store import PromptTemplate, TemplateStore
+from .client import RETRYABLE, Completion, EndpointClient, Outcome, sdk_client_for
+from .local import MODEL_ALIAS, LocalServer, find_engine
+from .spec import CotSpec, EvalSpec, FewShotSpec, LoadedSpec, PromptVariant, Provider
+from .storage import ResponseCache, RunStore, default_paths
+
+if TYPE_CHECKING:
+    from ..builders.cot import ChainOfThought
+    from ..builders.fewshot import FewShot
+
+LOCAL_CONCURRENCY = 4  # parallel slots for a native llama-server on a small machine
+
+
+@dataclass
+class RunOptions:
+    """How to run (not what): the CLI's flags."""
+
+    use_cache: bool = True
+    resume: bool = False
+    limit: int | None = None
+    store_dir: Path | None = None
+    on_result: Callable[[CaseResult], None] | None = None
+    on_start: Callable[[RunInfo, int, int], None] | None = None  # run, planned, already done
+    on_local: Callable[[str, LocalServer], None] | None = None  # a local server is up
+
+
+@dataclass
+class RunOutcome:
+    """A finished (or interrupted) run, for reporting and exit codes."""
+
+    run: RunInfo
+    runs: RunStore
+    unreachable: dict[str, str] = field(default_factory=dict)  # provider id -> why
+    engines: dict[str, str] = field(default_factory=dict)  # local provider id -> engine, model
+
+
+@dataclass
+class Prepared:
+    """A spec with templates loaded and inputs checked: ready to run or dry-run."""
+
+    loaded: LoadedSpec
+    store: TemplateStore
+    templates: dict[str, PromptTemplate]
+    fewshots: dict[str, FewShot] = field(default_factory=dict)  # by variant id
+    cots: dict[str, ChainOfThought] = field(default_factory=dict)  # by variant id
+    # BM25 stand-ins for selectors that rank by embeddings: what a dry run and the
+    # pre-run check use, since they must not call any endpoint.
+    lexical: dict[str, FewShot] = field(default_factory=dict)
+    embedders: list[GraderEmbedder] = field(default_factory=list)
+
+    @property
+    def spec(self) -> EvalSpec:
+        return self.loaded.spec
+
+    def cases(self, limit: int | None = None) -> Iterator[Case]:
+        return iter_cases(self.loaded.dataset_path, self.spec.cases, limit)
+
+    def count(self, limit: int | None = None) -> int:
+        return count_cases(self.loaded.dataset_path, self.spec.cases, limit)
+
+    def variables(self, variant: PromptVariant, case: Case, *, offline: bool = False
+                  ) -> dict[str, Any]:
+        """Template variables: the case's fields, the variant's vars, selected examples.
+
+        ``offline`` selects examples without calling an embeddings endpoint (BM25 in place
+        of embeddings), for dry runs and checks.
+        """
+        values = {**case.vars, **variant.vars}
+        if variant.id in self.fewshots:
+            selector = self.fewshots[variant.id]
+            if offline:
+                selector = self.lexical.get(variant.id, selector)
+            values[variant.fewshot.var] = selector(case.vars)
+        return values
+
+    def prompt(self, variant: PromptVariant, provider: Provider, values: dict[str, Any]
+               ) -> str | list[dict[str, str]]:
+        """The rendered prompt (messages or text), with the CoT trigger when configured."""
+        template = self.templates[variant.id]
+        prompt = (template.render(values) if provider.api == "chat"
+                  else template.render_text(values))
+        cot = self.cots.get(variant.id)
+        return cot.apply(prompt) if cot is not None else prompt
+
+    def samples(self, variant: PromptVariant) -> int:
+        """Requests per case: the self-consistency sample count, else 1."""
+        cot = self.cots.get(variant.id)
+        return cot.samples if cot is not None and cot.style == "self-consistency" else 1
+
+    def params(self, variant: PromptVariant, provider: Provider) -> dict[str, Any]:
+        """Model params: the template's, then the provider's, then the variant's win."""
+        return {**self.templates[variant.id].params, **provider.params, **variant.params}
+
+    def body(self, variant: PromptVariant, provider: Provider, prompt: Any) -> dict[str, Any]:
+        """The request body for one rendered prompt."""
+        key = "messages" if provider.api == "chat" else "prompt"
+        return {"model": provider.model or provider.id, key: prompt,
+                **self.params(variant, provider)}
+
+    def sampling(self, variant: PromptVariant, provider: Provider) -> bool:
+        """Whether answers vary between requests (then each sample is cached apart)."""
+        temperature = self.params(variant, provider).get("temperature", 1)
+        return self.spec.repeat > 1 or temperature != 0
+
+
+def prepare(loaded: LoadedSpec) -> Prepared:
+    """Load templates and check everything that would fail every case.
+
+    Raises:
+        PromptkitError: unknown template, assertion problems, or a first case that
+            cannot be rendered (usually a missing variable): invalid input, exit 2.
+    """
+    spec = loaded.spec
+    store = TemplateStore(loaded.templates_dir)
+    templates = {}
+    for i, variant in enumerate(spec.prompts):
+        try:
+            templates[variant.id] = store.get(variant.template)
+        except PromptkitError as exc:
+            raise loaded.error(str(exc), ["prompts", i]) from None
+    graders = {p.id for p in [*spec.providers, *spec.graders]}
+    try:
+        check_assertions(spec.assert_, graders)
+    except ConfigError as exc:
+        exc.filename = exc.filename or str(loaded.path)
+        exc.args = (str(exc),)
+        raise
+    prepared = Prepared(loaded, store, templates)
+    for i, variant in enumerate(spec.prompts):
+        for part, config, build, built in (
+                ("fewshot", variant.fewshot, lambda c: build_fewshot(prepared, c),
+                 prepared.fewshots),
+                ("cot", variant.cot, build_cot, prepared.cots)):
+            if config is None:
+                continue
+            try:
+                built[variant.id] = build(config)
+                if part == "fewshot" and config.embeddings:
+                    prepared.lexical[variant.id] = build_fewshot(prepared, config, lexical=True)
+            except ConfigError as exc:
+                if exc.filename:  # a bad pool row: its own file and line say more
+                    raise
+                path = ["prompts", i, part, *(exc.key_path.split(".") if exc.key_path else [])]
+                raise loaded.error(exc.message, path) from None
+    first = next(prepared.cases(1), None)
+    if first is None:
+        raise loaded.error("the dataset has no cases", ["dataset" if spec.dataset else "cases"])
+    for variant in spec.prompts:
+        for api in {p.api for p in spec.providers}:
+            probe = Provider.model_construct(api=api, id="probe")
+            try:
+                prepared.prompt(variant, probe, prepared.variables(variant, first,
+                                                                   offline=True))
+            except PromptkitError as exc:
+                raise type(exc)(f"{exc} (case {first.id!r}, prompt {variant.id!r})") from None
+    check_assertion_variables(prepared, first)
+    return prepared
+
+
+def check_api_keys(prepared: Prepared) -> None:
+    """Every ``api_key_env`` names a variable that is set to a usable key.
+
+    Raises:
+        ConfigError: located at the provider's ``api_key_env`` in the spec.
+    """
+    spec = prepared.spec
+    for where, providers in (("providers", spec.providers), ("graders", spec.graders)):
+        for index, provider in enumerate(providers):
+            try:
+                provider.api_key()
+            except ConfigError as exc:
+                raise prepared.loaded.error(exc.message, [where, index, "api_key_env"]) \
+                    from None
+
+
+def check_assertion_variables(prepared: Prepared, case: Case) -> None:
+    """Render every assertion string with the first case, before any request.
+
+    A typo such as ``value: "{{ lable }}"`` would otherwise fail every case: a silent 0%.
+
+    Raises:
+        ConfigError: naming the spec file, the assertion and the problem; for a missing
+            variable, the fields the case has.
+    """
+    loaded = prepared.loaded
+    for index, assertion in enumerate(prepared.spec.assert_):
+        for key, source in assertion.template_strings():
+            for variant in prepared.spec.prompts:
+                values = prepared.variables(variant, case, offline=True)
+                try:
+                    prepared.store.render_string(source, values)
+                except PromptkitError as exc:
+                    message = getattr(exc, "message", str(exc))
+                    if "is undefined" in message:
+                        fields = ", ".join(sorted(map(str, case.vars))) or "none"
+                        message += f" (case {case.id!r} has: {fields})"
+                    raise loaded.error(f"{source[:60]!r}: {message}",
+                                       ["assert", index, key]) from None
+
+
+def build_fewshot(prepared: Prepared, config: FewShotSpec, lexical: bool = False) -> FewShot:
+    """The example selector of a variant's ``fewshot:`` settings (``lexical``: BM25 even
+    when ``embeddings:`` is set)."""
+    from ..builders.fewshot import few_shot, load_pool  # BM25 brings numpy: only when asked for
+
+    loaded = prepared.loaded
+    pool = load_pool(config.pool, loaded.base_dir)
+    fields = [k for k in (pool[0] if pool else {}) if k != "id"]
+    example_format = config.format or "\n".join(f"{k}: {{{k}}}" for k in fields)
+    embed = None
+    if config.embeddings and not lexical:
+        embed = GraderEmbedder(grader(loaded, config.embeddings))
+        prepared.embedders.append(embed)
+    return few_shot(pool, config.k, config.select, fields=config.fields, label=config.label,
+                    seed=config.seed, mmr_lambda=config.mmr_lambda, max_tokens=config.budget,
+                    template=example_format, embed=embed)
+
+
+def grader(loaded: LoadedSpec, provider_id: str) -> Provider:
+    """The provider an ``embeddings:`` setting names; it must have a base_url."""
+    spec = loaded.spec
+    provider = next((p for p in [*spec.graders, *spec.providers] if p.id == provider_id), None)
+    if provider is None or provider.is_local:
+        raise ConfigError(f"embeddings provider {provider_id!r} must be listed in graders "
+                          "with a base_url", key_path="embeddings")
+    return provider
+
+
+class GraderEmbedder:
+    """A synchronous embedder (what few-shot selection calls) over the runner's client.
+
+    Example selection runs in a worker thread; each call hands the request to the run's
+    event loop, so embeddings get the same retries, rate limits and redaction as every
+    other request. Outside a run (no loop bound) it refuses to call anything.
+    """
+
+    def __init__(self, provider: Provider):
+        self.provider = provider
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.client: EndpointClient | None = None
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        if self.loop is None or self.client is None:
+            raise PromptkitError("embeddings are only requested during a run")
+        future = asyncio.run_coroutine_threadsafe(self.client.embed(texts), self.loop)
+        return future.result()
+
+
+def build_cot(config: CotSpec) -> ChainOfThought:
+    """The chain-of-thought settings of a variant's ``cot:``."""
+    from ..builders.cot import ExtractSpec, chain_of_thought
+
+    extract = ExtractSpec(**config.extract.model_dump())
+    return chain_of_thought(config.style, trigger=config.trigger, lang=config.lang,
+                            answer=extract, samples=config.samples,
+                            temperature=config.temperature)
+
+
+class Runner:
+    """Runs one prepared spec against its providers."""
+
+    def __init__(self, prepared: Prepared, options: RunOptions, runs: RunStore,
+                 cache: ResponseCache | None, servers: dict[str, LocalServer] | None = None):
+        self.prepared = prepared
+        self.options = options
+        self.runs = runs
+        self.cache = cache
+        self.servers = servers or {}
+        self.clients: dict[str, EndpointClient] = {}
+        self.sdk_clients: dict[tuple[Any, ...], Any] = {}
+        self.done: set[tuple[str, str, str, int]] = set()
+        # Selection by embeddings waits on the event loop from a thread. It gets threads of
+        # its own: in asyncio's default pool, waiting threads would starve the DNS lookups
+        # (getaddrinfo runs there) of the very requests they wait for.
+        self.selection_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="promptkit-fewshot")
+
+    def client_for(self, provider: Provider) -> EndpointClient:
+        """The provider's client; providers on the same endpoint share one AsyncOpenAI.
+
+        A ``local`` provider's server starts here, when its first request is not in the
+        cache: a fully cached run never starts it. Starting blocks the event loop for
+        the few seconds the model takes to load, as it would before the run.
+        """
+        if provider.id not in self.clients:
+            server = self.servers.get(provider.id)
+            if server is not None and not server.launched:
+                server.start()
+                if self.options.on_local:
+                    self.options.on_local(provider.id, server)
+            base_url = server.base_url if server else provider.base_url or ""
+            api_key = provider.api_key()
+            endpoint = (base_url, api_key, tuple(sorted(provider.headers.items())))
+            if endpoint not in self.sdk_clients:
+                self.sdk_clients[endpoint] = sdk_client_for(base_url, api_key, provider.headers)
+            self.clients[provider.id] = EndpointClient(provider, base_url, api_key,
+                                                       self.sdk_clients[endpoint])
+        return self.clients[provider.id]
+
+    async def run(self, run: RunInfo) -> None:
+        spec = self.prepared.spec
+        for provider in [*spec.providers, *spec.graders]:
+            if provider.id not in self.servers:
+                self.client_for(provider)
+        for embedder in self.prepared.embedders:
+            embedder.loop = asyncio.get_running_loop()
+            embedder.client = self.client_for(embedder.provider)
+        try:
+            await _all_or_none(*(self._provider_pool(run, p) for p in spec.providers))
+        finally:
+            for embedder in self.prepared.embedders:
+                embedder.loop = embedder.client = None
+            self.selection_pool.shutdown(wait=False, cancel_futures=True)
+            await asyncio.gather(*(c.close() for c in self.sdk_clients.values()),
+                                 return_exceptions=True)
+
+    def _items(self, provider: Provider) -> Iterator[tuple[Case, PromptVariant, int]]:
+        spec = self.prepared.spec
+        for case in self.prepared.cases(self.options.limit):
+            for variant, repeat in itertools.product(spec.prompts, range(spec.repeat)):
+                if (variant.id, provider.id, case.id, repeat) not in self.done:
+                    yield case, variant, repeat
+
+    async def _provider_pool(self, run: RunInfo, provider: Provider) -> None:
+        items = self._items(provider)  # shared by the workers: each takes the next item
+
+        async def worker() -> None:
+            for case, variant, repeat in items:
+                try:
+                    result = await self.run_case(provider, variant, case, repeat)
+                except RunError:
+                    raise  # the run cannot go on (a local server died at start, ...)
+                except Exception as exc:
+                    # A bug or a resource limit hit by one case must not end the run.
+                    result = CaseResult(variant.id, provider.id, case.id, case.index, repeat,
+                                        vars=case.vars, error_kind="internal",
+                                        error=redact(f"{type(exc).__name__}: {exc}")[:500])
+                self.runs.add_result(run.run_id, result)  # StoreError ends the run
+                if self.options.on_result:
+                    self.options.on_result(result)
+
+        await _all_or_none(*(worker() for _ in range(provider.concurrency)))
+
+    async def run_case(self, provider: Provider, variant: PromptVariant, case: Case,
+                       repeat: int) -> CaseResult:
+        """One case: its request(s) and scores; every failure ends up in the result."""
+        prepared = self.prepared
+        template = prepared.templates[variant.id]
+        result = CaseResult(variant.id, provider.id, case.id, case.index, repeat,
+                            vars=case.vars, template_sha256=template.sha256)
+        try:
+            if variant.fewshot and variant.fewshot.embeddings:
+                # selection waits for an HTTP call: keep it off the loop
+                values = await asyncio.get_running_loop().run_in_executor(
+                    self.selection_pool, prepared.variables, variant, case)
+            else:
+                values = prepared.variables(variant, case)
+            prompt = prepared.prompt(variant, provider, values)
+        except GraderOutage as exc:
+            result.error, result.error_kind = str(exc), "grader"
+            return result
+        except PromptkitError as exc:
+            result.error, result.error_kind = redact(str(exc)), "render"
+            return result
+        except (RecursionError, MemoryError) as exc:  # selection or rendering blew a limit
+            result.error = f"the prompt could not be built: {type(exc).__name__}"
+            result.error_kind = "render"
+            return result
+        body = prepared.body(variant, provider, prompt)
+        samples = prepared.samples(variant)
+        sampled = samples > 1 or prepared.sampling(variant, provider)
+        if samples > 1:
+            body["temperature"] = prepared.cots[variant.id].temperature
+        answers = await asyncio.gather(*(
+            self._request(body, provider, repeat * samples + i if sampled else None)
+            for i in range(samples)))
+        completions = []
+        for completion, outcome in answers:
+            if outcome is not None:
+                result.attempts += outcome.attempts
+                result.latency_s = max(result.latency_s or 0.0, outcome.latency_s or 0.0)
+                if outcome.ttft_s is not None:
+                    result.ttft_s = min(result.ttft_s or outcome.ttft_s, outcome.ttft_s)
+                if completion is None:
+                    result.error, result.error_kind = outcome.error, outcome.error_kind
+            if completion is not None:
+                completions.append(completion)
+        result.requests = sum(outcome is not None for _, outcome in answers)
+        result.cached = result.requests == 0
+        timed = [o for _, o in answers if o is not None and o.latency_s is not None]
+        if len(timed) == samples:  # every sample was asked for and timed
+            result.generation_s = sum(o.latency_s - (o.ttft_s or 0.0) for o in timed)
+        if result.error is not None:
+            return result
+        result.input_tokens = sum(c.input_tokens or 0 for c in completions)
+        result.output_tokens = sum(c.output_tokens or 0 for c in completions)
+        if provider.price is not None:
+            result.cost = provider.price.cost(result.input_tokens, result.output_tokens)
+        scored_text, agreement = self._answer(variant, completions, result)
+        await self._score(result, scored_text, values)
+        if agreement is not None:
+            result.metrics["agreement"] = agreement
+        return result
+
+    def _answer(self, variant: PromptVariant, completions: list[Completion],
+                result: CaseResult) -> tuple[str, float | None]:
+        """The text the assertions see (the output, or the extracted or voted answer),
+        and the samples' agreement under self-consistency."""
+        cot = self.prepared.cots.get(variant.id)
+        result.output = redact(completions[0].text)
+        if cot is None:
+            return result.output.strip(), None
+        from ..builders.cot import majority_vote, normalize_answer
+
+        answers = [cot.extract(c.text) for c in completions]
+        if len(completions) == 1:
+            result.answer = answers[0]
+            return result.answer or "", None
+        vote = majority_vote(answers)
+        result.answer, result.votes = vote.answer, dict(vote.votes)
+        for completion, answer in zip(completions, answers, strict=True):
+            if answer is not None and normalize_answer(answer) == vote.answer:
+                result.output = redact(completion.text)  # a sample that gave the winner
+                break
+        return vote.answer or "", vote.agreement
+
+    async def _request(self, body: dict[str, Any], provider: Provider, sample: int | None
+                       ) -> tuple[Completion | None, Outcome | None]:
+        """One answer: from the cache (no outcome) or from the endpoint."""
+        key = self._cache_key(body, provider, sample) if self.cache is not None else ""
+        if self.cache is not None and (record := self.cache.get(key)) is not None:
+            return Completion(**{k: v for k, v in record.items()
+                                 if k in Completion.__dataclass_fields__}), None
+        outcome = await self.client_for(provider).request(body)
+        if outcome.completion is not None and self.cache is not None and \
+                self._cacheable(body, outcome.completion):
+            self.cache.put(key, outcome.completion.to_record())
+        return outcome.completion, outcome
+
+    def _cacheable(self, body: dict[str, Any], completion: Completion) -> bool:
+        if body.get("response_format") is None:
+            return True
+        try:  # an answer that breaks the requested JSON output is not kept
+            json.loads(completion.text)
+        except ValueError:
+            return False
+        return True
+
+    def _cache_key(self, body: dict[str, Any], provider: Provider, sample: int | None) -> str:
+        # A local server gets a new port each run; its model file is what identifies it.
+        server = self.servers.get(provider.id)
+        where = (f"local:{server.model_path.name}" if server
+                 else self.client_for(provider).base_url)
+        return ResponseCache.key(where, provider.model or provider.id, provider.api,
+                                 body, sample)
+
+    async def _score(self, result: CaseResult, text: str, variables: dict[str, Any]) -> None:
+        output = Output(text=text, latency_s=result.latency_s,
+                        ttft_s=result.ttft_s, input_tokens=result.input_tokens,
+                        output_tokens=result.output_tokens, cost=result.cost)
+        context = ScoringContext(vars=variables, render=self.prepared.store.render_string,
+                                 judge=self._judge, embed=self._embed)
+        try:
+            scored = await score(output, self.prepared.spec.assert_, context)
+        except GraderOutage as exc:
+            result.error, result.error_kind = str(exc), "grader"
+            return
+        except PromptkitError as exc:
+            result.error, result.error_kind = redact(str(exc)), "scoring"
+            return
+        result.passed, result.score = scored.passed, scored.score
+        result.metrics = dict(scored.metrics)
+        result.assertions = [dict(r.__dict__) for r in scored.results]
+
+    def _grader(self, provider_id: str) -> EndpointClient:
+        spec = self.prepared.spec
+        provider = next(p for p in [*spec.graders, *spec.providers] if p.id == provider_id)
+        return self.client_for(provider)
+
+    async def _judge(self, provider_id: str, messages: list[dict[str, Any]]) -> str:
+        client = self._grader(provider_id)
+        body = {"model": client.provider.model, "messages": messages, "temperature": 0,
+                **client.provider.params}
+        outcome = await client.request(body)
+        if outcome.completion is None:
+            message = f"judge {provider_id} failed: {outcome.error}"
+            if outcome.error_kind in RETRYABLE:
+                raise GraderOutage(message)  # the judge did not answer: say nothing of the case
+            # It answered, refusing this output (too long, a content policy, ...): the
+            # assertion fails, as it would if the model's endpoint had refused.
+            raise PromptkitError(message)
+        return redact(outcome.completion.text)
+
+    async def _embed(self, provider_id: str, texts: list[str]) -> list[list[float]]:
+        return await self._grader(provider_id).embed(texts)
+
+
+async def _all_or_none(*coroutines: Any) -> None:
+    """Run coroutines together; the first to raise cancels the others, then re-raises.
+
+    (``asyncio.gather`` would leave the others running after a failure, e.g. workers
+    still requesting while a full disk has already ended the run.)
+    """
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        if task.exception() is not None:
+            raise task.exception()
+
+
+def open_stores(loaded: LoadedSpec, options: RunOptions) -> tuple[RunStore, ResponseCache | None]:
+    runs_path, cache_path = default_paths(loaded.path)
+    if options.store_dir is not None:
+        runs_path, cache_path = (options.store_dir / runs_path.name,
+                                 options.store_dir / cache_path.name)
+    created = not runs_path.parent.exists()
+    runs = RunStore(runs_path)
+    if created:  # a folder promptkit made holds local state only: keep it out of commits
+        try:
+            (runs_path.parent / ".gitignore").write_text("*\n")
+        except OSError as exc:
+            runs.close()
+            raise StoreError(f"cannot write {runs_path.parent}: {exc.strerror or exc}") from None
+    try:
+        return runs, ResponseCache(cache_path) if options.use_cache else None
+    except BaseException:
+        runs.close()
+        raise
+
+
+def local_servers(providers: list[Provider]) -> dict[str, LocalServer]:
+    """One llama.cpp server per ``local`` provider, checked (engine, model) but not started:
+    the runner starts each on its first request the cache cannot answer."""
+    servers: dict[str, LocalServer] = {}
+    for provider in providers:
+        if not provider.is_local:
+            continue
+        engine = find_engine()
+        if engine.name != "llama-server":
+            provider.concurrency = 1  # llama-cpp-python's server answers one at a time
+        elif "concurrency" not in provider.model_fields_set:
+            provider.concurrency = LOCAL_CONCURRENCY
+        provider.model = provider.model or MODEL_ALIAS
+        server = LocalServer(provider.local_model, parallel=provider.concurrency)
+        server.check()
+        servers[provider.id] = server
+    return servers
+
+
+async def run_eval(prepared: Prepared, options: RunOptions) -> RunOutcome:
+    """Run (or resume) an eval; results are committed as they finish.
+
+    ``local`` providers get an embedded llama.cpp server, started on the first request
+    the cache cannot answer and stopped when the run ends.
+
+    Returns:
+        The run record and the store holding its results. An interrupted run is
+        marked ``interrupted`` and can be continued with ``resume=True``.
+    """
+    loaded = prepared.loaded
+    spec = prepared.spec
+    runs, cache = open_stores(loaded, options)
+    eval_path = str(loaded.path.resolve())
+    spec_hash = loaded.spec_hash()
+    planned = prepared.count(options.limit) * len(spec.prompts) * len(spec.providers) \
+        * spec.repeat
+    run = runs.last_unfinished(eval_path) if options.resume else None
+    try:
+        check_api_keys(prepared)
+        if options.resume and run is None:
+            last = runs.list_runs(eval_path, limit=1)
+            what = (f"the last run of {loaded.path} ({last[0].run_id}) finished" if last
+                    else f"{loaded.path} has no runs in {runs.path}")
+            raise PromptkitError(f"nothing to resume: {what}; run without --resume to start "
+                                 "a new run")
+        if run is not None and run.spec_hash != spec_hash:
+            raise ConfigError(f"the spec changed since run {run.run_id}; resume needs the "
+                              "same spec (run without --resume to start a new run)",
+                              str(loaded.path))
+        servers = local_servers(spec.providers)
+        if run is None:
+            run = runs.create_run(eval_path, spec_hash, run_config(spec), planned)
+    except BaseException:
+        runs.close()
+        if cache is not None:
+            cache.close()
+        raise
+    status = "failed"
+    runner = Runner(prepared, options, runs, cache, servers)
+    try:
+        with runs.run_lock(run.run_id):
+            if options.resume:
+                runner.done = runs.done_keys(run.run_id)
+            if options.on_start:
+                options.on_start(run, planned, len(runner.done))
+            await runner.run(run)
+        status = "finished"
+    except (KeyboardInterrupt, asyncio.CancelledError, StoreError):
+        status = "interrupted"  # --resume continues it
+        raise
+    finally:
+        died = {pid: f"{server.exit_status()}; its last log lines:\n{server.log_tail()}"
+                for pid, server in servers.items() if server.launched and server.exit_status()}
+        for server in servers.values():
+            server.stop()
+        with contextlib.suppress(StoreError):  # a full disk may refuse this too
+            runs.finish_run(run.run_id, status)
+        if cache is not None:
+            cache.close()
+        if status != "finished":
+            runs.close()
+    unreachable = {pid: c.unreachable for pid, c in runner.clients.items() if c.unreachable}
+    unreachable.update(died)  # a crashed local server explains its lost connections
+    engines = {pid: server.describe() for pid, server in servers.items() if server.launched}
+    return RunOutcome(runs.get_run(run.run_id), runs, unreachable, engines)
+
+
+def run_config(spec: EvalSpec) -> dict[str, Any]:
+    """The resolved spec as stored with a run: no secrets (header names only, base URLs
+    without userinfo; API keys are never in a spec, only the variable names)."""
+    config = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for provider in [*config.get("providers", []), *config.get("graders", [])]:
+        if provider.get("headers"):
+            provider["headers"] = sorted(provider["headers"])
+        if provider.get("base_url"):
+            provider["base_url"] = strip_userinfo(provider["base_url"])
+    return config

@@ -1,0 +1,451 @@
+"""Eval specs: the YAML file that says which prompts, providers, data and checks to run.
+
+Validated once, strictly (pydantic, ``extra="forbid"``); every error names the file,
+the line and the key path, e.g. ``evals/x.yaml:12: providers[1].base_url: ...``.
+``promptkit schema`` prints :func:`json_schema` for editors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ..config import YamlDocument, format_path, read_text, validate
+from ..errors import ConfigError
+from ..scoring.engine import Assertion
+
+Api = Literal["chat", "completions"]
+LOCAL = "local"
+# How fast a run goes, not what it asks: changing these does not change a spec's identity.
+RUNTIME_KNOBS = ("concurrency", "timeout", "total_timeout", "retries", "stream", "headers")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What API keys look like (never echoed back in an error): a vendor's prefix, or a long run
+# of letters mixed with digits. Variable names are words joined by underscores
+# (ANTHROPIC_API_KEY, HF_TOKEN, OPENAI_API_KEY_2).
+_KEY_PREFIX = re.compile(r"^(sk-|sk_(live|test)_|pk_(live|test)_|rk_(live|test)_|gsk_|xai-|"
+                         r"hf_[A-Za-z]|gh[pousr]_|github_pat_|glpat-|AIza|(AKIA|ASIA)[A-Z0-9]{16})")
+_KEY_PIECE = re.compile(r"(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{16,}")
+
+
+def _header_safe(text: str) -> bool:
+    return text.isascii() and text.isprintable()
+
+
+def check_base_url(url: str) -> None:
+    """Refuse a base URL the HTTP client could not use, without repeating its password.
+
+    Raises:
+        ValueError: not http(s), no host, a bad port or a malformed address.
+    """
+    from ..redact import strip_userinfo
+
+    shown = repr(strip_userinfo(url))
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"base_url {shown} is not a valid URL ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"base_url must start with http:// or https://, got {shown}")
+    if not parts.hostname:
+        raise ValueError(f"base_url {shown} names no host")
+    if port == 0:
+        raise ValueError(f"base_url {shown}: port 0 is not a port to connect to")
+    if not _header_safe(url) or any(c.isspace() for c in url):
+        raise ValueError(f"base_url {shown} holds spaces, control or non-ASCII characters")
+
+
+def check_env_name(value: str | None, where: str = "api_key_env") -> None:
+    """Refuse an ``api_key_env`` that is not an environment variable name, without ever
+    repeating the value (a key pasted in its place must not reach a log).
+
+    Raises:
+        ValueError: empty, not a valid name, or looks like a key.
+    """
+    if value is None:
+        return
+    if not value:
+        raise ValueError(f"{where} is empty; give the name of the environment variable that "
+                         "holds the key (e.g. OPENAI_API_KEY), or leave it out")
+    if _KEY_PREFIX.match(value) or _KEY_PIECE.search(value) or (
+            len(value) >= 32 and not value.isupper()):
+        raise ValueError(f"{where} looks like an API key, not the name of an environment "
+                         "variable; put the key in a variable (export OPENAI_API_KEY=...) "
+                         "and name the variable here. The value is not shown.")
+    if not ENV_NAME.fullmatch(value):
+        raise ValueError(f"{where} must be the name of an environment variable (letters, "
+                         "digits and _, e.g. OPENAI_API_KEY); the value given is not one "
+                         "and is not shown")
+
+
+class Price(BaseModel):
+    """USD per million tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float = Field(0.0, ge=0)
+    output_per_mtok: float = Field(0.0, ge=0)
+
+    def cost(self, input_tokens: int | None, output_tokens: int | None) -> float:
+        return ((input_tokens or 0) * self.input_per_mtok
+                + (output_tokens or 0) * self.output_per_mtok) / 1e6
+
+
+class Provider(BaseModel):
+    """One OpenAI-compatible endpoint and model.
+
+    ``local`` (or ``local:/path/model.gguf``) as a plain string means the embedded
+    llama.cpp server; every other provider names ``base_url`` and ``model``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = ""
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding the API key. The key's "
+        "value is never written anywhere.")
+    api: Api = "chat"
+    concurrency: int = Field(8, ge=1, le=1024)
+    stream: bool = Field(True, description="Stream responses to measure time to first token; "
+                         "false for servers without server-sent events.")
+    timeout: float = Field(60.0, gt=0, description="Seconds per attempt.")
+    total_timeout: float | None = Field(None, gt=0, description="Seconds per case, retries "
+                                        "included (default: no limit beyond retries).")
+    retries: int = Field(4, ge=0, le=20)
+    params: dict[str, Any] = Field(default_factory=dict)
+    price: Price | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    local_model: str | None = Field(None, description="Set by `local:/path/model.gguf`.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            name, _, path = value.partition(":")
+            if name != LOCAL:
+                raise ValueError(
+                    "a provider given as a string must be 'local' or 'local:/path/model.gguf'; "
+                    "give others as a mapping with base_url and model")
+            return {"id": value, "local_model": path or None, "api": "completions"}
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _header_values(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header in value.items():
+            if not _header_safe(name) or not _header_safe(header.strip()):
+                raise ValueError(f"header {name!r}: names and values must be printable "
+                                 "ASCII (no control characters); the value is not shown")
+        return {name: header.strip() for name, header in value.items()}
+
+    @field_validator("api_key_env", mode="before")
+    @classmethod
+    def _env_name(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            check_env_name(value)
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> Provider:
+        if self.is_local:
+            self.id = self.id or LOCAL
+            return self
+        if not self.base_url:
+            raise ValueError("base_url is required (an OpenAI-compatible endpoint, e.g. "
+                             "http://127.0.0.1:8080/v1)")
+        if not self.model:
+            raise ValueError("model is required")
+        check_base_url(self.base_url)
+        if self.api_key_env and "@" in urlsplit(self.base_url).netloc:
+            raise ValueError("base_url carries user:password credentials and api_key_env "
+                             "names a key: an endpoint takes one or the other (the URL's "
+                             "credentials would replace the key)")
+        self.id = self.id or self.model
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.id.startswith(LOCAL) and self.base_url is None
+
+    def api_key(self) -> str:
+        """The key from the environment ('unused' when none is configured).
+
+        Surrounding whitespace is dropped (a ``.env`` file saved with CRLF line ends leaves
+        a ``\r``); a key with other characters an HTTP header cannot carry is refused.
+
+        Raises:
+            ConfigError: the variable is unset, empty or holds an unusable value (which
+                is never shown).
+        """
+        if not self.api_key_env:
+            return "unused"
+        value = os.environ.get(self.api_key_env, "").strip()
+        if not value:
+            raise ConfigError(f"environment variable {self.api_key_env} is not set",
+                              key_path=f"providers.{self.id}.api_key_env")
+        if not _header_safe(value):
+            raise ConfigError(f"environment variable {self.api_key_env} holds characters an "
+                              "HTTP header cannot carry (control characters or non-ASCII); "
+                              "the value is not shown",
+                              key_path=f"providers.{self.id}.api_key_env")
+        return value
+
+
+class FewShotSpec(BaseModel):
+    """``fewshot:`` of a prompt variant: pick examples per case from a pool."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    pool: str = Field(description="JSONL or CSV file of examples, relative to the spec.")
+    k: int = Field(3, ge=0, le=100)
+    select: Literal["first", "random", "similar", "mmr", "balanced"] = "similar"
+    fields: list[str] | None = Field(None, description="Case fields compared for similarity.")
+    label: str | None = Field(None, description="Pool field to balance on (select: balanced).")
+    seed: int = 0
+    mmr_lambda: float = Field(0.5, ge=0, le=1, alias="lambda")
+    budget: int | None = Field(None, ge=1, description="Token budget for the examples.")
+    var: str = Field("examples", description="Template variable that receives the examples.")
+    format: str | None = Field(None, description="How one example reads, e.g. 'Q: {question}"
+                               "\\nA: {answer}'; the token budget counts this text (default: "
+                               "every field as 'name: value').")
+    embeddings: str | None = Field(None, description="Provider id (in graders) whose "
+                                   "/v1/embeddings ranks similarity instead of BM25.")
+
+
+class ExtractConfig(BaseModel):
+    """How the final answer is read from a model's output."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["marker", "regex", "last-number", "json", "full"] = "marker"
+    marker: str | None = None
+    pattern: str | None = None
+    field: str | None = None
+
+
+class CotSpec(BaseModel):
+    """``cot:`` of a prompt variant: a reasoning style and answer extraction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    style: Literal["none", "zero-shot", "few-shot", "self-consistency"] = "zero-shot"
+    trigger: str | None = Field(None, description="Custom trigger text (default by lang).")
+    lang: str = "en"
+    extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    samples: int = Field(5, ge=1, le=64, description="Self-consistency samples per case.")
+    temperature: float = Field(0.7, ge=0, le=2, description="Self-consistency temperature.")
+
+
+class PromptVariant(BaseModel):
+    """A template reference plus what this variant changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = ""
+    template: str
+    params: dict[str, Any] = Field(default_factory=dict, description="Override model params.")
+    vars: dict[str, Any] = Field(default_factory=dict, description="Extra template variables.")
+    fewshot: FewShotSpec | None = None
+    cot: CotSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"template": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _default_id(self) -> PromptVariant:
+        self.id = self.id or self.template
+        return self
+
+
+class GateSpec(BaseModel):
+    """``gate:``: which prompt × provider rows the regression verdict and ``--max-drop``
+    judge. Exploratory variants left out do not dilute the Holm adjustment; thresholds
+    still apply to every row."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompts: list[str] | None = Field(None, description="Prompt ids that gate (default: all).")
+    providers: list[str] | None = Field(None, description="Provider ids that gate (default: "
+                                        "all).")
+
+    def selects(self, prompt_id: str, provider_id: str) -> bool:
+        return ((self.prompts is None or prompt_id in self.prompts)
+                and (self.providers is None or provider_id in self.providers))
+
+
+class EvalSpec(BaseModel):
+    """An eval: prompts × providers × dataset cases × repeats, scored by assertions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = None
+    templates: str | None = Field(None, description="Template store folder, relative to the "
+                                  "spec (default: the nearest templates/ folder upwards).")
+    prompts: list[PromptVariant] = Field(min_length=1)
+    providers: list[Provider] = Field(min_length=1)
+    graders: list[Provider] = Field(default_factory=list, description="Providers used only by "
+                                    "llm-judge and similar assertions, not evaluated.")
+    dataset: str | None = Field(None, description="JSONL or CSV file, relative to the spec.")
+    cases: list[dict[str, Any]] | None = None
+    assert_: list[Assertion] = Field(default_factory=list, alias="assert")
+    threshold: float | None = Field(None, ge=0, le=1, description="Pass rate each "
+                                    "prompt × provider must reach.")
+    repeat: int = Field(1, ge=1, le=1000)
+    gate: GateSpec | None = Field(None, description="Rows the regression gate judges "
+                                  "(default: every row).")
+
+    @field_validator("prompts", "providers")
+    @classmethod
+    def _unique_ids(cls, items: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for item in items:
+            if item.id in seen:
+                raise ValueError(f"id {item.id!r} appears twice; give each entry its own id")
+            seen.add(item.id)
+        return items
+
+    @model_validator(mode="after")
+    def _one_data_source(self) -> EvalSpec:
+        if (self.dataset is None) == (self.cases is None):
+            raise ValueError("give exactly one of `dataset` (a JSONL/CSV file) or `cases`")
+        return self
+
+    @model_validator(mode="after")
+    def _gate_ids_exist(self) -> EvalSpec:
+        if self.gate is None:
+            return self
+        for what, wanted, items in (("prompts", self.gate.prompts, self.prompts),
+                                    ("providers", self.gate.providers, self.providers)):
+            known = [item.id for item in items]
+            for item_id in wanted or ():
+                if item_id not in known:
+                    raise ValueError(f"gate.{what}: {item_id!r} is not one of the spec's "
+                                     f"{what} ({', '.join(known)})")
+        return self
+
+
+class LoadedSpec:
+    """A validated spec with the paths it refers to resolved."""
+
+    def __init__(self, spec: EvalSpec, path: Path, doc: YamlDocument):
+        self.spec = spec
+        self.path = path
+        self.doc = doc
+        self.base_dir = path.parent
+
+    @property
+    def templates_dir(self) -> Path:
+        if self.spec.templates:
+            return self.base_dir / self.spec.templates
+        for folder in [self.base_dir, *self.base_dir.resolve().parents]:
+            if (folder / "templates").is_dir():
+                return folder / "templates"
+        raise ConfigError("no templates/ folder found above the spec; set `templates:`",
+                          str(self.path), key_path="templates")
+
+    @property
+    def dataset_path(self) -> Path | None:
+        return self.base_dir / self.spec.dataset if self.spec.dataset else None
+
+    def error(self, message: str, path: list[str | int]) -> ConfigError:
+        """A ConfigError located at ``path`` in the spec file."""
+        return ConfigError(message, str(self.path), self.doc.line_of(path), format_path(path))
+
+    def spec_hash(self) -> str:
+        """Identifies what was asked for (not how fast): resume only continues a match."""
+        dump = self.spec.model_dump(mode="json", by_alias=True)
+        for provider in dump["providers"] + dump["graders"]:
+            for knob in RUNTIME_KNOBS:
+                provider.pop(knob, None)
+        text = json.dumps(dump, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_spec(path: str | os.PathLike[str]) -> LoadedSpec:
+    """Read and validate an eval spec.
+
+    Raises:
+        ConfigError: unreadable file, invalid YAML, or a value that does not fit.
+    """
+    path = Path(path)
+    doc = YamlDocument(read_text(path, "eval spec"), str(path))
+    if not isinstance(doc.data, dict):
+        raise ConfigError("an eval spec must be a YAML mapping", str(path), 1)
+    return LoadedSpec(validate(EvalSpec, doc), path, doc)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of an eval spec, for editors."""
+    schema = EvalSpec.model_json_schema(by_alias=True)
+    schema["title"] = "promptkit eval spec"
+    return schema
+
+
+def apply_overrides(
+    loaded: LoadedSpec,
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    api: Api | None = None,
+    api_key_env: str | None = None,
+    concurrency: int | None = None,
+    repeat: int | None = None,
+    prompt_ids: tuple[str, ...] = (),
+    provider_ids: tuple[str, ...] = (),
+) -> LoadedSpec:
+    """Apply the CLI's overrides to a loaded spec (the file is not touched).
+
+    ``base_url`` with ``model`` replaces every provider with that one endpoint.
+
+    Raises:
+        ConfigError: an unknown prompt or provider id, or a base URL without a model.
+    """
+    spec = loaded.spec.model_copy(deep=True)
+    if base_url or model:
+        if not (base_url and model):
+            raise ConfigError("--base-url and --model go together")
+        try:
+            provider = Provider(id=model, base_url=base_url, model=model, api=api or "chat",
+                                api_key_env=api_key_env)
+        except ValidationError as exc:  # its str() would repeat the input values
+            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            flag = "--api-key-env" if "api_key_env" in message else "--base-url"
+            raise ConfigError(f"{flag}: {message}") from None
+        spec.providers = [provider]
+    elif api or api_key_env:
+        raise ConfigError("--api and --api-key-env apply to --base-url")
+    for flag, ids, items in (("--prompt", prompt_ids, spec.prompts),
+                             ("--provider", provider_ids, spec.providers)):
+        known = [item.id for item in items]
+        for wanted in ids:
+            if wanted not in known:
+                raise ConfigError(f"{flag} {wanted!r} is not in the spec (ids: "
+                                  f"{', '.join(known)})", str(loaded.path))
+    if prompt_ids:
+        spec.prompts = [p for p in spec.prompts if p.id in prompt_ids]
+    if provider_ids:
+        spec.providers = [p for p in spec.providers if p.id in provider_ids]
+    if concurrency:
+        for provider in spec.providers:
+            provider.concurrency = concurrency
+    if repeat:
+        spec.repeat = repeat
+    return LoadedSpec(spec, loaded.path, loaded.doc)

@@ -1,0 +1,520 @@
+"""SQLite storage: the response cache (``cache.db``) and the run store (``runs.db``).
+
+Both live in ``.promptkit/`` beside the eval by default (:func:`default_paths`). Each
+database runs in WAL mode with ``synchronous=NORMAL`` and a busy timeout, so a committed
+row survives a ``kill -9`` of the process and another process (``promptkit runs list``)
+can read while a run writes. Schemas evolve through an append-only list of migrations;
+``PRAGMA user_version`` records how many have been applied. Neither database ever holds
+an API key: callers pass request bodies and resolved specs without secrets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Self, get_args
+
+from ..errors import PromptkitError, StoreError
+from ..results import RESULT_FORMAT, CaseResult, RunInfo, RunStatus
+
+BUSY_TIMEOUT_S = 30.0
+
+# Append-only: never edit a migration that has shipped, add a new one at the end.
+# Migration N (1-based) is applied to databases whose user_version is below N.
+Migration = tuple[str, ...]
+
+CACHE_MIGRATIONS: list[Migration] = [
+    (  # 1: responses by cache key
+        """CREATE TABLE responses (
+            key TEXT PRIMARY KEY,
+            record TEXT NOT NULL,        -- JSON object, as given to put()
+            created_at REAL NOT NULL     -- unix time
+        )""",
+    ),
+]
+
+RUN_MIGRATIONS: list[Migration] = [
+    (  # 1: runs and their per-case results
+        """CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            eval_path TEXT NOT NULL,
+            spec_hash TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            planned INTEGER,
+            config TEXT NOT NULL,        -- JSON object: the resolved spec
+            format INTEGER NOT NULL
+        )""",
+        "CREATE INDEX runs_by_eval ON runs (eval_path, started_at)",
+        # Scalar columns are what reports filter and aggregate on; ``record`` is the
+        # whole CaseResult. Scores and costs may be NULL: SQLite stores NaN as NULL.
+        """CREATE TABLE results (
+            run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+            prompt_id TEXT NOT NULL,
+            provider_id TEXT NOT NULL,
+            case_id TEXT NOT NULL,
+            repeat INTEGER NOT NULL,
+            case_index INTEGER NOT NULL,
+            passed INTEGER NOT NULL,
+            score REAL,
+            error TEXT,
+            error_kind TEXT,
+            latency_s REAL,
+            ttft_s REAL,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cost REAL,
+            cached INTEGER NOT NULL,
+            format INTEGER NOT NULL,
+            record TEXT NOT NULL,        -- JSON object: CaseResult.to_dict()
+            PRIMARY KEY (run_id, prompt_id, provider_id, case_id, repeat)
+        )""",
+        # Lets results() stream in report order without a sort.
+        """CREATE INDEX results_in_order
+            ON results (run_id, prompt_id, provider_id, case_index, repeat)""",
+    ),
+]
+
+
+def default_paths(eval_file: Path) -> tuple[Path, Path]:
+    """Where an eval keeps its stores: ``(<eval dir>/.promptkit/runs.db, .../cache.db)``."""
+    folder = Path(eval_file).parent / ".promptkit"
+    return folder / "runs.db", folder / "cache.db"
+
+
+def find_run_stores(store_dir: str | Path | None = None, root: str | Path = ".") -> list[Path]:
+    """The run databases commands such as ``promptkit runs list`` look in.
+
+    ``store_dir``'s when given; else ``./.promptkit/runs.db`` and ``*/.promptkit/runs.db``
+    one folder down (``evals/.promptkit/``, where evals in ``evals/`` keep their runs),
+    those that exist.
+    """
+    if store_dir is not None:
+        return [Path(store_dir) / "runs.db"]
+    root = Path(root)
+    candidates = [root / ".promptkit" / "runs.db", *sorted(root.glob("*/.promptkit/runs.db"))]
+    return [path for path in candidates if path.is_file()]
+
+
+def find_run(ref: str, paths: list[Path]) -> tuple[RunStore, RunInfo]:
+    """Open the store holding run ``ref`` (an id, a unique prefix, or ``last``).
+
+    With ``last``, the newest run of all the stores. The returned store is open; the
+    caller closes it.
+
+    Raises:
+        PromptkitError: no store, no run, or a run id matching in several stores.
+    """
+    if not paths:
+        raise PromptkitError("no run store found (looked for .promptkit/runs.db here and one "
+                             "folder down); run an eval first or pass --store-dir")
+    found: list[tuple[RunStore, RunInfo]] = []
+    errors: list[str] = []
+    for path in paths:
+        store = RunStore(path)
+        try:
+            found.append((store, store.get_run(ref)))
+        except PromptkitError as exc:
+            store.close()
+            errors.append(str(exc))
+    if ref in ("last", "latest") and found:
+        found.sort(key=lambda item: (item[1].started_at, item[1].run_id))
+        for store, _ in found[:-1]:
+            store.close()
+        return found[-1]
+    if len(found) == 1:
+        return found[0]
+    for store, _ in found:
+        store.close()
+    if found:
+        raise PromptkitError(f"run {ref!r} is in several stores: "
+                             f"{', '.join(str(store.path) for store, _ in found)}; "
+                             "pick one with --store-dir")
+    raise PromptkitError("; ".join(errors))
+
+
+class _Database:
+    """One SQLite file: connection settings, migrations, closing."""
+
+    migrations: ClassVar[list[Migration]] = []
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.path.parent}: cannot create the store folder: "
+                             f"{exc.strerror or exc}") from None
+        # isolation_level=None: a statement outside BEGIN is its own transaction, committed
+        # when execute() returns. WAL + synchronous=NORMAL keeps such a commit through a
+        # kill -9 (not through power loss) without an fsync per result.
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S,
+                                        isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
+        try:
+            if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _schema_version(self) -> int:
+        version: int = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(self.migrations):
+            raise PromptkitError(
+                f"{self.path}: database schema version {version} is newer than this "
+                f"promptkit supports ({len(self.migrations)}); upgrade promptkit or use "
+                "another store folder")
+        return version
+
+    def _migrate(self) -> None:
+        if self._schema_version() == len(self.migrations):
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Read again under the write lock: another process may have migrated meanwhile.
+            for statements in self.migrations[self._schema_version():]:
+                for statement in statements:
+                    self.conn.execute(statement)
+            self.conn.execute(f"PRAGMA user_version = {len(self.migrations)}")
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def _write(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """Run one writing statement; a full disk or a read-only file is a StoreError."""
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        """Close the connection (committed data is already on disk)."""
+        self.conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class ResponseCache(_Database):
+    """Cache of successful endpoint responses (SPEC §6).
+
+    The runner decides what may be cached (never errors, truncated streams or invalid
+    JSON); the cache stores any JSON object under a key from :meth:`key`.
+
+    Args:
+        path: The SQLite file; missing parent folders are created.
+    """
+
+    migrations = CACHE_MIGRATIONS
+
+    @staticmethod
+    def key(base_url: str, model: str, api: str, body: Mapping[str, Any],
+            sample_index: int | None = None) -> str:
+        """The cache key of one request: a sha256 hex digest.
+
+        The key hashes canonical JSON (sorted keys), so dict ordering does not matter,
+        and ``base_url`` without trailing slashes. It never includes an API key: pass the
+        request body only, never headers or auth.
+
+        Args:
+            base_url: The endpoint URL.
+            model: The model name sent to the endpoint.
+            api: ``"chat"`` or ``"completions"``.
+            body: The exact JSON request body (no auth headers).
+            sample_index: The repeat number when sampling, so repeats get distinct
+                answers; ``None`` when the request is deterministic.
+        """
+        material = {"base_url": base_url.rstrip("/"), "model": model, "api": api,
+                    "body": body, "sample": sample_index}
+        return hashlib.sha256(_canonical_json(material).encode("utf-8")).hexdigest()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored response record for ``key``, or ``None`` on a miss."""
+        row = self.conn.execute("SELECT record FROM responses WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        try:
+            record = json.loads(row[0])
+        except ValueError as exc:
+            raise PromptkitError(f"{self.path}: cache entry {key} is not valid JSON ({exc}); "
+                                 "delete the file or run with --no-cache") from exc
+        if not isinstance(record, dict):
+            raise PromptkitError(f"{self.path}: cache entry {key} is not a JSON object")
+        return record
+
+    def put(self, key: str, record: Mapping[str, Any]) -> None:
+        """Store (or replace) the response record for ``key``; committed on return."""
+        self._write(
+            "INSERT OR REPLACE INTO responses (key, record, created_at) VALUES (?, ?, ?)",
+            (key, json.dumps(dict(record), ensure_ascii=False), time.time()))
+
+    def clear(self) -> int:
+        """Remove every entry; returns how many there were."""
+        return self.conn.execute("DELETE FROM responses").rowcount
+
+    def __len__(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+
+_RUN_COLUMNS = "run_id, eval_path, spec_hash, status, started_at, finished_at, config, planned, " \
+    "format"
+
+_INSERT_RESULT = (
+    "INSERT OR REPLACE INTO results (run_id, prompt_id, provider_id, case_id, repeat, "
+    "case_index, passed, score, error, error_kind, latency_s, ttft_s, input_tokens, "
+    "output_tokens, cost, cached, format, record) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+class RunStore(_Database):
+    """Runs and their per-case results; every result is committed as it arrives.
+
+    Args:
+        path: The SQLite file; missing parent folders are created. Another process may
+            have it open (one writing a run while another lists runs).
+    """
+
+    migrations = RUN_MIGRATIONS
+
+    def create_run(self, eval_path: str, spec_hash: str, config: Mapping[str, Any],
+                   planned: int | None = None) -> RunInfo:
+        """Start a run with status ``running``.
+
+        Its id is the UTC start time plus 4 random hex digits, e.g.
+        ``20261128T121803-3f9a``: sortable, readable, and short to type as a prefix.
+
+        Args:
+            eval_path: The eval spec file, as the caller wants to find it again.
+            spec_hash: A hash of the spec, to refuse resuming after the spec changed.
+            config: The resolved spec as JSON-compatible data, without secrets.
+            planned: The expected number of results, when known.
+        """
+        started_at = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started_at))
+        config_json = json.dumps(dict(config), ensure_ascii=False, default=str)
+        for _ in range(10):  # two runs started in the same second may draw the same suffix
+            run_id = f"{stamp}-{secrets.token_hex(2)}"
+            try:
+                self._write(
+                    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, eval_path, spec_hash, "running", started_at, None, config_json,
+                     planned, RESULT_FORMAT))
+            except sqlite3.IntegrityError:
+                continue
+            return RunInfo(run_id, eval_path, spec_hash, "running", started_at,
+                           config=json.loads(config_json), planned=planned)
+        raise StoreError(f"{self.path}: could not draw a unique run id")
+
+    def add_result(self, run_id: str, result: CaseResult) -> None:
+        """Save one result, replacing any earlier one with the same key (a resumed retry).
+
+        The row is committed before this returns. Values that JSON cannot hold (dates
+        in ``vars``, say) are stored as strings.
+        """
+        record = json.dumps(result.to_dict(), ensure_ascii=False, default=str)
+        row = (run_id, result.prompt_id, result.provider_id, result.case_id, result.repeat,
+               result.case_index, result.passed, result.score, result.error,
+               result.error_kind, result.latency_s, result.ttft_s, result.input_tokens,
+               result.output_tokens, result.cost, result.cached, RESULT_FORMAT, record)
+        try:
+            try:
+                self._write(_INSERT_RESULT, row)
+            except UnicodeEncodeError:  # text UTF-8 cannot hold (a lone surrogate): escape it
+                record = json.dumps(result.to_dict(), ensure_ascii=True, default=str)
+                row = tuple(value.encode("utf-8", "backslashreplace").decode("utf-8")
+                            if isinstance(value, str) else value for value in row[:-1])
+                self._write(_INSERT_RESULT, (*row, record))
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"{self.path}: cannot store result {result.key} of run "
+                             f"{run_id}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def run_lock(self, run_id: str) -> Iterator[None]:
+        """Hold an exclusive lock on ``run_id`` while running it.
+
+        A second process that tries to run (resume) the same run at the same time is
+        refused instead of asking every case twice. The lock is an ``flock`` on a file
+        beside the database, so a killed process releases it.
+
+        Raises:
+            PromptkitError: another process holds the run.
+        """
+        lock_path = self.path.with_name(f"{self.path.name}.{run_id}.lock")
+        try:
+            handle = open(lock_path, "a+")  # noqa: SIM115 - closed in the finally below
+        except OSError as exc:
+            raise StoreError(f"{lock_path}: cannot create the run lock: "
+                             f"{exc.strerror or exc}") from None
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise PromptkitError(f"run {run_id} is being run by another process right "
+                                     "now; wait for it to end, then --resume if it did not "
+                                     "finish") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            try:
+                yield
+            finally:
+                with contextlib.suppress(OSError):
+                    lock_path.unlink()
+        finally:
+            handle.close()
+
+    def done_keys(self, run_id: str) -> set[tuple[str, str, str, int]]:
+        """Keys ``(prompt_id, provider_id, case_id, repeat)`` of results without an error.
+
+        These are what ``--resume`` must not request again.
+        """
+        rows = self.conn.execute(
+            "SELECT prompt_id, provider_id, case_id, repeat FROM results "
+            "WHERE run_id = ? AND error IS NULL", (run_id,))
+        return {(p, m, c, int(r)) for p, m, c, r in rows}
+
+    def finish_run(self, run_id: str, status: RunStatus) -> None:
+        """Record how a run ended (``finished``, ``interrupted`` or ``failed``) and when."""
+        if status not in get_args(RunStatus):
+            raise PromptkitError(f"unknown run status {status!r}")
+        self._update(run_id, "status = ?, finished_at = ?", (status, time.time()))
+
+    def update_planned(self, run_id: str, planned: int) -> None:
+        """Set the expected number of results of a run."""
+        self._update(run_id, "planned = ?", (planned,))
+
+    def _update(self, run_id: str, assignments: str, values: tuple[Any, ...]) -> None:
+        cursor = self._write(f"UPDATE runs SET {assignments} WHERE run_id = ?",
+                             (*values, run_id))
+        if cursor.rowcount == 0:
+            raise PromptkitError(f"{self.path}: no run {run_id!r}")
+
+    def get_run(self, ref: str) -> RunInfo:
+        """Find a run by exact id, unique id prefix, or ``last`` / ``latest`` (the newest).
+
+        Raises:
+            PromptkitError: No run or several runs match; the message lists recent ids.
+        """
+        select = f"SELECT {_RUN_COLUMNS} FROM runs"
+        if ref in ("last", "latest"):
+            rows = self.conn.execute(
+                f"{select} ORDER BY started_at DESC, run_id DESC LIMIT 1").fetchall()
+        else:
+            rows = self.conn.execute(f"{select} WHERE run_id = ?", (ref,)).fetchall()
+            if not rows and ref:
+                rows = self.conn.execute(
+                    f"{select} WHERE substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT 6",
+                    (len(ref), ref)).fetchall()
+        if len(rows) == 1:
+            return self._run_info(rows[0])
+        if rows:
+            ids = ", ".join(row[0] for row in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            raise PromptkitError(f"run {ref!r} is ambiguous: it matches {ids}; "
+                                 "type more of the id")
+        recent = [run.run_id for run in self.list_runs(limit=5)]
+        hint = f"recent runs: {', '.join(recent)} (or 'last')" if recent else "no runs yet"
+        raise PromptkitError(f"no run {ref!r} in {self.path}; {hint}")
+
+    def last_unfinished(self, eval_path: str) -> RunInfo | None:
+        """The newest run of ``eval_path`` whose status is not ``finished``, if any."""
+        row = self.conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE eval_path = ? AND status != 'finished' "
+            "ORDER BY started_at DESC, run_id DESC LIMIT 1", (eval_path,)).fetchone()
+        return None if row is None else self._run_info(row)
+
+    def list_runs(self, eval_path: str | None = None, limit: int = 20) -> list[RunInfo]:
+        """Runs, newest first, optionally of one eval only; a negative limit lists all."""
+        where, params = ("WHERE eval_path = ?", (eval_path,)) if eval_path is not None \
+            else ("", ())
+        rows = self.conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs {where} "
+            "ORDER BY started_at DESC, run_id DESC LIMIT ?", (*params, limit))
+        return [self._run_info(row) for row in rows]
+
+    def _run_info(self, row: tuple[Any, ...]) -> RunInfo:
+        run_id, eval_path, spec_hash, status, started_at, finished_at, config, planned, \
+            fmt = row
+        try:
+            config_data = json.loads(config)
+        except ValueError as exc:
+            raise PromptkitError(f"{self.path}: run {run_id}: the stored config is not "
+                                 f"valid JSON ({exc})") from exc
+        return RunInfo(run_id, eval_path, spec_hash, status, started_at, finished_at,
+                       config_data, planned, fmt)
+
+    def results(self, run_id: str, prompt_id: str | None = None,
+                provider_id: str | None = None) -> Iterator[CaseResult]:
+        """Stream a run's results ordered by prompt, provider, case index and repeat.
+
+        Rows are read one at a time from a cursor, so a 100,000-result run never sits
+        in memory at once.
+
+        Raises:
+            PromptkitError: A stored record is not valid JSON or is from a newer
+                promptkit; the message names the run and the result key.
+        """
+        sql = "SELECT prompt_id, provider_id, case_id, repeat, format, record FROM results " \
+            "WHERE run_id = ?"
+        params: list[Any] = [run_id]
+        if prompt_id is not None:
+            sql += " AND prompt_id = ?"
+            params.append(prompt_id)
+        if provider_id is not None:
+            sql += " AND provider_id = ?"
+            params.append(provider_id)
+        sql += " ORDER BY prompt_id, provider_id, case_index, repeat"
+        cursor = self.conn.execute(sql, params)
+        try:
+            for *key, fmt, record in cursor:
+                yield self._case_result(run_id, tuple(key), fmt, record)
+        finally:
+            cursor.close()
+
+    def _case_result(self, run_id: str, key: tuple[Any, ...], fmt: int,
+                     record: str) -> CaseResult:
+        where = f"{self.path}: run {run_id}, result {key}"
+        if fmt > RESULT_FORMAT:
+            raise PromptkitError(f"{where}: record format {fmt} is newer than this promptkit "
+                                 f"supports ({RESULT_FORMAT}); upgrade promptkit")
+        try:
+            data = json.loads(record)
+            return CaseResult.from_dict(data)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise PromptkitError(f"{where}: the stored record is unreadable ({exc})") from exc
+
+    def count_results(self, run_id: str) -> int:
+        """How many results a run has stored (with or without errors)."""
+        return int(self.conn.execute("SELECT COUNT(*) FROM results WHERE run_id = ?",
+                                     (run_id,)).fetchone()[0])

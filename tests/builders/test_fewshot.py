@@ -1,0 +1,342 @@
+"""Tests for promptkit.fewshot: pools, selectors, leakage, token budgets and rendering."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from promptkit.builders.fewshot import (
+    DEFAULT_EXAMPLE_FORMAT,
+    FewShot,
+    Selector,
+    few_shot,
+    load_pool,
+)
+from promptkit.errors import ConfigError
+from promptkit.tokens import count_tokens
+
+POOL = [
+    {"id": "f1", "input": "Is an apple a fruit?", "output": "Yes, an apple is a fruit.",
+     "topic": "fruit"},
+    {"id": "f2", "input": "What colour is a ripe banana?", "output": "Yellow.",
+     "topic": "fruit"},
+    {"id": "c1", "input": "How many wheels does a car have?", "output": "Four.",
+     "topic": "cars"},
+    {"id": "c2", "input": "What fuel does a diesel car use?", "output": "Diesel.",
+     "topic": "cars"},
+    {"id": "w1", "input": "Will it rain in London tomorrow?", "output": "Probably.",
+     "topic": "weather"},
+    {"id": "w2", "input": "Is the weather sunny in Madrid?", "output": "Usually.",
+     "topic": "weather"},
+]
+
+CHINESE_POOL = [
+    {"id": "z1", "input": "苹果是水果吗？", "output": "是的。"},
+    {"id": "z2", "input": "香蕉是什么颜色？", "output": "黄色。"},
+    {"id": "z3", "input": "汽车有几个轮子？", "output": "四个。"},
+    {"id": "z4", "input": "明天北京会下雨吗？", "output": "可能会。"},
+]
+
+DIESEL = {"input": "Which car uses diesel fuel?"}
+
+
+def ids(examples: list[dict]) -> list[str]:
+    return [example["id"] for example in examples]
+
+
+def cost(example: dict) -> int:
+    return count_tokens(DEFAULT_EXAMPLE_FORMAT.format_map(example))
+
+
+# -- selectors ---------------------------------------------------------------------------
+
+
+def test_first_takes_the_pool_head() -> None:
+    assert ids(few_shot(POOL, k=2, select="first")(DIESEL)) == ["f1", "f2"]
+
+
+def test_k_at_call_time_overrides_and_zero_gives_nothing() -> None:
+    shots = few_shot(POOL, k=2, select="first")
+    assert ids(shots(DIESEL, k=4)) == ["f1", "f2", "c1", "c2"]
+    assert shots(DIESEL, k=0) == []
+    assert few_shot([], k=3)(DIESEL) == []
+
+
+def test_random_is_reproducible_per_seed_and_query() -> None:
+    draw = few_shot(POOL, k=3, select="random", seed=1)
+    assert ids(draw(DIESEL)) == ids(few_shot(POOL, k=3, select="random", seed=1)(DIESEL))
+    # Another seed, or another query with the same seed, gives another draw.
+    other_seed = few_shot(POOL, k=3, select="random", seed=2)(DIESEL)
+    assert ids(other_seed) != ids(draw(DIESEL))
+    assert ids(draw({"input": "other"})) != ids(draw(DIESEL))
+    assert len(set(ids(draw(DIESEL)))) == 3
+
+
+def test_similar_picks_the_rows_sharing_the_most_words() -> None:
+    # c2 shares "car", "diesel" and "fuel" with the query; c1 only "car"; the others
+    # share nothing, so they follow in pool order.
+    assert ids(few_shot(POOL, k=2)(DIESEL)) == ["c2", "c1"]
+    assert ids(few_shot(POOL, k=6)(DIESEL)) == ["c2", "c1", "f1", "f2", "w1", "w2"]
+
+
+def test_similar_works_on_a_two_row_pool() -> None:
+    # rank_bm25's BM25Okapi scores both rows 0 here (idf of a term in 1 of 2 rows is 0).
+    pool = [{"id": "a", "input": "hello there"}, {"id": "b", "input": "windy in london"}]
+    assert ids(few_shot(pool, k=1)({"input": "windy london"})) == ["b"]
+
+
+def test_similar_on_chinese_compares_characters() -> None:
+    # 苹, 果 and 吗 are shared with z1; z4 shares only 吗.
+    assert ids(few_shot(CHINESE_POOL, k=2)({"input": "苹果好吃吗"})) == ["z1", "z4"]
+    # 北京 and 下雨 are in z4 only.
+    assert ids(few_shot(CHINESE_POOL, k=1)({"input": "北京下雨"})) == ["z4"]
+
+
+def test_explicit_fields_choose_what_is_compared() -> None:
+    # Compared on the answers, "diesel" points at c2 even though the query has no input.
+    shots = few_shot(POOL, k=1, fields=["output"])
+    assert ids(shots({"output": "diesel"})) == ["c2"]
+
+
+def test_default_fields_are_the_query_strings_except_id_and_label() -> None:
+    query = {"id": "q1", "input": "Tell me more", "topic": "weather", "year": 2024}
+    # "topic" is a string field of the query, so the weather rows win on it (w2 first:
+    # it says "weather" in its input too)...
+    assert ids(few_shot(POOL, k=2)(query)) == ["w2", "w1"]
+    # ...unless it is the label, which is never compared ("year" is not a string either),
+    # leaving nothing in common: pool order.
+    assert ids(few_shot(POOL, k=2, label="topic")(query)) == ["f1", "f2"]
+
+
+def test_mmr_with_lambda_one_is_similar() -> None:
+    for query in (DIESEL, {"input": "Is the weather rainy in London?"}, {"input": "apple"}):
+        similar = few_shot(POOL, k=4, select="similar")(query)
+        assert few_shot(POOL, k=4, select="mmr", mmr_lambda=1.0)(query) == similar
+
+
+def test_mmr_with_low_lambda_skips_a_near_duplicate() -> None:
+    pool = [
+        {"id": "d1", "input": "How do I bake sourdough bread at home?"},
+        {"id": "d2", "input": "How do I bake sourdough bread at home quickly?"},
+        {"id": "d3", "input": "Which flour is best for bread?"},
+        {"id": "x1", "input": "How fast is a cheetah?"},
+    ]
+    query = {"input": "bake sourdough bread"}
+    # d1 and d2 both match every word, so "similar" takes both.
+    assert ids(few_shot(pool, k=2)(query)) == ["d1", "d2"]
+    # MMR takes d1, then prefers d3 (still about bread) to the near-copy d2.
+    assert ids(few_shot(pool, k=2, select="mmr", mmr_lambda=0.3)(query)) == ["d1", "d3"]
+
+
+def test_balanced_takes_labels_in_turn() -> None:
+    # Labels in first-seen order (fruit, cars, weather); inside a label the most similar
+    # row comes first (c2 before c1), rows that tie keep pool order (f1 before f2).
+    shots = few_shot(POOL, k=6, select="balanced", label="topic")
+    assert ids(shots(DIESEL)) == ["f1", "c2", "w1", "f2", "c1", "w2"]
+    assert Counter(e["topic"] for e in shots(DIESEL, k=3)) == {"fruit": 1, "cars": 1,
+                                                              "weather": 1}
+    assert Counter(e["topic"] for e in shots(DIESEL, k=4)) == {"fruit": 2, "cars": 1,
+                                                              "weather": 1}
+
+
+def test_balanced_skips_rows_without_the_label_and_fills_from_others() -> None:
+    pool = [*POOL[:2], {"id": "n1", "input": "no label here"}, POOL[2]]
+    shots = few_shot(pool, k=4, select="balanced", label="topic")
+    # cars has one row; fruit keeps taking turns after it runs out. n1 is never picked.
+    assert ids(shots(DIESEL)) == ["f1", "c1", "f2"]
+
+
+def test_balanced_needs_a_label() -> None:
+    with pytest.raises(ConfigError, match="label"):
+        few_shot(POOL, select="balanced")
+
+
+def test_fewshot_fits_the_selector_protocol() -> None:
+    selector: Selector = few_shot(POOL, select="first")
+    assert ids(selector(DIESEL, 1)) == ["f1"]
+    assert isinstance(selector, FewShot)
+
+
+def test_returns_copies_of_pool_rows() -> None:
+    pool = [dict(row) for row in POOL]
+    shots = few_shot(pool, k=1, select="first")
+    shots(DIESEL)[0]["input"] = "changed"
+    pool[0]["input"] = "changed too"
+    assert shots(DIESEL)[0]["input"] == "Is an apple a fruit?"
+
+
+# -- leakage -----------------------------------------------------------------------------
+
+
+def test_query_row_is_never_selected_by_id() -> None:
+    # The query is c2 under another wording: same id, so it is left out.
+    query = {"id": "c2", "input": "Which car uses diesel fuel?"}
+    assert "c2" not in ids(few_shot(POOL, k=6)(query))
+    assert "c2" not in ids(few_shot(POOL, k=6, select="first")(query))
+
+
+def test_query_row_is_never_selected_by_content() -> None:
+    query = {"input": POOL[3]["input"]}  # no id: matched on the compared field
+    for select in ("first", "random", "similar", "mmr"):
+        assert "c2" not in ids(few_shot(POOL, k=6, select=select)(query))
+    chosen = few_shot(POOL, k=6, select="balanced", label="topic")(query)
+    assert "c2" not in ids(chosen)
+    # Another id does not make a copy of the query safe either.
+    assert "c2" not in ids(few_shot(POOL, k=6)({"id": "t9", **query}))
+
+
+# -- token budget ------------------------------------------------------------------------
+
+
+def test_budget_is_never_exceeded() -> None:
+    for budget in (0, 13, 20, 30, 45, 100):
+        for select in ("first", "random", "similar", "mmr"):
+            chosen = few_shot(POOL, k=6, select=select, max_tokens=budget)(DIESEL)
+            assert sum(cost(e) for e in chosen) <= budget
+
+
+def test_budget_skips_a_long_best_example_for_the_next_that_fits() -> None:
+    long_answer = "Diesel, " + "which is a heavier fuel than petrol, " * 20
+    pool = [{**row, "output": long_answer} if row["id"] == "c2" else row for row in POOL]
+    assert cost(pool[3]) > 100 and cost(pool[2]) + cost(pool[0]) <= 40
+    chosen = few_shot(pool, k=2, max_tokens=40)(DIESEL)
+    # c2 is the best match but does not fit; c1 comes next, then f1 in pool order.
+    assert ids(chosen) == ["c1", "f1"]
+    assert sum(cost(e) for e in chosen) <= 40
+
+
+def test_budget_keeps_balanced_labels_in_turn() -> None:
+    budget = cost(POOL[0]) + cost(POOL[3]) + cost(POOL[4])
+    chosen = few_shot(POOL, k=6, select="balanced", label="topic", max_tokens=budget)(DIESEL)
+    assert ids(chosen) == ["f1", "c2", "w1"]
+
+
+# -- embeddings --------------------------------------------------------------------------
+
+
+class FakeEmbed:
+    """Vectors counting fruit, vehicle and weather words; records each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        self.calls.append(list(texts))
+        groups = (("apple", "banana", "fruit"), ("car", "diesel", "wheels", "vehicle"),
+                  ("rain", "sunny", "weather"))
+        return [[float(sum(text.lower().count(word) for word in group)) for group in groups]
+                for text in texts]
+
+
+def test_embeddings_replace_bm25_and_the_pool_is_embedded_once() -> None:
+    embed = FakeEmbed()
+    shots = few_shot(POOL, k=2, embed=embed)
+    # "vehicle" is in no row, but its vector points the same way as both car rows
+    # (cosine 1, a tie kept in pool order).
+    assert ids(shots({"input": "vehicle"})) == ["c1", "c2"]
+    # BM25 would put f2 ("banana") first; both fruit rows have cosine 1 here.
+    assert ids(few_shot(POOL, k=1)({"input": "banana"})) == ["f2"]
+    assert ids(shots({"input": "banana"})) == ["f1", "f2"]
+    assert embed.calls == [[row["input"] for row in POOL], ["vehicle"], ["banana"]]
+
+
+def test_mmr_with_embeddings_spreads_over_topics() -> None:
+    query = {"input": "diesel car"}
+    assert ids(few_shot(POOL, k=2, embed=FakeEmbed())(query)) == ["c1", "c2"]
+    shots = few_shot(POOL, k=2, select="mmr", mmr_lambda=0.2, embed=FakeEmbed())
+    # After c1, c2 scores 0.2·1 − 0.8·1 < 0 while the orthogonal rows score 0: f1 is the
+    # first of those in pool order.
+    assert ids(shots(query)) == ["c1", "f1"]
+
+
+# -- pools -------------------------------------------------------------------------------
+
+
+def test_load_pool_from_a_list_copies_rows() -> None:
+    rows = load_pool(POOL)
+    assert rows == POOL and rows[0] is not POOL[0]
+    with pytest.raises(ConfigError, match=r"pool\[1\]"):
+        load_pool([{"input": "ok"}, "not a row"])  # type: ignore[list-item]
+
+
+def test_load_pool_from_jsonl_and_csv(tmp_path: Path) -> None:
+    (tmp_path / "pool.jsonl").write_text(
+        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in CHINESE_POOL),
+        encoding="utf-8")
+    assert load_pool("pool.jsonl", base_dir=tmp_path) == CHINESE_POOL
+    (tmp_path / "pool.csv").write_text("id,input,output\na,Is it?,Yes\nb,\"x, y\",No\n",
+                                       encoding="utf-8")
+    assert load_pool(tmp_path / "pool.csv") == [
+        {"id": "a", "input": "Is it?", "output": "Yes"},
+        {"id": "b", "input": "x, y", "output": "No"},
+    ]
+    shots = few_shot(tmp_path / "pool.jsonl", k=1)
+    assert ids(shots({"input": "北京下雨"})) == ["z4"]
+
+
+def test_load_pool_names_file_and_line_of_a_bad_row(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"input": "fine"}\n{"input": oops}\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_pool(path)
+    assert str(info.value).startswith(f"{path}:2: invalid JSON")
+    with pytest.raises(ConfigError, match="not found"):
+        load_pool("missing.jsonl", base_dir=tmp_path)
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+
+def test_text_renders_examples_best_first() -> None:
+    shots = few_shot(POOL, k=2)
+    assert shots.text(DIESEL) == (
+        "Input: What fuel does a diesel car use?\nOutput: Diesel.\n\n"
+        "Input: How many wheels does a car have?\nOutput: Four."
+    )
+    assert shots.text(DIESEL, template="Q: {input} A: {output}", separator="\n", k=1) == (
+        "Q: What fuel does a diesel car use? A: Diesel."
+    )
+
+
+def test_messages_render_chat_turns() -> None:
+    shots = few_shot(POOL, k=2)
+    assert shots.messages(DIESEL) == [
+        {"role": "user", "content": "What fuel does a diesel car use?"},
+        {"role": "assistant", "content": "Diesel."},
+        {"role": "user", "content": "How many wheels does a car have?"},
+        {"role": "assistant", "content": "Four."},
+    ]
+    assert shots.messages(DIESEL, input_field="input", output_field="topic", k=1) == [
+        {"role": "user", "content": "What fuel does a diesel car use?"},
+        {"role": "assistant", "content": "cars"},
+    ]
+
+
+def test_missing_field_errors_name_the_key() -> None:
+    shots = few_shot(POOL, k=1, template="{input} -> {answer}")
+    with pytest.raises(ConfigError, match="'answer'"):
+        shots.text(DIESEL)
+    with pytest.raises(ConfigError, match="'label'"):
+        few_shot(POOL, k=1).messages(DIESEL, output_field="label")
+    with pytest.raises(ConfigError, match="'answer'"):  # the budget renders them too
+        few_shot(POOL, template="{answer}", max_tokens=50)(DIESEL)
+
+
+@pytest.mark.parametrize("template", ["{input.__class__}", "{input[0]}", "{}", "{input"])
+def test_template_must_use_plain_field_names(template: str) -> None:
+    with pytest.raises(ConfigError, match="format"):
+        few_shot(POOL, template=template)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"select": "nearest"}, "unknown few-shot selector 'nearest'"),
+    ({"k": -1}, "k must be"),
+    ({"mmr_lambda": 1.5}, "mmr_lambda"),
+    ({"max_tokens": -5}, "max_tokens"),
+])
+def test_bad_options_are_config_errors(options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        few_shot(POOL, **options)

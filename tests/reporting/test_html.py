@@ -1,0 +1,461 @@
+"""Tests for promptkit.html_report: structure, escaping, CSP, charts, and a real headless
+Chromium opening the page (with control pages proving the browser checks can fail)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+import zlib
+from collections.abc import Iterator
+from html import escape
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from promptkit.comparing.baseline import CaseOutcome, Side, SideRow
+from promptkit.comparing.comparison import Comparison, compare
+from promptkit.reporting.html import write_html
+from promptkit.reporting.outputs import write_output
+from promptkit.reporting.summary import Summary, summarize
+from promptkit.results import CaseResult, RunInfo
+
+# Each payload, if it ever ran, would mark the <html> element; the browser tests look for it.
+PAYLOADS = [
+    "<script>document.documentElement.setAttribute('data-xss','script')</script>",
+    "<img src=x onerror=\"document.documentElement.setAttribute('data-xss','onerror')\">",
+    "</textarea><script>document.documentElement.setAttribute('data-xss','textarea')</script>",
+    "\"><svg onload=\"document.documentElement.setAttribute('data-xss','svg')\">",
+    "</style><script>document.documentElement.setAttribute('data-xss','style')</script>",
+    "-->",
+    "]]>",
+    "<!-- ' \" &amp; </pre></details></td></tr></table>",
+]
+HOSTILE = " ".join(PAYLOADS)
+PROMPTS = ("zero-shot", "few-shot" + PAYLOADS[0])
+PROVIDERS = ("model-a", "模型乙" + PAYLOADS[3])
+CASE_IDS = [f"case-{i}" for i in range(5)] + [PAYLOADS[1]]
+PASSING = {(PROMPTS[0], PROVIDERS[0]): 2, (PROMPTS[0], PROVIDERS[1]): 2,
+           (PROMPTS[1], PROVIDERS[0]): 5, (PROMPTS[1], PROVIDERS[1]): 4}
+METRIC = "rouge-l" + PAYLOADS[2]
+
+
+def make_results() -> list[CaseResult]:
+    """2 prompts × 2 providers × 6 cases (one repeated), in store order; one error."""
+    out = []
+    for prompt in PROMPTS:
+        for p, provider in enumerate(PROVIDERS):
+            for i, case_id in enumerate(CASE_IDS):
+                for repeat in range(2 if (i == 0 and prompt == PROMPTS[1]) else 1):
+                    out.append(CaseResult(
+                        prompt, provider, case_id, i, repeat,
+                        vars={"article": f"北京 {HOSTILE}", "n": i},
+                        output=f"answer {i}: 北京的天气很好。\n{HOSTILE}",
+                        passed=i < PASSING[(prompt, provider)], score=0.2 + 0.1 * i,
+                        metrics={METRIC: 0.1 * i}, latency_s=(0.3 + 0.05 * i) * (p + 1),
+                        ttft_s=0.1, input_tokens=100, output_tokens=20,
+                        cost=(0.0002 + 0.001 * p) * (i + 1)))
+    error = out[3]
+    error.output, error.error, error.error_kind, error.passed = None, HOSTILE, "server", False
+    out[4].output = PAYLOADS[3]  # short enough to be shown without <details>
+    return out
+
+
+def make_comparison() -> Comparison:
+    """Zero-shot regressed on 9 cases and was fixed on 1 (a significant change); few-shot
+    is unchanged but its template changed; one row is only in the baseline, one only now."""
+    ids = [*CASE_IDS, *(f"extra-{i}" for i in range(6, 12))]
+
+    def outcome(i: int, passed: bool, word: str) -> CaseOutcome:
+        error = HOSTILE if (i == 9 and word == "old") else None
+        return CaseOutcome(ids[i], [passed], float(passed), {"rouge-l": 0.5},
+                           None if error else f"the answer is {i} <b>{word}</b> {HOSTILE}",
+                           error)
+
+    before = [SideRow(PROMPTS[0], PROVIDERS[0], "m", "t@1", ["a" * 64], {},
+                      {ids[i]: outcome(i, i < 9, "old") for i in range(12)}),
+              SideRow(PROMPTS[1], PROVIDERS[0], "m", "t@1", ["a" * 64], {},
+                      {ids[i]: outcome(i, i < 5, "same") for i in range(6)}),
+              SideRow("retired" + PAYLOADS[4], PROVIDERS[0])]
+    after = [SideRow(PROMPTS[0], PROVIDERS[0], "m", "t@1", ["a" * 64], {},
+                     {ids[i]: outcome(i, i == 9, "new") for i in range(12)}),
+             SideRow(PROMPTS[1], PROVIDERS[0], "m", "t@2", ["b" * 64], {},
+                     {ids[i]: outcome(i, i < 5, "same") for i in range(6)}),
+             SideRow(PROMPTS[0], PROVIDERS[1])]
+    return compare(Side("baseline" + PAYLOADS[2], before), Side("run" + PAYLOADS[4], after))
+
+
+def render(summary: Summary, results, run: RunInfo | None = None,
+           comparison: Comparison | None = None) -> str:
+    file = io.StringIO(newline="")
+    write_html(file, summary, results, run, comparison=comparison)
+    return file.getvalue()
+
+
+@pytest.fixture(scope="module")
+def page_html() -> str:
+    data = make_results()
+    run = RunInfo("20261128T000000-abcd" + PAYLOADS[3], "e.yaml", "h", "finished", 0.0,
+                  config={"description": "Report " + PAYLOADS[4]})
+    return render(summarize(data, 0.5), iter(data), run, make_comparison())
+
+
+@pytest.fixture
+def report(tmp_path: Path, page_html: str) -> Path:
+    path = tmp_path / "report.html"
+    path.write_text(page_html, encoding="utf-8")
+    return path
+
+
+VOID = {"meta", "input", "br", "img", "hr", "link"}
+
+
+class Page(HTMLParser):
+    """The page as a browser would tokenize it: tags, raw style/script text, text."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.raw: dict[str, list[str]] = {"script": [], "style": []}
+        self.text: list[str] = []
+        self.open: list[str] = []
+        self.mismatched: list[str] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if tag not in VOID:
+            self.open.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))  # <line .../> in SVG
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.open and self.open[-1] == tag:
+            self.open.pop()
+        else:
+            self.mismatched.append(f"</{tag}> closes {self.open[-1:] or 'nothing'}")
+
+    def handle_data(self, data: str) -> None:
+        if self.open and self.open[-1] in self.raw:
+            self.raw[self.open[-1]].append(data)
+        else:
+            self.text.append(data)
+
+    def named(self, tag: str) -> list[dict[str, str | None]]:
+        return [attrs for name, attrs in self.tags if name == tag]
+
+
+def sha256(text: str) -> str:
+    return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+# -- the markup ------------------------------------------------------------------------
+
+
+def test_csp_meta_comes_first_and_its_hashes_match_the_inline_blocks(page_html: str) -> None:
+    page = Page(page_html)
+    head = [name for name, _ in page.tags[page.tags.index(("head", {})) + 1:]]
+    assert head[0] == "meta"
+    csp = page.tags[page.tags.index(("head", {})) + 1][1]
+    assert csp["http-equiv"] == "Content-Security-Policy"
+    policy = dict(part.strip().split(" ", 1) for part in csp["content"].split(";"))
+    assert policy == {
+        "default-src": "'none'",
+        "style-src": f"'sha256-{sha256(''.join(page.raw['style']))}'",
+        "script-src": f"'sha256-{sha256(''.join(page.raw['script']))}'",
+        "img-src": "data:", "base-uri": "'none'", "form-action": "'none'"}
+    assert len(page.named("style")) == 1 and len(page.named("script")) == 1
+    assert "document.body.dataset.ready" in "".join(page.raw["script"])
+
+
+def assert_safe_markup(html: str) -> None:
+    """No URL to load, no inline style or event handler: nothing the CSP would block."""
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
+    for tag, attrs in Page(html).tags:
+        assert not {"src", "href", "action", "xlink:href", "srcset"} & attrs.keys(), tag
+        assert "style" not in attrs and not [a for a in attrs if a.startswith("on")], tag
+        for name, value in attrs.items():
+            if name != "xmlns":  # the SVG namespace is a name, never fetched
+                assert not re.match(r"\s*(https?:)?//", value or ""), (tag, name)
+
+
+def test_markup_loads_nothing_and_has_no_inline_styles_or_handlers(page_html: str) -> None:
+    assert_safe_markup(page_html)
+
+
+def test_markup_is_balanced(page_html: str) -> None:
+    page = Page(page_html)
+    assert page_html.startswith("<!DOCTYPE html>\n<html lang=\"en\">")
+    assert page.mismatched == [] and page.open == []
+    assert page.named("meta")[1] == {"charset": "utf-8"}
+
+
+def test_hostile_payloads_appear_only_escaped(page_html: str) -> None:
+    page = Page(page_html)
+    for payload in PAYLOADS:
+        assert payload not in page_html
+        assert escape(payload, quote=True) in page_html
+    # no payload made an element or an attribute: only the tags the report writes
+    assert {name for name, _ in page.tags} <= {
+        "html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "table", "thead",
+        "tbody", "tr", "th", "td", "span", "b", "div", "figure", "figcaption", "svg", "line",
+        "text", "circle", "rect", "path", "ul", "li", "pre", "del", "ins", "details",
+        "summary", "label", "input", "select", "option", "script"}
+    assert not page.named("img") and not page.named("textarea")
+    # ... and each is shown to the reader as the text it was
+    text = "".join(page.text)
+    for where in (HOSTILE, PROMPTS[1], PROVIDERS[1], CASE_IDS[-1], "北京的天气很好"):
+        assert where in text
+    assert {"title": METRIC} in page.named("span")  # a long metric name is cut in its header
+    assert {a["data-prompt"] for a in page.named("tr") if "data-prompt" in a} == set(PROMPTS)
+    assert {a["data-provider"] for a in page.named("tr") if "data-provider" in a} == set(
+        PROVIDERS)
+
+
+def test_page_has_leaderboard_comparison_and_every_case(page_html: str) -> None:
+    page, text = Page(page_html), "".join(Page(page_html).text)
+    data = make_results()
+    # 6 cases cannot make a winner: the leaders of each provider are marked tied
+    assert "<h2>Leaderboard</h2>" in page_html and text.count("★") == 0
+    assert "= tied on model-a: zero-shot, few-shot" in text
+    assert page.named("tr").count({"class": "best"}) == 0
+    assert page.named("tr").count({"class": "below"}) == 2  # 2/6 and 3/6 below 50%
+    assert "threshold 50%: NOT met by" in text and f"{len(data)} results, 1 errors" in text
+    assert "verdict: WORSE at alpha 0.05" in text and "9/1" in text
+    assert "template changed" in text and "is only in the baseline" in text
+    assert "has no baseline" in text and "Flipped cases (10)" in text
+    regressed, fixed = '<span class="fail">pass → FAIL', '<span class="pass">fail → pass'
+    assert page_html.count(regressed) == 9 and page_html.count(fixed) == 1
+    assert page_html.rindex(regressed) < page_html.index(fixed)  # regressions first
+    assert ("<del>&lt;b&gt;old&lt;/b&gt;</del><ins>&lt;b&gt;new&lt;/b&gt;</ins>"
+            in page_html)
+    rows = [a for a in page.named("tr") if "data-status" in a]
+    assert len(rows) == len(data)
+    assert [a["data-status"] for a in rows].count("error") == 1
+    assert [a["data-status"] for a in rows].count("pass") == sum(
+        r.passed and r.error is None for r in data)
+    flipped = [a for a in rows if a["data-flip"] == "1"]
+    assert {(a["data-prompt"], a["data-provider"]) for a in flipped} == {PROMPTS[:1] +
+                                                                         PROVIDERS[:1]}
+    assert len(flipped) == 6
+    status = [o["value"] for o in page.named("option")][-5:]
+    assert status == ["", "pass", "fail", "error", "flipped"]
+    filters = [a for a in page.named("div") if a.get("id") == "filters"]
+    assert filters == [{"id": "filters", "class": "filters", "hidden": None}]  # until JS
+
+
+def test_charts_have_a_point_per_row_axes_and_captions(page_html: str) -> None:
+    svgs = re.findall(r"<figure><svg (.*?)</svg><figcaption>(.*?)</figcaption>", page_html,
+                      re.S)
+    assert len(svgs) == 3
+    rows = len(PASSING)
+    (latency, caption1), (cost, caption2), (bars, caption3) = svgs
+    assert latency.startswith('class="chart" role="img"') and "<title>" in latency
+    assert "Quality vs latency" in caption1 and "Quality vs cost" in caption2
+    assert latency.count('class="point"') == cost.count('class="point"') == rows
+    assert bars.count('class="bar"') == rows and "95% interval" in caption3
+    for tick in (">0%<", ">50%<", ">100%<", ">0s<", ">latency p50<", "pass rate"):
+        assert tick in latency
+    assert ">$0<" in cost and ">cost (USD)<" in cost
+    radii = [float(r) for r in re.findall(r'class="point"[^>]* r="([\d.]+)"', latency)]
+    assert len(set(radii)) == rows  # the area encodes each row's cost
+    labels = re.findall(r'<text class="label"[^>]*>([^<]*)</text>', latency)
+    assert "zero-shot × model-a" in labels and len(labels) == rows
+
+
+def test_cost_chart_says_so_without_prices() -> None:
+    data = make_results()
+    for r in data:
+        r.cost = None
+    html = render(summarize(data), data)
+    assert "no cost data (no price configured)" in html
+    assert_safe_markup(html)
+    assert html.count('<svg class="chart"') == 2
+
+
+def test_an_empty_report_without_comparison_is_a_valid_page() -> None:
+    html = render(summarize([]), [])
+    page = Page(html)
+    assert page.mismatched == [] and page.open == []
+    assert_safe_markup(html)
+    assert page.named("meta")[0]["http-equiv"] == "Content-Security-Policy"
+    assert "no results" in "".join(page.text) and "<svg" not in html
+    assert len(page.named("script")) == 1 and page.named("table")[-1] == {"id": "cases"}
+
+
+def test_results_are_streamed_once() -> None:
+    data = make_results()
+    file = io.StringIO()
+
+    def stream() -> Iterator[CaseResult]:
+        assert "<h2>Cases</h2>" in file.getvalue()  # the page so far is out already
+        yield from data
+
+    write_html(file, summarize(data), stream())
+    assert file.getvalue().count("data-status=") == len(data)
+
+
+def test_case_table_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("promptkit.reporting.html.MAX_CASE_ROWS", 5)
+    data = make_results()
+    html = render(summarize(data), iter(data))
+    assert html.count("data-status=") == 5
+    assert f"{len(data) - 5} more results are not shown" in html and ".jsonl" in html
+
+
+def test_write_output_writes_the_page(tmp_path: Path) -> None:
+    data = make_results()
+    path = tmp_path / "r.html"
+    write_output(path, summarize(data), iter(data), None, make_comparison())
+    html = path.read_text(encoding="utf-8")
+    assert 'http-equiv="Content-Security-Policy"' in html and "Flipped cases" in html
+    assert [p.name for p in tmp_path.iterdir()] == ["r.html"]
+
+
+# -- in a real browser -----------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium")
+# Skipped on a developer machine without the browser; in CI (CI=true) a missing browser
+# fails these tests instead, so the escaping checks can never be skipped silently there.
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="`chromium` is not on PATH (Debian's chromium package; .ci/run installs it)")
+
+
+def chromium(page: Path, *args: str) -> str:
+    """Open ``page`` in headless Chromium with a fresh profile; its stdout."""
+    assert CHROMIUM, "CI needs Debian's chromium for the HTML report tests (.ci/run)"
+    profile = tempfile.mkdtemp(prefix="profile-", dir=page.parent)
+    proc = subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-dev-shm-usage", "--disable-background-networking", "--no-first-run",
+         "--disable-extensions", "--hide-scrollbars", f"--user-data-dir={profile}",
+         "--virtual-time-budget=3000", *args, page.as_uri()],
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def start_tag(dom: str, tag: str) -> str:
+    match = re.search(rf"<{tag}\b[^>]*>", dom)
+    assert match, dom[:500]
+    return match.group(0)
+
+
+@needs_chromium
+def test_control_an_unescaped_payload_runs(tmp_path: Path) -> None:
+    """Without escaping or a CSP the payload runs, and the check sees it: it can fail."""
+    page = tmp_path / "unsafe.html"
+    page.write_text(f"<!DOCTYPE html><html><body>{PAYLOADS[0]}</body></html>")
+    assert "data-xss" in start_tag(chromium(page, "--dump-dom"), "html")
+
+
+@needs_chromium
+def test_our_script_runs_under_the_csp_and_no_payload_does(report: Path) -> None:
+    dom = chromium(report, "--dump-dom")
+    assert "data-xss" not in start_tag(dom, "html")
+    assert 'data-ready="1"' in start_tag(dom, "body")  # the CSP let our own script run
+    results = len(make_results())
+    assert re.search(rf'id="shown"[^>]*>{results} of {results} shown<', dom)
+    assert '<div id="filters" class="filters">' in dom  # the script showed the filters
+    assert dom.count("<script") == 1 and "<img" not in dom and "<textarea" not in dom
+    assert dom.count("data-status=") == results  # no payload broke the table
+
+
+@needs_chromium
+def test_escaping_alone_holds_without_the_csp(report: Path) -> None:
+    html = report.read_text(encoding="utf-8")
+    stripped, count = re.subn(r'<meta http-equiv="Content-Security-Policy"[^>]*>\n', "", html)
+    assert count == 1
+    report.write_text(stripped, encoding="utf-8")
+    dom = chromium(report, "--dump-dom")
+    assert "data-xss" not in start_tag(dom, "html")
+    assert 'data-ready="1"' in start_tag(dom, "body")
+
+
+@needs_chromium
+def test_the_csp_alone_blocks_an_unescaped_payload(tmp_path: Path, page_html: str) -> None:
+    """The second layer: had escaping failed, the policy would still stop the payloads."""
+    meta = re.search(r'<meta http-equiv="Content-Security-Policy"[^>]*>', page_html)
+    assert meta
+    page = tmp_path / "unescaped.html"
+    page.write_text(f"<!DOCTYPE html><html><head>{meta.group(0)}</head><body>"
+                    f"{PAYLOADS[0]}{PAYLOADS[1]}{PAYLOADS[3]}</body></html>")
+    assert "data-xss" not in start_tag(chromium(page, "--dump-dom"), "html")
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_rgb(path: Path) -> np.ndarray:
+    """The pixels of an 8-bit RGB(A) PNG, as chromium writes them: (height, width, 3)."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR"
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    assert depth == 8 and colour in (2, 6)
+    compressed, pos = b"", 8
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            compressed += data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    size = 3 if colour == 2 else 4
+    raw = np.frombuffer(zlib.decompress(compressed), np.uint8).reshape(height, -1)
+    image = np.zeros((height, width * size), np.uint8)
+    previous = image[0] * 0
+    for y in range(height):  # undo each row's filter: None, Sub, Up, Average, Paeth
+        kind, line = raw[y, 0], raw[y, 1:].copy()
+        if kind == 1:
+            line = np.cumsum(line.reshape(-1, size), axis=0, dtype=np.uint8).ravel()
+        elif kind == 2:
+            line += previous
+        elif kind in (3, 4):
+            out, up = bytearray(line.tobytes()), previous.tobytes()
+            for i in range(len(out)):
+                left = out[i - size] if i >= size else 0
+                corner = up[i - size] if i >= size else 0
+                if kind == 3:
+                    out[i] = (out[i] + (left + up[i]) // 2) & 0xFF
+                    continue
+                guess = left + up[i] - corner
+                a, b, c = abs(guess - left), abs(guess - up[i]), abs(guess - corner)
+                out[i] = (out[i] + (left if a <= b and a <= c else up[i] if b <= c
+                                    else corner)) & 0xFF
+            line = np.frombuffer(bytes(out), np.uint8)
+        image[y] = previous = line
+    return image.reshape(height, width, size)[:, :, :3].astype(int)
+
+
+def chart_blue(pixels: np.ndarray) -> int:
+    """Pixels of the charts' first colour (#2563eb, drawn translucent): nothing else on
+    the page is this blue."""
+    r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    return int(((b > r + 60) & (b > g + 30)).sum())
+
+
+@needs_chromium
+def test_screenshot_shows_the_page_and_its_charts(report: Path, tmp_path: Path) -> None:
+    shot, blank_shot = tmp_path / "shot.png", tmp_path / "blank.png"
+    chromium(report, f"--screenshot={shot}", "--window-size=1280,2400")
+    assert shot.stat().st_size > 50_000
+    pixels = png_rgb(shot)
+    assert pixels.shape == (2400, 1280, 3)
+    colours = np.unique(pixels.reshape(-1, 3) @ np.array([65536, 256, 1]))
+    assert len(colours) > 100  # text, tables, charts: not one flat colour
+    assert chart_blue(pixels) > 500  # the charts' points and bars were drawn
+    # the control: the same checks on a page of plain text fail
+    blank = tmp_path / "blank.html"
+    blank.write_text("<!DOCTYPE html><html><body>promptkit</body></html>")
+    chromium(blank, f"--screenshot={blank_shot}", "--window-size=1280,2400")
+    assert blank_shot.stat().st_size < shot.stat().st_size / 5
+    assert chart_blue(png_rgb(blank_shot)) == 0

@@ -1,0 +1,287 @@
+"""Tests for promptkit.report: statistics, summaries and the leaderboard."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from helpers import handcrafted, result
+from promptkit.comparing.stats import case_bootstrap_interval, wilson_interval
+from promptkit.reporting.summary import (
+    Summary,
+    percentile,
+    print_leaderboard,
+    summarize,
+)
+from promptkit.results import CaseResult
+
+
+@pytest.mark.parametrize(
+    ("passed", "n", "low", "high"),
+    [  # reference: statsmodels proportion_confint(method="wilson")
+        (0, 10, 0.0, 0.2775),
+        (10, 10, 0.7225, 1.0),
+        (8, 10, 0.4902, 0.9433),
+        (50, 100, 0.4038, 0.5962),
+        (1, 1, 0.2065, 1.0),
+    ],
+)
+def test_wilson_interval_matches_reference(passed: int, n: int, low: float, high: float) -> None:
+    assert wilson_interval(passed, n) == pytest.approx((low, high), abs=1e-4)
+
+
+def test_leaderboard_interval_is_wilson_over_cases_with_the_exact_quantile() -> None:
+    from statsmodels.stats.proportion import proportion_confint
+
+    (row,) = summarize([result("p", "m", i, passed=i < 17) for i in range(20)]).rows
+    assert (row.ci_low, row.ci_high) == pytest.approx(
+        proportion_confint(17, 20, alpha=0.05, method="wilson"), abs=1e-12)
+
+
+def test_repeats_count_each_case_once_in_the_rate_and_its_interval() -> None:
+    # 6 cases x 4 repeats; cases 0-2 always pass, 3 passes half the time, 4-5 never.
+    results = [result("p", "m", case, repeat=rep, passed=case < 3 or (case == 3 and rep < 2))
+               for case in range(6) for rep in range(4)]
+    (row,) = summarize(results).rows
+    fractions = [1, 1, 1, 0.5, 0, 0]
+    assert row.pass_rate == pytest.approx(sum(fractions) / 6)
+    assert (row.case_count, row.repeats, row.flaky_cases) == (6, 4, 1)
+    # the interval resamples the 6 cases, not 24 "independent" results
+    assert (row.ci_low, row.ci_high) == case_bootstrap_interval(fractions)
+    assert (row.ci_low, row.ci_high) != pytest.approx(wilson_interval(14, 24))
+    console = Console(record=True, width=160)
+    print_leaderboard(summarize(results), console)
+    assert "flaky" in console.export_text()
+
+
+def test_wilson_interval_of_nothing_is_everything() -> None:
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [  # numpy.percentile(values, q) with the default method="linear"
+        ([1, 2, 3, 4], 50, 2.5),
+        ([1, 2, 3, 4], 95, 3.85),
+        ([1, 2, 3, 4], 0, 1.0),
+        ([1, 2, 3, 4], 100, 4.0),
+        ([10, 1, 5], 25, 3.0),
+        (list(range(1, 11)), 90, 9.1),
+        ([7.5], 95, 7.5),
+    ],
+)
+def test_percentile_is_numpy_linear(values: list[float], q: float, expected: float) -> None:
+    assert percentile(values, q) == pytest.approx(expected)
+
+
+def test_percentile_edges() -> None:
+    assert percentile([], 50) is None
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+
+
+
+
+
+
+def test_summarize_handcrafted_exact_numbers() -> None:
+    summary = summarize(handcrafted(), threshold=0.75)
+    assert [(r.prompt_id, r.provider_id) for r in summary.rows] == [
+        ("p1", "b"), ("p1", "a"), ("p2", "b"), ("p2", "a")]
+    p1b, p1a, p2b, p2a = summary.rows
+
+    assert (p1a.cases, p1a.passed, p1a.errors) == (4, 2, 1)
+    assert p1a.pass_rate == 0.5
+    assert (p1a.ci_low, p1a.ci_high) == wilson_interval(2, 4)
+    assert p1a.score == pytest.approx(2.5 / 4)
+    assert p1a.metrics == pytest.approx({"rouge": 0.6, "judge": 1.0})
+    # Only the two fresh, successful calls count for speed: not the error, not the cache hit.
+    assert p1a.latency_p50 == pytest.approx(1.5)
+    assert p1a.latency_p95 == pytest.approx(1.95)
+    assert p1a.ttft_p50 == pytest.approx(0.35)
+    assert p1a.tokens_per_s == pytest.approx(50 / 2.3)  # (20 + 30) / ((1 - .2) + (2 - .5))
+    assert (p1a.input_tokens, p1a.output_tokens) == (30, 70)
+    assert p1a.cost == pytest.approx(0.004)
+    assert (p1a.requests, p1a.cached) == (3, 1)
+    assert p1a.meets_threshold is False
+
+    assert p1b.pass_rate == 1.0 and p1b.metrics == {}
+    assert p1b.ttft_p50 is None
+    assert p1b.tokens_per_s == pytest.approx(20 / 1.2)  # no TTFT: all latency generates
+    assert p1b.cost is None  # no price, not $0
+    assert p1b.meets_threshold is True and not p1b.best  # 2 cases win nothing
+    assert p1b.tied and p2b.tied and p1b.best_p == pytest.approx(0.5)
+
+    assert (p2b.cases, p2b.passed, p2b.errors, p2b.pass_rate) == (2, 1, 1, 0.5)
+    assert p2b.latency_p50 == p2b.latency_p95 == 1.0
+    assert p2b.tokens_per_s is None and p2b.input_tokens == 0
+    assert p2a.cost == 0.0 and p2a.pass_rate == 0.0
+
+    assert summary.best is None and summary.winners == []
+    assert [r.best for r in summary.rows] == [False, False, False, False]
+    assert (summary.total_results, summary.total_errors) == (9, 2)
+    assert summary.total_cost == pytest.approx(0.004)
+    assert summary.all_thresholds_met() is False
+
+
+def test_cost_none_only_when_no_result_has_one() -> None:
+    free = summarize([result("p", "local", 0, cost=0.0), result("p", "local", 1)])
+    assert free.rows[0].cost == 0.0 and free.total_cost == 0.0
+    unpriced = summarize([result("p", "local", 0), result("p", "local", 1)])
+    assert unpriced.rows[0].cost is None and unpriced.total_cost is None
+
+
+def test_thresholds() -> None:
+    seven_of_ten = [result("p", "m", i, passed=i < 7) for i in range(10)]
+    assert summarize(seven_of_ten, 0.7).rows[0].meets_threshold is True  # no float slip
+    assert summarize(seven_of_ten, 0.71).all_thresholds_met() is False
+    no_threshold = summarize(seven_of_ten)
+    assert no_threshold.rows[0].threshold is None
+    assert no_threshold.rows[0].meets_threshold is None
+    assert no_threshold.all_thresholds_met() is True
+    assert summarize([], 0.9) == Summary([], None, 0, 0, None)
+
+
+def _pair(prompt: str, passed: bool, score: float, **fields) -> CaseResult:
+    return result(prompt, "m", 0, passed=passed, score=score, **fields)
+
+
+@pytest.mark.parametrize(
+    ("results", "leader"),
+    [
+        ([_pair("x", False, 0.9), _pair("y", True, 0.1)], "y"),  # pass rate first
+        ([_pair("x", True, 0.8), _pair("y", True, 0.9)], "y"),  # then mean score
+        ([_pair("x", True, 1, cost=0.02), _pair("y", True, 1, cost=0.01)], "y"),  # then cost
+        ([_pair("x", True, 1), _pair("y", True, 1, cost=0.5)], "y"),  # known cost beats none
+        ([_pair("x", True, 1, cost=0.1, latency_s=2.0),
+          _pair("y", True, 1, cost=0.1, latency_s=1.0)], "y"),  # then latency
+        ([_pair("x", True, 1), _pair("y", True, 1)], "x"),  # a full tie keeps the first
+    ],
+)
+def test_leader_ranking_and_one_case_wins_nothing(results: list[CaseResult],
+                                                  leader: str) -> None:
+    summary = summarize(results)
+    assert [r.prompt_id for r in summary.rows if r.best_p is not None] == [leader]
+    assert summary.best is None and all(r.tied for r in summary.rows)
+
+
+def test_the_star_goes_only_to_a_significant_winner_per_provider() -> None:
+    # On provider m, "few" passes 12 cases "zero" fails (one-sided p = 1/4096): a winner.
+    # On provider n, the same scores on both rows: ★ must not pick one of them.
+    results = [result("zero", "m", i, passed=i >= 12) for i in range(20)]
+    results += [result("few", "m", i, passed=True) for i in range(20)]
+    results += [result(p, "n", i, passed=i % 2 == 0, score=0.5) for p in ("zero", "few")
+                for i in range(20)]
+    summary = summarize(results)
+    rows = {(r.prompt_id, r.provider_id): r for r in summary.rows}
+    assert rows["few", "m"].best and rows["few", "m"].best_p == pytest.approx(1 / 4096)
+    assert not rows["zero", "m"].best and not rows["zero", "m"].tied
+    assert not rows["zero", "n"].best and not rows["few", "n"].best
+    assert rows["zero", "n"].tied and rows["few", "n"].tied
+    assert summary.winners == [rows["few", "m"]] and summary.best is rows["few", "m"]
+    console = Console(record=True, width=160)
+    print_leaderboard(summary, console)
+    text = console.export_text()
+    assert "★ best on m: few" in text and "p=0.000244" in text
+    assert "= tied on n: zero, few" in text and "= zero" in text and "= few" in text
+
+
+def test_summarize_streams_100k_results() -> None:
+    def synthetic() -> Iterator[CaseResult]:
+        for i in range(100_000):
+            yield CaseResult(f"p{i % 2}", f"m{i % 3}", f"c{i}", i, passed=i % 5 != 0,
+                             score=0.5, metrics={"m": 1.0}, latency_s=0.1 + i % 7 / 10,
+                             ttft_s=0.05, output_tokens=20, cost=1e-5)
+
+    summary = summarize(synthetic(), threshold=0.7)
+    assert summary.total_results == 100_000
+    assert len(summary.rows) == 6
+    assert sum(row.passed for row in summary.rows) == 80_000
+    assert summary.total_cost == pytest.approx(1.0)
+    assert summary.all_thresholds_met()
+
+
+def test_tokens_per_second_of_parallel_samples_uses_their_summed_generation_time() -> None:
+    sampled = CaseResult("sc", "m", "c1", 0, passed=True, latency_s=1.0, ttft_s=0.2,
+                         output_tokens=100, requests=5, generation_s=4.0)
+    legacy = CaseResult("sc", "m", "c2", 1, passed=True, latency_s=1.0, ttft_s=0.2,
+                        output_tokens=100, requests=5)  # stored before generation_s
+    (row,) = summarize([sampled, legacy]).rows
+    assert row.tokens_per_s == pytest.approx(25.0)  # 100 tokens / 4 s, not 100 / 0.8 s
+    assert row.latency_p50 == pytest.approx(1.0)  # a case's latency stays its wall time
+
+
+def test_print_leaderboard(tmp_path: Path) -> None:
+    console = Console(record=True, width=120)
+    print_leaderboard(summarize(handcrafted(), 0.75), console, title="demo — run run-1")
+    text = console.export_text()
+    assert "demo — run run-1" in text
+    assert "= p1" in text  # two cases decide nothing: the leaders are tied
+    for label in ("p1", "p2", " a ", " b "):
+        assert label in text
+    assert "50.0% (15–85)" in text  # p1 × a: 2/4 with its Wilson interval
+    assert "rouge" in text and "judge" in text
+    assert "tied on b: p1, p2" in text
+    assert "9 results (1 cached), 2 errors" in text
+    assert "threshold 75% NOT met by: p1 × a (50.0%)" in text
+    assert "$0.0040" in text  # p1 × a
+    assert "—" in text  # p1 × b has no price: no $0.00
+    assert "too narrow" not in text
+    assert max(len(line) for line in text.splitlines()) <= 120
+
+
+def test_print_leaderboard_degrades_on_narrow_consoles() -> None:
+    results = [result("summarize-with-a-long-name@12", "provider-with-a-long-name", 0,
+                      passed=True, metrics={"faithfulness": 1.0, "rouge-l": 0.5}, latency_s=1)]
+    console = Console(record=True, width=60)
+    print_leaderboard(summarize(results, 0.5), console)
+    text = console.export_text()
+    assert "100.0%" in text
+    assert "too narrow to show" in text
+    assert max(len(line) for line in text.splitlines()) <= 60
+    assert "threshold 50% met by every row" in text
+
+
+def test_print_leaderboard_keeps_a_metric_named_like_a_column() -> None:
+    console = Console(record=True, width=120)
+    print_leaderboard(summarize([result("p", "m", 0, metrics={"cost": 0.25}, cost=0.5)]),
+                      console)
+    text = console.export_text()
+    assert "0.250" in text and "$0.5000" in text
+    assert text.split("─")[0].split().count("cost") == 2  # both headers
+
+
+def test_print_leaderboard_shows_ids_literally_and_handles_no_results() -> None:
+    console = Console(record=True, width=120)
+    print_leaderboard(summarize([result("[bold]x[/bold]", "m", 0)]), console)
+    assert "[bold]x[/bold]" in console.export_text()
+    console = Console(record=True, width=120)
+    print_leaderboard(summarize([]), console)
+    assert "no results" in console.export_text()
+
+
+def test_print_leaderboard_escapes_control_characters_in_ids() -> None:
+    console = Console(file=__import__("io").StringIO(), width=160, force_terminal=True)
+    print_leaderboard(summarize([result("p\x1b[2J", "m\x1b]0;title\x07", 0)]), console,
+                      title="t\x1b]8;;http://x\x1b\\")
+    text = console.file.getvalue()
+    assert "\x1b[2J" not in text and "\x1b]0" not in text and "\x1b]8" not in text
+    assert "\\x1b[2J" in text
+
+
+def test_the_star_needs_a_win_over_every_other_variant() -> None:
+    # 40 cases: A passes c0-19, B c0-14 (A beats B, p = 1/32), C passes c20-33: A is not
+    # significantly better than C (the paired test is not transitive).
+    results = [result("A", "m", i, passed=i < 20) for i in range(40)]
+    results += [result("B", "m", i, passed=i < 15) for i in range(40)]
+    results += [result("C", "m", i, passed=20 <= i < 34) for i in range(40)]
+    summary = summarize(results)
+    a, _, c = summary.rows
+    assert not a.best and a.tied and c.tied
+    assert a.best_p == pytest.approx(0.19576, abs=1e-5)  # vs C, Holm across B and C
+    assert summary.winners == []
