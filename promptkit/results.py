@@ -6,6 +6,7 @@ contain. ``RESULT_FORMAT`` is bumped whenever a field changes meaning.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -97,3 +98,14 @@ class RunInfo:
     config: dict[str, Any] = field(default_factory=dict)  # resolved spec, never secrets
     planned: int | None = None  # expected number of results, when known
     format: int = RESULT_FORMAT
+
+
+def spec_order(prompt_ids: Sequence[str], provider_ids: Sequence[str]
+               ) -> Callable[[Any], tuple[int, int]]:
+    """A sort key putting rows (anything with ``prompt_id`` and ``provider_id``) in the
+    spec's prompt then provider order; the store yields ids sorted by name. Unknown ids
+    go last."""
+    prompts = {p: i for i, p in enumerate(prompt_ids)}
+    providers = {p: i for i, p in enumerate(provider_ids)}
+    return lambda row: (prompts.get(row.prompt_id, len(prompts)),
+                        providers.get(row.provider_id, len(providers)))

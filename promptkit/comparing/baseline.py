@@ -26,8 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..config import YamlDocument, read_text, validation_error
 from ..errors import ConfigError, OutputError, PromptkitError
-from ..reporting.summary import spec_order
-from ..results import OUTAGE_KINDS, CaseResult, RunInfo
+from ..results import OUTAGE_KINDS, CaseResult, RunInfo, spec_order
 from ..running.storage import RunStore, find_run
 
 BASELINE_FORMAT = 2

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from rich import box
@@ -29,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..comparing.stats import case_bootstrap_interval, holm, paired_pass_test, wilson_interval
-from ..results import OUTAGE_KINDS, CaseResult
+from ..results import OUTAGE_KINDS, CaseResult, spec_order
 from ..terminal import printable_line
 
 INPUT_KINDS = frozenset({"render", "scoring"})  # the eval's own input, not the endpoint
@@ -304,17 +303,6 @@ def _mark_leaders(rows: list[Row], alpha: float) -> list[Row]:
         for row, p in zip(others, adjusted, strict=True):
             row.tied = p > alpha
     return winners
-
-
-def spec_order(prompt_ids: Sequence[str], provider_ids: Sequence[str]
-               ) -> Callable[[Any], tuple[int, int]]:
-    """A sort key putting rows (anything with ``prompt_id`` and ``provider_id``) in the
-    spec's prompt then provider order; the store yields ids sorted by name. Unknown ids
-    go last."""
-    prompts = {p: i for i, p in enumerate(prompt_ids)}
-    providers = {p: i for i, p in enumerate(provider_ids)}
-    return lambda row: (prompts.get(row.prompt_id, len(prompts)),
-                        providers.get(row.provider_id, len(providers)))
 
 
 def order_rows(summary: Summary, prompt_ids: Sequence[str], provider_ids: Sequence[str]
