@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +23,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..config import YamlDocument, read_text, validation_error
-from ..errors import ConfigError, OutputError, PromptkitError
+from ..errors import ConfigError, PromptkitError
+from ..files import atomic_write
 from ..results import OUTAGE_KINDS, CaseResult, RunInfo, spec_order
 from ..running.storage import RunStore, find_run
 
@@ -345,14 +344,8 @@ def save_baseline(side: Side, path: str | Path, eval_path: str | None = None) ->
     if not side.rows:
         raise PromptkitError(f"{side.label} has no results to save as a baseline")
     text = baseline_text(side, eval_path)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8", errors="backslashreplace")
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        temporary.unlink(missing_ok=True)
+    with atomic_write(path) as file:
+        file.write(text)
 
 
 def load_baseline(path: str | Path) -> Side:

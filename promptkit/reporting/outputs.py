@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import asdict, fields
@@ -20,7 +18,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
-from ..errors import OutputError, PromptkitError
+from ..errors import PromptkitError
+from ..files import atomic_write
 from ..results import RESULT_FORMAT, CaseResult, RunInfo
 from .summary import Summary
 
@@ -113,17 +112,8 @@ def write_output(path: str | Path, summary: Summary, results: Iterable[CaseResul
             _write_json(file, summary, results, run, comparison)
     else:
         writer = {".jsonl": _write_jsonl, ".csv": _write_csv, ".xml": _write_junit}[suffix]
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        # backslashreplace: a lone surrogate in a model's output must not abort the write
-        with open(temporary, "x", encoding="utf-8", errors="backslashreplace",
-                  newline="") as file:
-            writer(file, summary, results, run)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        temporary.unlink(missing_ok=True)
+    with atomic_write(path) as file:
+        writer(file, summary, results, run)
 
 
 def _json(value: Any) -> str:
