@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from .comparing.baseline import load_baseline as load_baseline
     from .comparing.comparison import Comparison as Comparison
     from .comparing.comparison import compare as compare
-    from .templates.store import PromptTemplate as PromptTemplate
     from .templates.store import TemplateStore as TemplateStore
+    from .templates.template import PromptTemplate as PromptTemplate
 
 __version__ = "0.1.0"
 
@@ -38,7 +38,7 @@ _LAZY = {
     "compare": "promptkit.comparing.comparison",
     "load_baseline": "promptkit.comparing.baseline",
     "FewShot": "promptkit.builders.fewshot",
-    "PromptTemplate": "promptkit.templates.store",
+    "PromptTemplate": "promptkit.templates.template",
     "TemplateStore": "promptkit.templates.store",
     "chain_of_thought": "promptkit.builders.cot",
     "few_shot": "promptkit.builders.fewshot",

@@ -21,7 +21,7 @@ from ..errors import ConfigError, ExitCode, PromptkitError
 if TYPE_CHECKING:
     from ..comparing.baseline import Side
     from ..comparing.comparison import Comparison
-    from ..templates.store import PromptTemplate, TemplateStore
+    from ..templates import PromptTemplate, TemplateStore
 
 
 def fail(message: str, code: int = ExitCode.INVALID_INPUT) -> NoReturn:

@@ -23,7 +23,7 @@ from ..errors import ConfigError, GraderOutage, PromptkitError, RunError, StoreE
 from ..redact import redact, strip_userinfo
 from ..results import CaseResult, RunInfo
 from ..scoring.engine import Output, ScoringContext, check_assertions, score
-from ..templates.store import PromptTemplate, TemplateStore
+from ..templates import PromptTemplate, TemplateStore
 from .client import RETRYABLE, Completion, EndpointClient, Outcome, sdk_client_for
 from .local import MODEL_ALIAS, LocalServer, find_engine
 from .spec import CotSpec, EvalSpec, FewShotSpec, LoadedSpec, PromptVariant, Provider

@@ -28,38 +28,21 @@ Templates are code the project reviews; variable values are data from anywhere
 from __future__ import annotations
 
 import functools
-import itertools
 import math
-import re
-import string
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, MappingView
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from pprint import PrettyPrinter
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, nodes, pass_environment
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
-from jinja2.environment import TemplateModule
-from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
-from jinja2.ext import Extension
 from jinja2.filters import make_attrgetter
-from jinja2.parser import Parser
 from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import Namespace
 
 from ..errors import TemplateRenderError, TemplateSecurityError
-
-ROLES = ("system", "developer", "user", "assistant")
-
-# Private-use code points: they never occur in real prompts, and finalize() strips
-# them from every value, so only template text can produce them.
-MESSAGE_OPEN = "\ue000"
-MESSAGE_ROLE_END = "\ue001"
-MESSAGE_CLOSE = "\ue002"
-_MARKERS = {ord(MESSAGE_OPEN): None, ord(MESSAGE_ROLE_END): None, ord(MESSAGE_CLOSE): None}
-_MARKER = re.compile("[\ue000-\ue002]")
+from .limits import format_size, percent_size, replaced_size, text_size
+from .messages import MESSAGE_MARKER, MessageExtension, strip_markers
 
 DEFAULT_MAX_OUTPUT_CHARS = 1_000_000
 DEFAULT_MAX_RANGE_ITEMS = 1_000_000
@@ -112,235 +95,6 @@ class _Budget:
 
 _active_budget: ContextVar[_Budget | None] = ContextVar("promptkit_render_budget",
                                                         default=None)
-
-
-class MessageExtension(Extension):
-    """``{% message "role" %}...{% endmessage %}``: one chat message.
-
-    The role must be a string literal, so no variable can choose it. Blocks work
-    inside loops and conditionals (a few-shot loop emits user/assistant turns) but
-    cannot nest.
-    """
-
-    tags = frozenset({"message"})
-
-    def parse(self, parser: Parser) -> nodes.Node:
-        lineno = next(parser.stream).lineno
-        token = parser.stream.current
-        if token.type != "string":
-            raise JinjaSyntaxError(
-                "message role must be a quoted string literal, e.g. {% message \"user\" %}",
-                lineno,
-            )
-        role = token.value
-        next(parser.stream)
-        if role not in ROLES:
-            raise JinjaSyntaxError(
-                f"unknown message role {role!r} (use one of: {', '.join(ROLES)})", lineno
-            )
-        if getattr(parser, "_promptkit_in_message", False):
-            raise JinjaSyntaxError("message blocks cannot be nested", lineno)
-        parser._promptkit_in_message = True  # type: ignore[attr-defined]
-        try:
-            body = parser.parse_statements(("name:endmessage",), drop_needle=True)
-        finally:
-            parser._promptkit_in_message = False  # type: ignore[attr-defined]
-        start = nodes.Output([nodes.TemplateData(MESSAGE_OPEN + role + MESSAGE_ROLE_END)])
-        end = nodes.Output([nodes.TemplateData(MESSAGE_CLOSE)])
-        start.set_lineno(lineno)
-        end.set_lineno(lineno)
-        return [start, *body, end]
-
-
-def strip_markers(text: str) -> str:
-    """Remove role markers from a value so it cannot change message boundaries."""
-    return text.translate(_MARKERS)
-
-
-# -- size estimates, computed before anything is built ---------------------------
-
-_DONE = object()
-
-
-def _entries(value: Any) -> tuple[int, Iterator[Any], int] | None:
-    """A container's entry count, its children and the separator characters per entry."""
-    if isinstance(value, list | tuple):
-        return len(value), iter(value), 2  # "v, "
-    if isinstance(value, Namespace):
-        value = object.__getattribute__(value, "_Namespace__attrs")
-    if isinstance(value, dict | Mapping):
-        return len(value), itertools.chain.from_iterable(value.items()), 4  # "k: v, "
-    if isinstance(value, set | frozenset | deque | MappingView):
-        return len(value), iter(value), 2
-    return None
-
-
-def _scalar_size(value: Any, nested: bool, reprs: dict[int, int]) -> int:
-    if value is None or isinstance(value, bool):
-        return 5
-    if isinstance(value, int):
-        return value.bit_length() // 3 + 2
-    if isinstance(value, float | complex):
-        return 50  # a complex is two floats
-    if isinstance(value, bytes | bytearray):
-        return 4 * len(value) + 3
-    if isinstance(value, TemplateModule):  # str() is the imported template's output
-        return sum(map(len, value._body_stream)) if not nested else 100
-    if not nested:
-        return len(str(value))
-    if id(value) not in reprs:  # the same object may be repeated a million times
-        reprs[id(value)] = len(repr(value))
-    return reprs[id(value)]
-
-
-def text_size(value: Any, limit: int, indent: int | None = None) -> int:
-    """An upper estimate of ``len(str(value))``, found without building the text.
-
-    Lists, dicts and other containers are walked iteratively (no recursion limit),
-    stopping as soon as the estimate passes ``limit``; nested strings count their
-    quotes. An ``indent`` adds a line break and JSON-style indentation per entry.
-    Escaping (``repr``, JSON, HTML) can still make the real text a few times longer.
-    """
-    if isinstance(value, str):
-        return len(value)
-    total = 0
-    reprs: dict[int, int] = {}
-    pending: list[Iterator[Any]] = [iter((value,))]
-    while pending and total <= limit:
-        item = next(pending[-1], _DONE)
-        if item is _DONE:
-            pending.pop()
-            continue
-        depth = len(pending) - 1
-        if isinstance(item, str):
-            total += len(item) + (2 if depth else 0)
-        elif type(item) is int:  # the common cases first: long lists are walked
-            total += item.bit_length() // 3 + 2
-        elif type(item) is float:
-            total += 24
-        elif (entries := _entries(item)) is not None:
-            count, children, separators = entries
-            per_entry = separators
-            if indent is not None:  # a line break and indentation per entry, and the end
-                per_entry += 1 + (depth + 1) * indent
-                total += 1 + depth * indent
-            total += 2 + count * per_entry
-            pending.append(children)
-        else:
-            total += _scalar_size(item, depth > 0, reprs)
-    return total
-
-
-def _number(digits: str) -> int:
-    return int(digits[:13]) if digits else 0  # 13 digits are already far past any cap
-
-
-_PERCENT_TAIL = re.compile(r"[-+ #0]*(\*|[0-9]*)(?:\.(\*|[0-9]*))?[hlL]?(.?)", re.S)
-
-
-def _percent_specs(fmt: str | bytes) -> Iterator[tuple[Any, str, str, str]]:
-    """Each conversion of a ``%``-format string as (key, width, precision, type).
-
-    Parsed the way CPython does: ``%`` [``(key)``] [flags] [width] [``.`` precision]
-    [length modifier] type, where a key may hold balanced parentheses.
-    """
-    text = fmt.decode("latin-1") if isinstance(fmt, bytes | bytearray) else fmt
-    pos = 0
-    while (pos := text.find("%", pos)) >= 0:
-        pos += 1
-        key = None
-        if text.startswith("(", pos):
-            depth, start = 0, pos
-            while pos < len(text):
-                depth += {"(": 1, ")": -1}.get(text[pos], 0)
-                pos += 1
-                if depth == 0:
-                    break
-            key = text[start + 1 : pos - 1]
-        tail = _PERCENT_TAIL.match(text, pos)
-        assert tail is not None  # every part of the pattern is optional
-        pos = tail.end()
-        yield key, tail.group(1), tail.group(2) or "", tail.group(3)
-
-
-def percent_size(fmt: str | bytes, args: Any, limit: int) -> int:
-    """An upper estimate of ``len(fmt % args)``.
-
-    Raises:
-        TemplateSecurityError: the format takes its width or precision from the
-            arguments (``*``), which would hide the size from this check.
-    """
-    total, position = len(fmt), 0
-    for key, width, precision, kind in _percent_specs(fmt):
-        if "*" in (width, precision):
-            raise TemplateSecurityError(
-                "'*' widths and precisions in format strings are not allowed in templates")
-        if kind == "%":
-            continue
-        if key is not None:
-            if isinstance(fmt, bytes | bytearray):
-                key = key.encode("latin-1")
-            arg = args.get(key) if isinstance(args, Mapping) else None
-        elif isinstance(args, tuple):
-            arg = args[position] if position < len(args) else None
-            position += 1
-        else:
-            arg = args
-        total += _number(width) + _number(precision) + text_size(arg, limit)
-        if total > limit:
-            break
-    return total
-
-
-_FORMAT_SPEC = re.compile(r"(?:.?[<>=^])?[-+ ]?z?#?0?([0-9]*)[,_]?(?:\.([0-9]*))?[a-zA-Z%]?",
-                          re.S)
-_FIELD_HEAD = re.compile(r"[^.\[]*")
-
-
-def format_size(fmt: str, args: tuple[Any, ...], kwargs: Any, limit: int) -> int:
-    """An upper estimate of ``len(fmt.format(*args, **kwargs))``.
-
-    Raises:
-        TemplateSecurityError: a format spec holds a nested replacement field
-            (``{:>{}}``), which would take a width from the arguments unchecked.
-    """
-    total, auto = 0, 0
-    for literal, field, spec, _ in string.Formatter().parse(fmt):
-        total += len(literal)
-        if field is None:
-            continue
-        if "{" in (spec or ""):
-            raise TemplateSecurityError(
-                "nested replacement fields in a format spec are not allowed in templates")
-        head = _FIELD_HEAD.match(field).group()  # type: ignore[union-attr]
-        if not head:
-            index, auto = auto, auto + 1
-        elif head.isdecimal():
-            index = int(head)
-        else:
-            index = None
-        if index is None:
-            arg = kwargs.get(head) if isinstance(kwargs, Mapping) else None
-        else:
-            arg = args[index] if index < len(args) else None
-        if match := _FORMAT_SPEC.fullmatch(spec or ""):
-            total += _number(match.group(1)) + _number(match.group(2) or "")
-        else:  # a type's own mini-language (dates): count every number in it
-            total += sum(_number(digits) for digits in re.findall(r"[0-9]+", spec))
-        total += text_size(arg, limit)
-        if total > limit:
-            break
-    return total
-
-
-def _replaced_size(text: Any, old: Any, new: Any, count: Any = None) -> int:
-    """The exact length of ``text.replace(old, new, count)``, without building it."""
-    if not all(isinstance(part, str | bytes | bytearray) for part in (text, old, new)):
-        return len(text) if isinstance(text, str | bytes | bytearray) else 0
-    hits = text.count(old) if old else len(text) + 1
-    if isinstance(count, int) and count >= 0:
-        hits = min(hits, count)
-    return len(text) + hits * (len(new) - len(old))
 
 
 class _CappedWriter:
@@ -476,7 +230,7 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
     def _finalize(self, value: Any) -> str:
         text = self._as_text(value)
         self._spend(len(text))
-        return strip_markers(text) if _MARKER.search(text) else text
+        return strip_markers(text) if MESSAGE_MARKER.search(text) else text
 
     def capped_concat(self, values: Iterable[Any]) -> str:
         values = tuple(values)
@@ -553,7 +307,7 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
 
     def _check_replace(self, value: Any, old: Any, new: Any, count: Any = None) -> Any:
         parts = [self._as_text(part) for part in (value, old, new)]
-        self._charge(_replaced_size(*parts, count))
+        self._charge(replaced_size(*parts, count))
         return value
 
     def _check_join(self, value: Iterable[Any], d: Any = "", attribute: Any = None) -> list:
@@ -674,7 +428,7 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
                 tabs = owner.count("\t" if isinstance(owner, str) else b"\t")
                 self._charge(len(owner) + max(tabsize, 0) * (tabs + 1))
         elif name == "replace" and len(args) >= 2:
-            self._charge(_replaced_size(owner, *args[:3]))
+            self._charge(replaced_size(owner, *args[:3]))
         elif name == "join" and args:
             items = list(args[0])
             size = sum(len(item) for item in items if isinstance(item, str | bytes | bytearray))
@@ -734,27 +488,3 @@ class _BudgetScope:
 
     def __exit__(self, *exc: object) -> None:
         _active_budget.reset(self._token)
-
-
-def split_messages(rendered: str) -> tuple[list[dict[str, str]], str]:
-    """Split rendered output into chat messages and the text outside any block.
-
-    Returns:
-        The messages in order (content stripped of surrounding whitespace) and the
-        concatenated text that stood outside every message block.
-    """
-    messages: list[dict[str, str]] = []
-    outside: list[str] = []
-    pos = 0
-    while True:
-        start = rendered.find(MESSAGE_OPEN, pos)
-        if start < 0:
-            outside.append(rendered[pos:])
-            break
-        outside.append(rendered[pos:start])
-        role_end = rendered.index(MESSAGE_ROLE_END, start)
-        close = rendered.index(MESSAGE_CLOSE, role_end)
-        role = rendered[start + 1 : role_end]
-        messages.append({"role": role, "content": rendered[role_end + 1 : close].strip()})
-        pos = close + 1
-    return messages, "".join(outside)

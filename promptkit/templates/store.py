@@ -1,4 +1,4 @@
-"""Versioned prompt templates: loading, references, labels and rendering.
+"""A folder of versioned prompt templates: loading, references and labels.
 
 A store is a folder with one subfolder per template and one immutable file per
 version::
@@ -15,141 +15,35 @@ References: ``summarize`` (latest), ``summarize@2`` (exact), ``summarize@product
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import os
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import jinja2
-from jinja2 import meta, nodes
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..config import YamlDocument, validate
+from ..config import YamlDocument
 from ..errors import (
     ConfigError,
     PromptkitError,
-    TemplateError,
     TemplateNotFoundError,
     TemplateRenderError,
     TemplateSecurityError,
-    TemplateSyntaxError,
 )
 from .sandbox import (
     DEFAULT_MAX_OPERATIONS,
     DEFAULT_MAX_OUTPUT_CHARS,
     DEFAULT_MAX_RANGE_ITEMS,
     PromptEnvironment,
-    split_messages,
 )
+from .template import PromptTemplate, decode_text, split_front_matter, translate_errors
 
 VERSION_FILE = re.compile(r"^v([1-9][0-9]*)\.jinja$")
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 LABELS_FILE = "labels.yaml"
-
-InputType = Literal["string", "integer", "number", "boolean", "list", "object", "any"]
-_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "list": (list, tuple),
-    "object": (dict,),
-}
-
-
-class InputSpec(BaseModel):
-    """One declared input of a template."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: InputType = "string"
-    description: str | None = None
-    default: Any = None
-    required: bool | None = None
-
-    @property
-    def is_required(self) -> bool:
-        if self.required is not None:
-            return self.required
-        return "default" not in self.model_fields_set
-
-
-class FrontMatter(BaseModel):
-    """The YAML header of a version file. Unknown keys are an error."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    description: str | None = None
-    inputs: dict[str, InputSpec] = Field(default_factory=dict)
-    params: dict[str, Any] = Field(default_factory=dict)
-    output: dict[str, Any] | None = None
-    tags: list[str] = Field(default_factory=list)
-
-    @field_validator("inputs", mode="before")
-    @classmethod
-    def _type_shorthand(cls, value: Any) -> Any:
-        # `article: string` is short for `article: {type: string}`.
-        if isinstance(value, dict):
-            return {k: {"type": v} if isinstance(v, str) else v for k, v in value.items()}
-        return value
-
-
-def decode_text(raw: bytes, filename: str,
-                error: type[TemplateError] | type[ConfigError] = TemplateSyntaxError) -> str:
-    """A store file's bytes as text: UTF-8, a leading byte-order mark dropped.
-
-    Raises:
-        ``error`` (a template or config error): naming the file and the line of
-        the first byte that is not UTF-8.
-    """
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise error(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} cannot be decoded)",
-                    filename, line) from None
-
-
-def split_front_matter(source: str, filename: str) -> tuple[FrontMatter, str]:
-    """Parse the front matter and return it with a Jinja body whose lines match the file.
-
-    The front matter is replaced by a Jinja comment holding the same number of
-    newlines, so Jinja's line numbers are the file's line numbers. A leading
-    byte-order mark is ignored.
-    """
-    source = source.removeprefix("\ufeff")
-    lines = source.splitlines(keepends=True)
-    if not lines or lines[0].rstrip("\r\n") != "---":
-        return FrontMatter(), source
-    for end in range(1, len(lines)):
-        if lines[end].rstrip("\r\n") == "---":
-            break
-    else:
-        raise TemplateSyntaxError("front matter opened on line 1 is never closed by '---'",
-                                  filename, 1)
-    try:
-        doc = YamlDocument("".join(lines[1:end]), filename, first_line=2)
-        if doc.data is None:
-            matter = FrontMatter()
-        elif not isinstance(doc.data, dict):
-            raise ConfigError("front matter must be a mapping", filename, 2)
-        else:
-            matter = validate(FrontMatter, doc)
-    except ConfigError as exc:
-        raise TemplateSyntaxError(
-            f"{exc.key_path}: {exc.message}" if exc.key_path else exc.message,
-            filename,
-            exc.lineno,
-        ) from None
-    body = "{#" + "\n" * (end + 1) + "#}" + "".join(lines[end + 1 :])
-    return matter, body
-
 
 class StoreLoader(jinja2.BaseLoader):
     """Loads files by path relative to the store root, and nothing outside it.
@@ -196,138 +90,6 @@ class TemplateInfo:
     def latest(self) -> int:
         return self.versions[-1]
 
-
-class PromptTemplate:
-    """One version of one template, ready to render.
-
-    Attributes:
-        name: The template's folder name.
-        version: The version number (``v2.jinja`` → 2).
-        sha256: Hex digest of the version file's bytes, as recorded in the lock.
-        inputs: Declared inputs by name.
-        params: Default model parameters (temperature, max_tokens, stop, ...).
-        output: Optional JSON schema the answer must follow.
-    """
-
-    def __init__(self, store: TemplateStore, name: str, version: int):
-        self.store = store
-        self.name = name
-        self.version = version
-        self.relpath = f"{name}/v{version}.jinja"
-        self.path = store.root / self.relpath
-        self.filename = store.loader.display_name(self.relpath)
-        raw = self.path.read_bytes()
-        self.sha256 = hashlib.sha256(raw).hexdigest()
-        self.source = decode_text(raw, self.filename)
-        self.front_matter, self.body = split_front_matter(self.source, self.filename)
-
-    def __repr__(self) -> str:
-        return f"<PromptTemplate {self.ref} sha256={self.sha256[:12]}>"
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
-
-    @property
-    def description(self) -> str | None:
-        return self.front_matter.description
-
-    @property
-    def inputs(self) -> dict[str, InputSpec]:
-        return self.front_matter.inputs
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return dict(self.front_matter.params)
-
-    @property
-    def output(self) -> dict[str, Any] | None:
-        return self.front_matter.output
-
-    @property
-    def tags(self) -> list[str]:
-        return list(self.front_matter.tags)
-
-    @cached_property
-    def _jinja(self) -> jinja2.Template:
-        try:
-            return self.store.env.get_template(self.relpath)
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateSyntaxError(exc.message or "syntax error", self.filename,
-                                      exc.lineno) from None
-
-    @cached_property
-    def variables(self) -> set[str]:
-        """Names the body reads from its inputs (globals such as ``range`` excluded)."""
-        return meta.find_undeclared_variables(self._ast) - set(self.store.env.globals)
-
-    @cached_property
-    def _ast(self) -> nodes.Template:
-        try:
-            return self.store.env.parse(self.body, self.relpath, self.filename)
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateSyntaxError(exc.message or "syntax error", self.filename,
-                                      exc.lineno) from None
-
-    def first_use(self, variable: str) -> int | None:
-        """The line where the body first reads ``variable``."""
-        lines = [n.lineno for n in self._ast.find_all(nodes.Name) if n.name == variable]
-        return min(lines) if lines else None
-
-    def prepare(self, variables: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply defaults, check required inputs and coerce declared types."""
-        values = dict(variables)
-        for name, spec in self.inputs.items():
-            if name not in values:
-                if spec.is_required:
-                    raise TemplateRenderError(
-                        f"'{name}' is undefined (a required input)",
-                        self.filename,
-                        self.first_use(name),
-                    )
-                values[name] = spec.default
-                continue
-            values[name] = _coerce(name, spec, values[name], self.filename)
-        return values
-
-    def _render_raw(self, variables: Mapping[str, Any] | None, kwargs: dict[str, Any]) -> str:
-        values = self.prepare({**(variables or {}), **kwargs})
-        with translate_errors(self.filename):
-            return self.store.env.render(self._jinja, values)
-
-    def render(self, variables: Mapping[str, Any] | None = None, /, **kwargs: Any
-               ) -> list[dict[str, str]]:
-        """Render to chat messages for the openai SDK.
-
-        A body without ``{% message %}`` blocks becomes one user message.
-
-        Raises:
-            TemplateRenderError: a variable is missing or invalid, or the output is
-                too large; the message names the template file and line.
-        """
-        rendered = self._render_raw(variables, kwargs)
-        messages, outside = split_messages(rendered)
-        if not messages:
-            return [{"role": "user", "content": outside.strip()}]
-        if outside.strip():
-            snippet = outside.strip()[:40]
-            raise TemplateRenderError(
-                f"text outside {{% message %}} blocks: {snippet!r}", self.filename
-            )
-        return messages
-
-    def render_text(self, variables: Mapping[str, Any] | None = None, /, **kwargs: Any) -> str:
-        """Render to one string, for ``/v1/completions`` and base models.
-
-        Message blocks, if any, are joined by blank lines without role names.
-        """
-        rendered = self._render_raw(variables, kwargs)
-        messages, outside = split_messages(rendered)
-        if not messages:
-            return outside.strip("\n")
-        return "\n\n".join(m["content"] for m in messages)
-
-
 def cot_trigger(lang: str = "en") -> str:
     """Template global: the zero-shot chain-of-thought trigger in ``lang`` (en, zh, ...)."""
     from ..builders.cot import TRIGGERS
@@ -336,78 +98,6 @@ def cot_trigger(lang: str = "en") -> str:
         raise TemplateRenderError(f"no chain-of-thought trigger for {lang!r} "
                                   f"(known: {', '.join(TRIGGERS)})")
     return TRIGGERS[lang]
-
-
-def _coerce(name: str, spec: InputSpec, value: Any, filename: str) -> Any:
-    """Check a value against its declared type; parse strings for scalar types."""
-    if spec.type == "any" or value is None:
-        return value
-    expected = _TYPES[spec.type]
-    if isinstance(value, bool) and spec.type in ("integer", "number"):
-        pass  # bool is an int subclass, but never a number here
-    elif isinstance(value, expected):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            if spec.type == "integer":
-                return int(text)
-            if spec.type == "number":
-                return float(text)
-        except ValueError:
-            pass
-        if spec.type == "boolean" and text.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return text.lower() in ("true", "1", "yes")
-    raise TemplateRenderError(
-        f"input '{name}' must be {spec.type}, got {type(value).__name__}", filename
-    )
-
-
-def _location(exc: BaseException, default: str) -> tuple[str, int | None]:
-    """The innermost template file and line in a rendering traceback.
-
-    Jinja rewrites tracebacks so template frames carry the template's file name and
-    line; those frames are the ones it executes with ``__jinja_exception__``.
-    """
-    filename, line = default, None
-    tb = exc.__traceback__
-    while tb is not None:
-        if "__jinja_exception__" in tb.tb_frame.f_globals:
-            filename, line = tb.tb_frame.f_code.co_filename, tb.tb_lineno
-        tb = tb.tb_next
-    return filename, line
-
-
-@contextmanager
-def translate_errors(filename: str) -> Iterator[None]:
-    """Turn whatever rendering raises into a promptkit error with file and line."""
-    try:
-        yield
-    except TemplateError as exc:
-        if exc.filename is None:
-            exc.filename, exc.lineno = _location(exc, filename)
-            exc.args = (str(exc),)
-        raise exc.with_traceback(None) from None
-    except jinja2.exceptions.SecurityError as exc:
-        raise TemplateSecurityError(str(exc), *_location(exc, filename)) from None
-    except jinja2.TemplateSyntaxError as exc:  # in an included file or an inline string
-        raise TemplateSyntaxError(exc.message or "syntax error", exc.filename or filename,
-                                  exc.lineno) from None
-    except jinja2.TemplateNotFound as exc:
-        raise TemplateNotFoundError(f"included template {exc.name!r} not found",
-                                    *_location(exc, filename)) from None
-    except jinja2.TemplateError as exc:
-        raise TemplateRenderError(str(exc.message or exc), *_location(exc, filename)) from None
-    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
-        raise TemplateRenderError(f"{type(exc).__name__}: {exc}",
-                                  *_location(exc, filename)) from None
-    except RecursionError as exc:
-        raise TemplateRenderError("recursion too deep: a macro, include or recursive loop "
-                                  "nests too far", *_location(exc, filename)) from None
-    except MemoryError as exc:
-        raise TemplateRenderError("out of memory while rendering",
-                                  *_location(exc, filename)) from None
-
 
 class TemplateStore:
     """A folder of versioned templates.

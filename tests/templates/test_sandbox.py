@@ -10,7 +10,7 @@ from promptkit import (
     TemplateStore,
     TemplateSyntaxError,
 )
-from promptkit.templates.sandbox import MESSAGE_CLOSE, MESSAGE_OPEN, MESSAGE_ROLE_END
+from promptkit.templates.messages import MESSAGE_CLOSE, MESSAGE_OPEN, MESSAGE_ROLE_END
 
 
 @pytest.mark.parametrize(
