@@ -82,3 +82,10 @@ def forget_secrets() -> None:
     with _lock:
         _forms.clear()
         _pattern = None
+
+
+def shorten(text: str, limit: int = 300) -> str:
+    """``text`` redacted, on one line, cut to ``limit`` characters (redacted first, so a
+    secret past the cut cannot survive cut in half)."""
+    text = " ".join(redact(str(text)).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -34,9 +34,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import GraderOutage, PromptkitError
-from ..redact import add_secret, redact, strip_userinfo
+from ..redact import add_secret, redact, shorten, strip_userinfo
 from ..results import ErrorKind
 from ..tokens import count_prompt_tokens, count_tokens
+from .responses import (
+    Completion,
+    RequestError,
+    StreamedAnswer,
+    parse_response,
+    raw_events_class,
+)
 from .spec import Provider
 
 BACKOFF_BASE = 0.5
@@ -45,23 +52,7 @@ RETRYABLE: frozenset[ErrorKind] = frozenset({"rate_limit", "server", "timeout", 
 
 
 @dataclass
-class Completion:
-    """A usable answer: what gets cached and scored."""
-
-    text: str
-    finish_reason: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    reasoning: str | None = None
-    usage_estimated: bool = False
-    refusal: str | None = None
-
-    def to_record(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class Outcome:
+class RequestOutcome:
     """The end of a request with retries: a completion or an error, with timings."""
 
     completion: Completion | None = None
@@ -71,16 +62,6 @@ class Outcome:
     ttft_s: float | None = None
     attempts: int = 0
     embeddings: list[list[float]] | None = None
-
-
-class RequestError(Exception):
-    """One failed attempt, classified."""
-
-    def __init__(self, kind: ErrorKind, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.retry_after = retry_after
 
 
 class AdaptiveLimit:
@@ -169,7 +150,7 @@ def classify(exc: BaseException) -> RequestError:
         return exc
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        text = f"HTTP {status}: {_short(exc.message)}"
+        text = f"HTTP {status}: {shorten(exc.message)}"
         if status == 429:
             return RequestError("rate_limit", text, retry_after(exc.response.headers))
         if status >= 500 or status in (408, 409):
@@ -179,16 +160,10 @@ def classify(exc: BaseException) -> RequestError:
         return RequestError("timeout", "request timed out")
     if isinstance(exc, (openai.APIConnectionError, *_transport_errors())):
         cause = exc.__cause__ or exc
-        return RequestError("connection", f"connection failed: {_short(str(cause)) or 'closed'}")
+        return RequestError("connection", f"connection failed: {shorten(str(cause)) or 'closed'}")
     if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError | ValueError):
-        return RequestError("bad_response", f"invalid response: {_short(str(exc))}")
-    return RequestError("bad_response", f"{type(exc).__name__}: {_short(str(exc))}")
-
-
-def _short(text: str, limit: int = 300) -> str:
-    # Redact first: a key past the cut would otherwise survive cut in half.
-    text = " ".join(redact(str(text)).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+        return RequestError("bad_response", f"invalid response: {shorten(str(exc))}")
+    return RequestError("bad_response", f"{type(exc).__name__}: {shorten(str(exc))}")
 
 
 def sdk_client_for(base_url: str, api_key: str, headers: Mapping[str, str] | None = None
@@ -245,15 +220,15 @@ class EndpointClient:
             raise PromptkitError(message)  # it answered, with a refusal: counts as a failure
         return outcome.embeddings
 
-    async def request(self, body: dict[str, Any], path: str | None = None) -> Outcome:
+    async def request(self, body: dict[str, Any], path: str | None = None) -> RequestOutcome:
         """Send ``body`` with retries; never raises for endpoint trouble.
 
-        ``path`` ``/embeddings`` asks for embeddings (``Outcome.embeddings``) instead of a
+        ``path`` ``/embeddings`` asks for embeddings (``RequestOutcome.embeddings``) instead of a
         completion.
         """
         provider = self.provider
         deadline = time.monotonic() + provider.total_timeout if provider.total_timeout else None
-        outcome = Outcome()
+        outcome = RequestOutcome()
         for attempt in range(provider.retries + 1):
             if self.unreachable:
                 outcome.error, outcome.error_kind = self.unreachable, "connection"
@@ -308,13 +283,13 @@ class EndpointClient:
         if not self.provider.stream:
             response = await self.client.post(path, body=body, cast_to=object,
                                               options={"timeout": self.provider.timeout})
-            return self._with_usage(_parse_response(response, chat), body), None
+            return self._with_usage(parse_response(response, chat), body), None
         started = time.perf_counter()
         stream = await self.client.post(
             path, body={**body, "stream": True, "stream_options": {"include_usage": True}},
-            cast_to=object, stream=True, stream_cls=_raw_events_class(),
+            cast_to=object, stream=True, stream_cls=raw_events_class(),
             options={"timeout": self.provider.timeout})
-        answer = _StreamedAnswer(chat)
+        answer = StreamedAnswer(chat)
         ttft = None
         try:
             async for event in stream:
@@ -335,7 +310,7 @@ class EndpointClient:
             vectors = [item["embedding"] for item in items]
         except (KeyError, TypeError, AttributeError):
             raise RequestError("bad_response", f"invalid embeddings response: "
-                               f"{_short(repr(response), 120)}") from None
+                               f"{shorten(repr(response), 120)}") from None
         if len(vectors) != count or not all(
                 isinstance(v, list) and v and all(isinstance(x, int | float) for x in v)
                 for v in vectors):
@@ -360,163 +335,3 @@ class EndpointClient:
         return completion
 
 
-@functools.cache
-def _raw_events_class() -> type:
-    """An SDK stream class that yields each server-sent event as it came, ``[DONE]`` too."""
-    from openai import AsyncStream
-
-    class RawEvents(AsyncStream[object]):
-        async def __stream__(self) -> Any:  # type: ignore[override]
-            async for event in self._iter_events():
-                yield event
-
-    return RawEvents
-
-
-class _StreamedAnswer:
-    """Assembles the first choice of a streamed completion, event by event."""
-
-    def __init__(self, chat: bool):
-        self.chat = chat
-        self.parts: list[str] = []
-        self.reasoning: list[str] = []
-        self.finish: str | None = None
-        self.usage: Any = None
-        self.events = 0
-        self.done = False
-        self.tool_calls = False
-        self.refusal: list[str] = []
-
-    def add(self, data: str) -> bool:
-        """Take one event's data; returns whether it carried text (for time to first token)."""
-        if data.startswith("[DONE]"):
-            self.done = True
-            return False
-        if not data.strip():
-            return False
-        self.events += 1
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise RequestError("bad_response", f"invalid response: a stream event is not "
-                               f"JSON: {_short(data, 120)}") from None
-        if not isinstance(chunk, dict):
-            raise RequestError("bad_response", f"invalid response: unexpected stream event "
-                               f"{_short(repr(chunk), 120)}")
-        if chunk.get("error"):
-            error = chunk["error"]
-            message = error.get("message") if isinstance(error, dict) else error
-            raise RequestError("server", f"error in the stream: {_short(str(message))}")
-        self.usage = chunk.get("usage") or self.usage
-        text = False
-        choices = chunk.get("choices")
-        choices = [] if choices is None else choices
-        if not isinstance(choices, list):
-            raise RequestError("bad_response", "invalid response: 'choices' is not a list")
-        for choice in choices:
-            if not isinstance(choice, dict):
-                raise RequestError("bad_response", "invalid response: a choice is not an object")
-            if choice.get("index", 0) != 0:
-                continue
-            delta = (choice.get("delta") or {}) if self.chat else choice
-            if not isinstance(delta, dict):
-                raise RequestError("bad_response", "invalid response: a delta is not an object")
-            piece = delta.get("content") if self.chat else delta.get("text")
-            think = delta.get("reasoning_content") if self.chat else None
-            for value in (piece, think):
-                if value is not None and not isinstance(value, str):
-                    raise RequestError("bad_response", "invalid response: the content is not "
-                                       "text")
-            if piece:
-                self.parts.append(piece)
-            if think:
-                self.reasoning.append(think)
-            if self.chat:
-                self.tool_calls = self.tool_calls or bool(delta.get("tool_calls"))
-                if isinstance(delta.get("refusal"), str):
-                    self.refusal.append(delta["refusal"])
-            self.finish = choice.get("finish_reason") or self.finish
-            text = text or bool(piece or think)
-        return text
-
-    def completion(self) -> Completion:
-        if self.events == 0 and not self.done:
-            raise RequestError("bad_response", "invalid response: the stream held no events "
-                               "(is this an OpenAI-compatible endpoint?)")
-        if not self.done:
-            raise RequestError("connection", "the stream ended before data: [DONE] (a dropped "
-                               "stream)")
-        text = "".join(self.parts)
-        if not text and not self.tool_calls and not self.refusal:
-            _no_content()
-        completion = Completion(text, self.finish, reasoning="".join(self.reasoning) or None,
-                                refusal="".join(self.refusal) or None)
-        _add_usage(completion, self.usage)
-        _check_text(completion)
-        return completion
-
-
-def _no_content() -> None:
-    raise RequestError("bad_response", "invalid response: the answer has no content (no "
-                       "text, no tool calls, no refusal)")
-
-
-def _check_text(completion: Completion) -> None:
-    """Text JSON can carry but UTF-8 cannot (a lone surrogate such as \\ud800) is refused
-    here, before it reaches the cache, the run store or a report."""
-    for value in (completion.text, completion.reasoning, completion.refusal):
-        if value is None:
-            continue
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise RequestError("bad_response", "invalid response: the answer holds an "
-                               "unpaired surrogate (not valid Unicode text)") from None
-
-
-def _token_count(usage: dict[str, Any], key: str) -> int | None:
-    value = usage.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            math.isfinite(value) and value >= 0 and value == int(value)):
-        raise RequestError("bad_response", f"invalid response: usage.{key} is "
-                           f"{_short(repr(value), 40)}, not a count")
-    return int(value)
-
-
-def _add_usage(completion: Completion, usage: Any) -> None:
-    if usage is None:
-        return
-    if not isinstance(usage, dict):
-        raise RequestError("bad_response", "invalid response: 'usage' is not an object")
-    completion.input_tokens = _token_count(usage, "prompt_tokens")
-    completion.output_tokens = _token_count(usage, "completion_tokens")
-
-
-def _parse_response(response: Any, chat: bool) -> Completion:
-    """The first choice of a completion response (a JSON object), checked."""
-    refusal = None
-    try:
-        choice = response["choices"][0]
-        if chat:
-            message = choice["message"]
-            text, reasoning = message.get("content"), message.get("reasoning_content")
-            refusal = message.get("refusal")
-            if text is None and (message.get("tool_calls") or isinstance(refusal, str)):
-                text = ""  # a tool call or a refusal is an answer without text
-        else:
-            text, reasoning = choice.get("text"), None
-        finish = choice.get("finish_reason")
-    except (KeyError, IndexError, TypeError, AttributeError):
-        raise RequestError("bad_response", f"invalid response: {_short(repr(response), 120)}"
-                           ) from None
-    if text is None:
-        _no_content()
-    if not isinstance(text, str) or not isinstance(reasoning, str | None):
-        raise RequestError("bad_response", "invalid response: the content is not text")
-    completion = Completion(text, finish, reasoning=reasoning,
-                            refusal=refusal if isinstance(refusal, str) else None)
-    _add_usage(completion, response.get("usage"))
-    _check_text(completion)
-    return completion

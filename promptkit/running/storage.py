@@ -1,18 +1,15 @@
-"""SQLite storage: the response cache (``cache.db``) and the run store (``runs.db``).
+"""The run store (``runs.db``): runs and their per-case results, and finding them.
 
-Both live in ``.promptkit/`` beside the eval by default (:func:`default_paths`). Each
-database runs in WAL mode with ``synchronous=NORMAL`` and a busy timeout, so a committed
-row survives a ``kill -9`` of the process and another process (``promptkit runs list``)
-can read while a run writes. Schemas evolve through an append-only list of migrations;
-``PRAGMA user_version`` records how many have been applied. Neither database ever holds
-an API key: callers pass request bodies and resolved specs without secrets.
+It lives in ``.promptkit/`` beside the eval by default (:func:`default_paths`, beside the
+response cache of :mod:`.cache`), as a :class:`~.database.Database`. Every result is
+committed as it arrives. It never holds an API key: callers pass resolved specs without
+secrets.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -20,27 +17,11 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, ClassVar, Self, get_args
+from typing import Any, get_args
 
 from ..errors import PromptkitError, StoreError
 from ..results import RESULT_FORMAT, CaseResult, RunInfo, RunStatus
-
-BUSY_TIMEOUT_S = 30.0
-
-# Append-only: never edit a migration that has shipped, add a new one at the end.
-# Migration N (1-based) is applied to databases whose user_version is below N.
-Migration = tuple[str, ...]
-
-CACHE_MIGRATIONS: list[Migration] = [
-    (  # 1: responses by cache key
-        """CREATE TABLE responses (
-            key TEXT PRIMARY KEY,
-            record TEXT NOT NULL,        -- JSON object, as given to put()
-            created_at REAL NOT NULL     -- unix time
-        )""",
-    ),
-]
+from .database import Database, Migration
 
 RUN_MIGRATIONS: list[Migration] = [
     (  # 1: runs and their per-case results
@@ -106,6 +87,20 @@ def find_run_stores(store_dir: str | Path | None = None, root: str | Path = ".")
     return [path for path in candidates if path.is_file()]
 
 
+def list_runs(store_dir: str | Path | None = None, limit: int = 20
+              ) -> list[tuple[RunInfo, int, Path]]:
+    """The newest runs of every run store found (see :func:`find_run_stores`), newest
+    first, each with its number of stored results and its store."""
+    found = []
+    for path in find_run_stores(store_dir):
+        if not path.is_file():
+            continue
+        with RunStore(path) as store:
+            found += [(run, store.count_results(run.run_id), path)
+                      for run in store.list_runs(limit=limit)]
+    return sorted(found, key=lambda item: -item[0].started_at)
+
+
 def find_run(ref: str, paths: list[Path]) -> tuple[RunStore, RunInfo]:
     """Open the store holding run ``ref`` (an id, a unique prefix, or ``last``).
 
@@ -143,150 +138,6 @@ def find_run(ref: str, paths: list[Path]) -> tuple[RunStore, RunInfo]:
     raise PromptkitError("; ".join(errors))
 
 
-class _Database:
-    """One SQLite file: connection settings, migrations, closing."""
-
-    migrations: ClassVar[list[Migration]] = []
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"{self.path.parent}: cannot create the store folder: "
-                             f"{exc.strerror or exc}") from None
-        # isolation_level=None: a statement outside BEGIN is its own transaction, committed
-        # when execute() returns. WAL + synchronous=NORMAL keeps such a commit through a
-        # kill -9 (not through power loss) without an fsync per result.
-        try:
-            self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S,
-                                        isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
-        try:
-            if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            self.conn.close()
-            raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
-        except BaseException:
-            self.conn.close()
-            raise
-
-    def _schema_version(self) -> int:
-        version: int = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(self.migrations):
-            raise PromptkitError(
-                f"{self.path}: database schema version {version} is newer than this "
-                f"promptkit supports ({len(self.migrations)}); upgrade promptkit or use "
-                "another store folder")
-        return version
-
-    def _migrate(self) -> None:
-        if self._schema_version() == len(self.migrations):
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Read again under the write lock: another process may have migrated meanwhile.
-            for statements in self.migrations[self._schema_version():]:
-                for statement in statements:
-                    self.conn.execute(statement)
-            self.conn.execute(f"PRAGMA user_version = {len(self.migrations)}")
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-
-    def _write(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        """Run one writing statement; a full disk or a read-only file is a StoreError."""
-        try:
-            return self.conn.execute(sql, params)
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write {self.path}: {exc}") from None
-
-    def close(self) -> None:
-        """Close the connection (committed data is already on disk)."""
-        self.conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-class ResponseCache(_Database):
-    """Cache of successful endpoint responses (SPEC §6).
-
-    The runner decides what may be cached (never errors, truncated streams or invalid
-    JSON); the cache stores any JSON object under a key from :meth:`key`.
-
-    Args:
-        path: The SQLite file; missing parent folders are created.
-    """
-
-    migrations = CACHE_MIGRATIONS
-
-    @staticmethod
-    def key(base_url: str, model: str, api: str, body: Mapping[str, Any],
-            sample_index: int | None = None) -> str:
-        """The cache key of one request: a sha256 hex digest.
-
-        The key hashes canonical JSON (sorted keys), so dict ordering does not matter,
-        and ``base_url`` without trailing slashes. It never includes an API key: pass the
-        request body only, never headers or auth.
-
-        Args:
-            base_url: The endpoint URL.
-            model: The model name sent to the endpoint.
-            api: ``"chat"`` or ``"completions"``.
-            body: The exact JSON request body (no auth headers).
-            sample_index: The repeat number when sampling, so repeats get distinct
-                answers; ``None`` when the request is deterministic.
-        """
-        material = {"base_url": base_url.rstrip("/"), "model": model, "api": api,
-                    "body": body, "sample": sample_index}
-        return hashlib.sha256(_canonical_json(material).encode("utf-8")).hexdigest()
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        """The stored response record for ``key``, or ``None`` on a miss."""
-        row = self.conn.execute("SELECT record FROM responses WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        try:
-            record = json.loads(row[0])
-        except ValueError as exc:
-            raise PromptkitError(f"{self.path}: cache entry {key} is not valid JSON ({exc}); "
-                                 "delete the file or run with --no-cache") from exc
-        if not isinstance(record, dict):
-            raise PromptkitError(f"{self.path}: cache entry {key} is not a JSON object")
-        return record
-
-    def put(self, key: str, record: Mapping[str, Any]) -> None:
-        """Store (or replace) the response record for ``key``; committed on return."""
-        self._write(
-            "INSERT OR REPLACE INTO responses (key, record, created_at) VALUES (?, ?, ?)",
-            (key, json.dumps(dict(record), ensure_ascii=False), time.time()))
-
-    def clear(self) -> int:
-        """Remove every entry; returns how many there were."""
-        return self.conn.execute("DELETE FROM responses").rowcount
-
-    def __len__(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
-
-
 _RUN_COLUMNS = "run_id, eval_path, spec_hash, status, started_at, finished_at, config, planned, " \
     "format"
 
@@ -297,7 +148,7 @@ _INSERT_RESULT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
-class RunStore(_Database):
+class RunStore(Database):
     """Runs and their per-case results; every result is committed as it arrives.
 
     Args:

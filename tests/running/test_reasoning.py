@@ -56,7 +56,7 @@ def make_eval(tmp_path: Path, endpoint: FakeEndpoint, prompts: str) -> Path:
 
 def run(path: Path, **options):
     outcome = asyncio.run(run_eval(prepare(load_spec(path)), RunOptions(**options)))
-    return list(outcome.runs.results(outcome.run.run_id))
+    return list(outcome.results())
 
 
 def test_self_consistency_votes_over_samples(tmp_path: Path, endpoint: FakeEndpoint) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from promptkit.errors import PromptkitError, TemplateRenderError
+from promptkit.running.cache import ResponseCache
 from promptkit.running.runner import RunOptions, prepare, run_eval
 from promptkit.running.spec import load_spec
-from promptkit.running.storage import ResponseCache, RunStore
+from promptkit.running.storage import RunStore
 from promptkit.testing import FakeEndpoint, Reply
 
 REPO = Path(__file__).parents[2]
@@ -56,7 +57,7 @@ def make_eval(tmp_path: Path, endpoint: FakeEndpoint, cases: int = 3, stream: bo
 def run(path: Path, **options) -> tuple:
     prepared = prepare(load_spec(path))
     outcome = asyncio.run(run_eval(prepared, RunOptions(**options)))
-    results = list(outcome.runs.results(outcome.run.run_id))
+    results = list(outcome.results())
     return outcome, results
 
 

@@ -15,12 +15,8 @@ import pytest
 
 from promptkit.errors import PromptkitError
 from promptkit.results import RESULT_FORMAT, CaseResult
-from promptkit.running.storage import (
-    RUN_MIGRATIONS,
-    ResponseCache,
-    RunStore,
-    default_paths,
-)
+from promptkit.running.cache import ResponseCache
+from promptkit.running.storage import RUN_MIGRATIONS, RunStore, default_paths
 
 REPO = Path(__file__).parents[2]
 
