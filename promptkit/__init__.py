@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .comparing.baseline import load_baseline as load_baseline
     from .comparing.comparison import Comparison as Comparison
     from .comparing.comparison import compare as compare
+    from .scoring.registry import register_assertion as register_assertion
     from .templates.store import TemplateStore as TemplateStore
     from .templates.template import PromptTemplate as PromptTemplate
 
@@ -43,6 +44,7 @@ _LAZY = {
     "chain_of_thought": "promptkit.builders.cot",
     "few_shot": "promptkit.builders.fewshot",
     "load_pool": "promptkit.builders.fewshot",
+    "register_assertion": "promptkit.scoring.registry",
     "majority_vote": "promptkit.builders.cot",
 }
 
@@ -65,6 +67,7 @@ __all__ = [
     "load_baseline",
     "load_pool",
     "majority_vote",
+    "register_assertion",
 ]
 
 

@@ -22,7 +22,9 @@ from ..datasets import Case, count_cases, iter_cases
 from ..errors import ConfigError, GraderOutage, PromptkitError, RunError, StoreError
 from ..redact import redact, strip_userinfo
 from ..results import CaseResult, RunInfo
-from ..scoring.engine import Output, ScoringContext, check_assertions, score
+from ..scoring.assertion import check_assertions
+from ..scoring.context import Output, ScoringContext
+from ..scoring.engine import score
 from ..templates import PromptTemplate, TemplateStore
 from .client import RETRYABLE, Completion, EndpointClient, Outcome, sdk_client_for
 from .local import MODEL_ALIAS, LocalServer, find_engine

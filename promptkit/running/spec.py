@@ -26,7 +26,7 @@ from pydantic import (
 
 from ..config import YamlDocument, format_path, read_text, validate
 from ..errors import ConfigError
-from ..scoring.engine import Assertion
+from ..scoring.assertion import Assertion
 
 Api = Literal["chat", "completions"]
 LOCAL = "local"

@@ -1,0 +1,273 @@
+"""The assertion types: a registry of handlers by name.
+
+Every ``type:`` of an eval's ``assert:`` list names a handler registered here, with what
+the type accepts; the built-in types register themselves the same way a user's do, so
+adding one touches no dispatcher. :func:`register_assertion` is the public way in
+(re-exported as ``promptkit.register_assertion``)::
+
+    from promptkit import register_assertion
+    from promptkit.scoring.verdicts import GradingResult
+
+    @register_assertion("max-lines", takes="maximum")
+    def max_lines(assertion, output, ctx):
+        lines = len(output.text.splitlines())
+        return GradingResult(lines <= assertion.value, reason=f"{lines} lines")
+
+after which an eval may say ``- {type: max-lines, value: 3}`` (or ``not-max-lines``).
+Register before the spec is loaded: at import time of a module the eval imports (a
+``python`` assertion's module, a conftest, a plugin).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, get_args, overload
+
+from ..errors import PromptkitError
+
+if TYPE_CHECKING:
+    from .assertion import Assertion
+    from .context import Output, ScoringContext
+    from .verdicts import GradingResult
+
+__all__ = [
+    "ASSERTION_TYPES",
+    "DEFAULT_THRESHOLDS",
+    "AssertionHandler",
+    "AssertionType",
+    "ProviderRole",
+    "ValueShape",
+    "lookup",
+    "register_assertion",
+    "registered",
+    "unregister_assertion",
+]
+
+ValueShape = Literal["any", "text", "texts", "reference", "maximum"]
+"""What ``value`` (and ``expected``) hold for a type:
+
+* ``any``: anything, or nothing; passed to the handler as written (check it in ``validate``).
+* ``text``: a text (a YAML number means its text), rendered with the case's fields.
+* ``texts``: a non-empty list of texts, each rendered.
+* ``reference``: a reference text in ``expected`` or ``value`` (not both), rendered.
+* ``maximum``: a number >= 0.
+"""
+
+ProviderRole = Literal["judge", "embedding"]
+"""The kind of provider a type needs in ``provider:``: called through ``ctx.judge`` or
+``ctx.embed``."""
+
+VALUE_SHAPES: tuple[str, ...] = get_args(ValueShape)
+
+
+class AssertionHandler(Protocol):
+    """Evaluates one assertion on one output, ignoring ``not-`` (the engine inverts).
+
+    Receives the assertion with its texts already rendered for the case, the output and
+    the context (``ctx.vars``, ``ctx.judge``, ``ctx.embed``). Returns a
+    :class:`~promptkit.scoring.verdicts.GradingResult` (score in ``[0, 1]``), or an
+    awaitable of one. Raising fails the assertion with the message as its ``error``
+    (:class:`~promptkit.scoring.verdicts.EvaluationError` for a message without the
+    exception's type name); the run goes on.
+    """
+
+    def __call__(
+        self, assertion: Assertion, output: Output, ctx: ScoringContext, /
+    ) -> GradingResult | Awaitable[GradingResult]: ...
+
+
+@dataclass(frozen=True)
+class AssertionType:
+    """A registered assertion type: its handler and what it accepts.
+
+    Attributes:
+        name: The ``type:`` of the assertion (without ``not-``).
+        handler: Evaluates it.
+        takes: What ``value`` holds (:data:`ValueShape`).
+        threshold: The default pass mark of a scored type; None for none.
+        scored: Whether ``threshold:`` is accepted.
+        provider: The kind of provider ``provider:`` must name; None: takes no provider.
+        takes_n: Whether ``n:`` (an integer >= 1) is accepted.
+        validate: Checks the assertion's own parameters when the spec loads; raises
+            ``ValueError`` with a message such as ``"value: my-check needs ..."``.
+        check: Checks the parameters before a run, where that costs (importing a module,
+            compiling a pattern); raises ``ValueError`` with the message.
+    """
+
+    name: str
+    handler: AssertionHandler
+    takes: ValueShape = "any"
+    threshold: float | None = None
+    scored: bool = False
+    provider: ProviderRole | None = None
+    takes_n: bool = False
+    validate: Callable[[Assertion], None] | None = None
+    check: Callable[[Assertion], None] | None = None
+
+
+_TYPES: dict[str, AssertionType] = {}
+# Handler modules, imported on first use of the registry; their order is the order of
+# ASSERTION_TYPES (and of the list an unknown type's message gives).
+_BUILTIN_MODULES = ("text_checks", "json_checks", "functions", "reference", "judge", "limits")
+_builtins_loaded = False
+
+
+def _types() -> dict[str, AssertionType]:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        for module in _BUILTIN_MODULES:
+            importlib.import_module(f"{__package__}.{module}")
+    return _TYPES
+
+
+H = TypeVar("H", bound=Callable[..., object])
+
+
+def register_assertion(
+    name: str,
+    *,
+    takes: ValueShape = "any",
+    threshold: float | None = None,
+    scored: bool | None = None,
+    provider: ProviderRole | None = None,
+    takes_n: bool = False,
+    validate: Callable[[Assertion], None] | None = None,
+    check: Callable[[Assertion], None] | None = None,
+    replace: bool = False,
+) -> Callable[[H], H]:
+    """Register a handler as the assertion type ``name`` (a decorator).
+
+    Example::
+
+        @register_assertion("mentions", takes="text", threshold=0.5)
+        def mentions(assertion, output, ctx):
+            hits = output.text.lower().count(assertion.value.lower())
+            score = min(1.0, hits / 3)
+            return GradingResult(score >= assertion.pass_mark, score, f"{hits} mentions")
+
+    A scored type (``threshold`` given, or ``scored=True``) passes when its handler says
+    so: the handler compares its score with ``assertion.pass_mark``, the given threshold,
+    else the default (None for a scored type without one: the handler decides, as
+    ``llm-judge`` does). :func:`~promptkit.scoring.verdicts.thresholded` builds that
+    verdict with the built-ins' wording. ``not-<name>`` then inverts pass and score.
+
+    Args:
+        name: The ``type:`` to register, without ``not-``.
+        takes: What ``value`` holds (:data:`ValueShape`); ``text``, ``texts`` and
+            ``reference`` strings reach the handler rendered with the case's fields.
+        threshold: Default pass mark in ``[0, 1]``; makes the type scored.
+        scored: Whether ``threshold:`` is accepted (default: when ``threshold`` is given).
+        provider: ``"judge"`` or ``"embedding"`` when the type calls a provider: the
+            assertion must then name one the eval defines.
+        takes_n: Whether ``n:`` is accepted.
+        validate: Checks the assertion's parameters as the spec loads (raise ValueError).
+        check: Checks them before a run, for costly checks (raise ValueError).
+        replace: Replace a type already registered under ``name`` (a built-in too).
+
+    Returns:
+        A decorator that registers the handler and returns it unchanged.
+
+    Raises:
+        PromptkitError: ``name`` is registered already (without ``replace``), is empty or
+            starts with ``not-``, or an option is out of range.
+    """
+    scored = _checked_options(name, takes, threshold, scored, provider)
+
+    def register(handler: H) -> H:
+        types = _types()
+        if name in types and not replace:
+            raise PromptkitError(f"assertion type {name!r} is already registered; "
+                                 "pass replace=True to replace it")
+        types[name] = AssertionType(name, handler, takes, threshold, scored, provider,
+                                    takes_n, validate, check)
+        return handler
+
+    return register
+
+
+def _checked_options(name: str, takes: str, threshold: float | None, scored: bool | None,
+                     provider: str | None) -> bool:
+    """Check :func:`register_assertion`'s options; return whether the type is scored."""
+    if not name or not isinstance(name, str) or name.startswith("not-"):
+        raise PromptkitError(f"invalid assertion type name {name!r}: a non-empty text "
+                             "not starting with 'not-'")
+    if takes not in VALUE_SHAPES:
+        raise PromptkitError(f"{name}: takes={takes!r}; choose one of {', '.join(VALUE_SHAPES)}")
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise PromptkitError(f"{name}: threshold={threshold!r} is not in [0, 1]")
+    if provider not in (None, *get_args(ProviderRole)):
+        raise PromptkitError(f"{name}: provider={provider!r}; choose 'judge' or 'embedding'")
+    if scored is None:
+        return threshold is not None
+    if threshold is not None and not scored:
+        raise PromptkitError(f"{name}: a type with a default threshold is scored")
+    return scored
+
+
+def unregister_assertion(name: str) -> None:
+    """Remove a registered type (a test's own, say).
+
+    Raises:
+        PromptkitError: No type is registered under ``name``.
+    """
+    if _types().pop(name, None) is None:
+        raise PromptkitError(f"no assertion type {name!r} is registered")
+
+
+def lookup(name: str) -> AssertionType | None:
+    """The type registered under ``name`` (without ``not-``), or None."""
+    return _types().get(name)
+
+
+def registered() -> list[AssertionType]:
+    """Every registered type, in registration order."""
+    return list(_types().values())
+
+
+class _TypeNames(Sequence[str]):
+    """The registered type names, in registration order; always current."""
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return tuple(_types())[index]
+
+    def __len__(self) -> int:
+        return len(_types())
+
+    def __repr__(self) -> str:
+        return repr(tuple(_types()))
+
+
+class _Thresholds(Mapping[str, float]):
+    """Type name -> default threshold, for the scored types that have one; always current."""
+
+    def _current(self) -> dict[str, float]:
+        return {n: t.threshold for n, t in _types().items() if t.threshold is not None}
+
+    def __getitem__(self, name: str) -> float:
+        return self._current()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    def __repr__(self) -> str:
+        return repr(self._current())
+
+
+ASSERTION_TYPES: Sequence[str] = _TypeNames()
+"""Every assertion type, built-in and registered; each may also be written with ``not-``."""
+
+DEFAULT_THRESHOLDS: Mapping[str, float] = _Thresholds()
+"""Pass marks (``score >= threshold``) for scored types when ``threshold`` is not given.
+
+``llm-judge`` has none: without a threshold the judge's own ``pass`` decides.
+"""
