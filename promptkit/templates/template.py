@@ -207,7 +207,7 @@ class PromptTemplate:
         lines = [n.lineno for n in self._ast.find_all(nodes.Name) if n.name == variable]
         return min(lines) if lines else None
 
-    def prepare(self, variables: Mapping[str, Any]) -> dict[str, Any]:
+    def bind(self, variables: Mapping[str, Any]) -> dict[str, Any]:
         """Apply defaults, check required inputs and coerce declared types."""
         values = dict(variables)
         for name, spec in self.inputs.items():
@@ -224,7 +224,7 @@ class PromptTemplate:
         return values
 
     def _render_raw(self, variables: Mapping[str, Any] | None, kwargs: dict[str, Any]) -> str:
-        values = self.prepare({**(variables or {}), **kwargs})
+        values = self.bind({**(variables or {}), **kwargs})
         with translate_errors(self.filename):
             return self.store.env.render(self._jinja, values)
 

@@ -324,3 +324,36 @@ dataset: data.jsonl""").replace(
     assert all(r.error is None and not r.passed for r in results)
     judged = [a for r in results for a in r.assertions if a["type"] == "llm-judge"]
     assert judged and all("context length exceeded" in a["error"] for a in judged)
+
+
+def test_judge_requests_carry_the_verdict_schema(tmp_path: Path,
+                                                 endpoint: FakeEndpoint) -> None:
+    path = make_eval(tmp_path, endpoint, cases=1)
+    grader = f"""graders:
+  - id: judge
+    base_url: {endpoint.base_url}
+    model: judge
+    retries: 0{{params}}
+dataset: data.jsonl"""
+    judged = "  - {type: llm-judge, provider: judge, value: 'good?'}\nrepeat:"
+    original = path.read_text()
+
+    def respond(request):
+        if request.body.get("model") == "judge":
+            return Reply.text('{"pass": true, "score": 1, "reason": "ok"}')
+        return Reply.text("keyword0")
+
+    endpoint.respond_with(respond)
+    for params, expected in (("", "json_schema"), ("\n    params: {response_format: null}",
+                                                   None)):
+        path.write_text(original.replace("dataset: data.jsonl", grader.format(params=params))
+                        .replace("repeat:", judged))
+        endpoint.reset()
+        endpoint.respond_with(respond)
+        _, results = run(path, use_cache=False)
+        assert all(r.error is None for r in results)
+        (request, *_) = [r for r in endpoint.requests if r.body.get("model") == "judge"]
+        sent = request.body.get("response_format")
+        assert (sent or {}).get("type") == expected
+        if expected:
+            assert sent["json_schema"]["schema"]["required"] == ["pass", "score", "reason"]
