@@ -43,9 +43,9 @@ _LAZY = {
     "TemplateStore": "promptkit.templates.store",
     "chain_of_thought": "promptkit.builders.cot",
     "few_shot": "promptkit.builders.fewshot",
-    "load_pool": "promptkit.builders.fewshot",
+    "load_pool": "promptkit.builders.pools",
     "register_assertion": "promptkit.scoring.registry",
-    "majority_vote": "promptkit.builders.cot",
+    "majority_vote": "promptkit.builders.answers",
 }
 
 __all__ = [

@@ -1,7 +1,9 @@
 """Few-shot examples: load a pool, select the examples that suit a query, render them.
 
-``few_shot(pool, k=3, select="similar")`` builds a :class:`FewShot` once per pool; calling
-it with a query returns the chosen examples, best first, and :meth:`FewShot.text` /
+:class:`FewShotSettings` says how examples are chosen; it is an eval spec's ``fewshot:``
+and the keyword arguments of :func:`few_shot` alike. ``few_shot(pool, k=3,
+select="similar")`` builds a :class:`FewShot` once per pool; calling it with a query
+returns the chosen examples, best first, and :meth:`FewShot.text` /
 :meth:`FewShot.messages` render them as an inline block or as chat turns.
 
 Selection, in one pass per query:
@@ -10,7 +12,7 @@ Selection, in one pass per query:
    both carry one, or the same values on every compared field.
 2. **Ranking** by the ``select`` strategy (see :data:`SelectName`).
 3. **Token budget.** Examples are taken in rank order; one whose rendered text would push
-   the total past ``max_tokens`` is skipped and the next one tried, until ``k`` are taken.
+   the total past ``budget`` is skipped and the next one tried, until ``k`` are taken.
 
 Lexical similarity is BM25 from ``rank-bm25`` over :func:`promptkit.metrics.tokenize`
 tokens, so Chinese and Japanese text is compared character by character. The variant is
@@ -22,28 +24,37 @@ two-row pool scores every row 0).
 
 from __future__ import annotations
 
-import os
+import inspect
 import random
-import string
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Any
 
-from rank_bm25 import BM25Plus
-
-from ..datasets import content_id, iter_rows
+from ..datasets import content_id
 from ..errors import ConfigError
 from ..scoring.metrics import cosine, tokenize
 from ..tokens import count_tokens
+from .fewshot_settings import (
+    DEPRECATED_NAMES,
+    FewShotSettings,
+    PoolSource,
+    SelectName,
+    format_problem,
+)
+from .options import rename_deprecated, validate_settings
+from .pools import check_names_occur, load_pool, pool_path
+
+if TYPE_CHECKING:
+    from rank_bm25 import BM25Plus
 
 __all__ = [
     "DEFAULT_EXAMPLE_FORMAT",
     "Example",
     "FewShot",
+    "FewShotSettings",
     "SelectName",
-    "Selector",
     "few_shot",
     "load_pool",
 ]
@@ -51,25 +62,10 @@ __all__ = [
 Example = Mapping[str, Any]
 """One pool row: a mapping of field names to values."""
 
-SelectName = Literal["first", "random", "similar", "mmr", "balanced"]
-"""How examples are chosen.
-
-* ``first``: the pool's first rows, in pool order.
-* ``random``: a shuffle seeded by ``seed`` and the query's content id, so each query gets
-  its own draw and the same query always gets the same one.
-* ``similar``: highest BM25 score against the query first (cosine of embeddings when
-  ``embed`` is given); ties keep pool order.
-* ``mmr``: maximal marginal relevance, trading similarity to the query for difference from
-  the examples already chosen (see :class:`FewShot`).
-* ``balanced``: the same number of examples per value of the ``label`` field, taken in
-  turn from each label (labels in the order the pool first shows them), each label's
-  examples most similar first.
-"""
-
-SELECT_NAMES: tuple[str, ...] = get_args(SelectName)
-
 DEFAULT_EXAMPLE_FORMAT = "Input: {input}\nOutput: {output}"
-"""How one example is written in :meth:`FewShot.text`: a :meth:`str.format_map` pattern."""
+"""How one example is written by :func:`few_shot` unless told otherwise: a
+:meth:`str.format_map` pattern. (:class:`FewShotSettings` without a ``format`` writes
+every field as ``name: value``.)"""
 
 DEFAULT_SEPARATOR = "\n\n"
 """What :meth:`FewShot.text` puts between two examples."""
@@ -77,51 +73,21 @@ DEFAULT_SEPARATOR = "\n\n"
 Embedder = Callable[[list[str]], list[list[float]]]
 
 
-class Selector(Protocol):
-    """Anything that picks ``k`` examples for a query."""
-
-    def __call__(self, query: Mapping[str, Any], k: int) -> list[dict[str, Any]]: ...
-
-
-def load_pool(source: str | os.PathLike[str] | Sequence[Mapping[str, Any]],
-              base_dir: Path | None = None) -> list[dict[str, Any]]:
-    """Read an example pool.
-
-    Args:
-        source: A list of mappings, or the path of a ``.jsonl`` or ``.csv`` file.
-        base_dir: Where a relative path is looked up (default: the working directory).
-
-    Returns:
-        The rows as new dicts, in order.
-
-    Raises:
-        ConfigError: A missing or unsupported file, a row that is not an object (with its
-            file and line), or a list item that is not a mapping.
-    """
-    if isinstance(source, str | os.PathLike):
-        path = Path(source)
-        if base_dir is not None and not path.is_absolute():
-            path = Path(base_dir) / path
-        return [dict(row) for _, row in iter_rows(path)]
-    rows = []
-    for index, row in enumerate(source):
-        if not isinstance(row, Mapping):
-            raise ConfigError(f"each example must be a mapping, not {type(row).__name__}",
-                              key_path=f"pool[{index}]")
-        rows.append(dict(row))
-    return rows
-
-
-def few_shot(pool: str | os.PathLike[str] | Sequence[Mapping[str, Any]], k: int = 3,
-             select: SelectName = "similar", *, fields: Sequence[str] | None = None,
-             label: str | None = None, seed: int = 0, mmr_lambda: float = 0.5,
-             max_tokens: int | None = None, template: str = DEFAULT_EXAMPLE_FORMAT,
-             embed: Embedder | None = None, model: str | None = None) -> FewShot:
+def few_shot(pool: PoolSource | FewShotSettings, k: int = 3, select: SelectName = "similar",
+             *, fields: Sequence[str] | None = None, label: str | None = None, seed: int = 0,
+             mmr_lambda: float = 0.5, budget: int | None = None,
+             format: str | None = DEFAULT_EXAMPLE_FORMAT, embed: Embedder | None = None,
+             model: str | None = None, base_dir: Path | None = None,
+             **deprecated: Any) -> FewShot:
     """Build a few-shot selector over a pool of examples.
 
+    The options are the fields of :class:`FewShotSettings` (an eval spec's ``fewshot:``
+    takes the same names); ``embed``, ``model`` and ``base_dir`` say how to run it.
+
     Args:
-        pool: The examples, as :func:`load_pool` accepts them (a list or a file path).
-        k: How many examples a query gets by default.
+        pool: The examples, as :func:`load_pool` accepts them (a list or a file path); or
+            a whole :class:`FewShotSettings`, with none of the options below it holds.
+        k: How many examples a query gets by default (0 to 100).
         select: The selection strategy (see :data:`SelectName`).
         fields: The fields whose text is compared with the query. Default: the query's own
             fields that hold strings, except ``id`` and the ``label`` field (so a query that
@@ -130,25 +96,51 @@ def few_shot(pool: str | os.PathLike[str] | Sequence[Mapping[str, Any]], k: int 
         seed: Seed for ``random``.
         mmr_lambda: For ``mmr``, the weight of relevance against diversity, in ``[0, 1]``;
             1 gives the ``similar`` order.
-        max_tokens: Most tokens the rendered examples may take together (each example
-            rendered alone with ``template``; separators and chat framing not counted).
-        template: How one example is rendered, a :meth:`str.format_map` pattern over the
-            example's fields. Only plain field names are allowed (``{input}``).
+        budget: Most tokens the rendered examples may take together, at least 1 (each
+            example rendered alone with ``format``; separators and chat framing not
+            counted).
+        format: How one example is rendered, a :meth:`str.format_map` pattern over the
+            example's fields. Only plain field names are allowed (``{input}``). None:
+            every field as ``name: value``.
         embed: Turns texts into vectors (e.g. an OpenAI-compatible ``/v1/embeddings``
             call). When given, ``similar``, ``mmr`` and ``balanced`` compare by cosine of
             embeddings instead of BM25. The pool is embedded once, on first use.
-        model: The model whose tokenizer counts tokens for ``max_tokens``.
+        model: The model whose tokenizer counts tokens for ``budget``.
+        base_dir: Where a relative pool path is looked up (default: the working directory).
+        **deprecated: ``max_tokens`` (now ``budget``), ``template`` (now ``format``) and
+            ``lambda`` (now ``mmr_lambda``), each with a :class:`DeprecationWarning`.
 
     Returns:
-        A :class:`FewShot`, callable as a :class:`Selector`.
+        A :class:`FewShot`.
 
     Raises:
-        ConfigError: An unknown ``select``, ``balanced`` without ``label``, a bad ``k``,
-            ``mmr_lambda``, ``max_tokens`` or ``template``, or an unreadable pool.
+        ConfigError: An invalid option (its key path says which), an unreadable pool, or
+            ``fields`` or ``label`` in none of the pool's examples.
+        TypeError: An unknown keyword argument, an option given under its old and new
+            names, or options besides a :class:`FewShotSettings`.
     """
-    return FewShot(load_pool(pool), k=k, select=select, fields=fields, label=label,
-                   seed=seed, mmr_lambda=mmr_lambda, max_tokens=max_tokens,
-                   template=template, embed=embed, model=model)
+    options = {"k": k, "select": select, "fields": fields, "label": label, "seed": seed,
+               "mmr_lambda": mmr_lambda, "budget": budget, "format": format}
+    given = {name for name, value in options.items() if value != _FEW_SHOT_DEFAULTS[name]}
+    if isinstance(pool, FewShotSettings):
+        if given or deprecated:
+            names = ", ".join(sorted(given | set(deprecated)))
+            raise TypeError(f"few_shot(settings) takes no other options ({names}): put them "
+                            "in the settings")
+        settings = pool
+    else:
+        for name, value in rename_deprecated(deprecated, DEPRECATED_NAMES, "few_shot()",
+                                             stacklevel=2).items():
+            if name in given:
+                old = next(old for old, new in DEPRECATED_NAMES.items() if new == name)
+                raise TypeError(f"few_shot() got {name!r} and its old name {old!r}")
+            options[name] = value
+        settings = validate_settings(FewShotSettings, {"pool": pool, **options})
+    return FewShot(settings, embed=embed, model=model, base_dir=base_dir)
+
+
+_FEW_SHOT_DEFAULTS = {name: parameter.default
+                      for name, parameter in inspect.signature(few_shot).parameters.items()}
 
 
 @dataclass
@@ -164,47 +156,52 @@ class _Index:
 class FewShot:
     """Examples selected from a fixed pool for each query, best first.
 
-    Build it with :func:`few_shot`. The returned examples are copies of the pool rows, in
-    rank order: the best example first (``first`` and ``balanced``: their own order). A
-    template that wants the best example last, next to the question, can ``|reverse`` them.
+    Build it with :func:`few_shot` (or from :class:`FewShotSettings` directly). The
+    returned examples are copies of the pool rows, in rank order: the best example first
+    (``first`` and ``balanced``: their own order). A template that wants the best example
+    last, next to the question, can ``|reverse`` them.
 
     ``mmr`` picks, one at a time, the example maximising
     ``λ·relevance(query, d) − (1−λ)·max(similarity(d, s) for s already chosen)``. Relevance is
     the BM25 score divided by the best score for that query (so in ``[0, 1]``) and the
     similarity between examples is the cosine of their token-count vectors; with ``embed``
     both are cosines of embeddings. Ties go to the better ``similar`` rank.
+
+    Attributes:
+        settings: How examples are chosen.
+        pool: The examples, as read from ``settings.pool``.
+        format: How one example is rendered (``settings.format``, or every field of the
+            pool's first example as ``name: value``).
     """
 
-    def __init__(self, pool: Sequence[Mapping[str, Any]], *, k: int = 3,
-                 select: SelectName = "similar", fields: Sequence[str] | None = None,
-                 label: str | None = None, seed: int = 0, mmr_lambda: float = 0.5,
-                 max_tokens: int | None = None, template: str = DEFAULT_EXAMPLE_FORMAT,
-                 embed: Embedder | None = None, model: str | None = None):
-        if select not in SELECT_NAMES:
-            raise ConfigError(f"unknown few-shot selector {select!r} "
-                              f"(choose from {', '.join(SELECT_NAMES)})", key_path="select")
-        if select == "balanced" and not label:
-            raise ConfigError("the balanced selector needs a label field", key_path="label")
-        if k < 0:
-            raise ConfigError(f"k must be 0 or more, got {k}", key_path="k")
-        if not 0.0 <= mmr_lambda <= 1.0:
-            raise ConfigError(f"mmr_lambda must be between 0 and 1, got {mmr_lambda}",
-                              key_path="mmr_lambda")
-        if max_tokens is not None and max_tokens < 0:
-            raise ConfigError(f"max_tokens must be 0 or more, got {max_tokens}",
-                              key_path="max_tokens")
-        _check_format(template)
-        self.pool = [dict(row) for row in pool]
-        self.k = k
-        self.select = select
-        self.fields = tuple(fields) if fields is not None else None
-        self.label = label
-        self.seed = seed
-        self.mmr_lambda = mmr_lambda
-        self.max_tokens = max_tokens
-        self.template = template
+    def __init__(self, settings: FewShotSettings, *, embed: Embedder | None = None,
+                 model: str | None = None, base_dir: Path | None = None):
+        """Read the pool of ``settings``.
+
+        Args:
+            settings: How examples are chosen.
+            embed: See :func:`few_shot`.
+            model: The model whose tokenizer counts tokens for the budget.
+            base_dir: Where a relative pool path is looked up.
+
+        Raises:
+            ConfigError: An unreadable pool or a bad row (naming the file and line), a
+                ``fields`` or ``label`` name in none of the examples (naming the file), or
+                a default format over field names that are not plain names.
+        """
+        source = settings.pool
+        self.settings = settings
+        self.pool = load_pool(source, base_dir)
+        filename = str(pool_path(source, base_dir)) if isinstance(source, str) else None
+        check_names_occur(self.pool, settings, filename)
+        self.format = settings.format
+        if self.format is None:  # every field, as an eval spec shows its examples by default
+            first = self.pool[0] if self.pool else {}
+            self.format = "\n".join(f"{name}: {{{name}}}" for name in first if name != "id")
+            _check_format(self.format)
         self.embed = embed
         self.model = model
+        self._fields = tuple(settings.fields) if settings.fields is not None else None
         self._indexes: dict[tuple[str, ...], _Index] = {}
         self._costs: dict[int, int] = {}
 
@@ -213,47 +210,55 @@ class FewShot:
 
         Args:
             query: The input the examples are for (e.g. an eval case's fields).
-            k: How many examples, instead of the ``k`` given at build time.
+            k: How many examples, instead of the ``k`` of the settings.
 
         Returns:
             Up to ``k`` copies of pool rows, never the query's own row.
         """
-        k = self.k if k is None else k
+        k = self.settings.k if k is None else k
+        select = self.settings.select
         fields = self._fields_for(query)
         candidates = [i for i, row in enumerate(self.pool)
                       if not _is_same_example(row, query, fields)]
         if k <= 0 or not candidates:
             return []
-        if self.select == "first":
+        if select == "first":
             chosen = self._take(candidates, k)
-        elif self.select == "random":
+        elif select == "random":
             order = list(candidates)
-            random.Random(f"{self.seed}:{content_id(dict(query))}").shuffle(order)
+            random.Random(f"{self.settings.seed}:{content_id(dict(query))}").shuffle(order)
             chosen = self._take(order, k)
-        elif self.select == "similar":
+        elif select == "similar":
             chosen = self._take(self._ranked(query, fields, candidates)[0], k)
-        elif self.select == "mmr":
+        elif select == "mmr":
             chosen = self._mmr(query, fields, candidates, k)
         else:
             chosen = self._balanced(query, fields, candidates, k)
         return [dict(self.pool[i]) for i in chosen]
 
-    def text(self, query: Mapping[str, Any], template: str | None = None,
-             separator: str = DEFAULT_SEPARATOR, *, k: int | None = None) -> str:
+    def text(self, query: Mapping[str, Any], format: str | None = None,
+             separator: str = DEFAULT_SEPARATOR, *, k: int | None = None,
+             **deprecated: Any) -> str:
         """The chosen examples rendered one after another.
 
         Args:
             query: The input the examples are for.
-            template: How to render one example (default: the one given at build time).
+            format: How to render one example (default: :attr:`format`).
             separator: What goes between two examples.
-            k: How many examples, instead of the build-time ``k``.
+            k: How many examples, instead of the ``k`` of the settings.
+            **deprecated: ``template``, the old name of ``format``.
 
         Raises:
-            ConfigError: An example lacks a field the template uses.
+            ConfigError: An example lacks a field the format uses.
         """
-        pattern = self.template if template is None else template
-        if template is not None:
-            _check_format(template)
+        renamed = rename_deprecated(deprecated, {"template": "format"}, "FewShot.text()",
+                                    stacklevel=2)
+        if renamed and format is not None:
+            raise TypeError("FewShot.text() got 'format' and its old name 'template'")
+        format = renamed.get("format", format)
+        if format is not None:
+            _check_format(format)
+        pattern = self.format if format is None else format
         return separator.join(_render(example, pattern) for example in self(query, k))
 
     def messages(self, query: Mapping[str, Any], input_field: str = "input",
@@ -282,10 +287,10 @@ class FewShot:
     # -- selection ----------------------------------------------------------------------
 
     def _fields_for(self, query: Mapping[str, Any]) -> tuple[str, ...]:
-        if self.fields is not None:
-            return self.fields
+        if self._fields is not None:
+            return self._fields
         return tuple(key for key, value in query.items()
-                     if isinstance(value, str) and key not in ("id", self.label))
+                     if isinstance(value, str) and key not in ("id", self.settings.label))
 
     def _take(self, order: Iterable[int], k: int) -> list[int]:
         """The first ``k`` of ``order`` that fit the token budget."""
@@ -301,14 +306,15 @@ class FewShot:
 
     def _cost(self, i: int) -> int:
         """Tokens of example ``i`` rendered alone; 0 without a budget (nothing to count)."""
-        if self.max_tokens is None:
+        if self.settings.budget is None:
             return 0
         if i not in self._costs:
-            self._costs[i] = count_tokens(_render(self.pool[i], self.template), self.model)
+            self._costs[i] = count_tokens(_render(self.pool[i], self.format), self.model)
         return self._costs[i]
 
     def _fits(self, i: int, used: int) -> bool:
-        return self.max_tokens is None or used + self._cost(i) <= self.max_tokens
+        budget = self.settings.budget
+        return budget is None or used + self._cost(i) <= budget
 
     def _ranked(self, query: Mapping[str, Any], fields: tuple[str, ...],
                 candidates: list[int]) -> tuple[list[int], dict[int, float]]:
@@ -341,7 +347,7 @@ class FewShot:
         chosen: list[int] = []
         used = 0
         redundancy = dict.fromkeys(order, 0.0)  # max similarity to anything chosen so far
-        lam = self.mmr_lambda
+        lam = self.settings.mmr_lambda
         while remaining and len(chosen) < k:
             best = max(remaining, key=lambda i: (lam * relevance[i] - (1 - lam) * redundancy[i],
                                                  -rank[i]))
@@ -367,15 +373,16 @@ class FewShot:
         Rows without the label are never chosen. When a label runs out (or its remaining
         examples do not fit the budget) the others go on taking turns until ``k``.
         """
-        assert self.label is not None
+        label = self.settings.label
+        assert label is not None
         order, _ = self._ranked(query, fields, candidates)
         queues: dict[Hashable, list[int]] = {}
         for i in candidates:  # pool order fixes the label order
-            value = self.pool[i].get(self.label)
+            value = self.pool[i].get(label)
             if value is not None:
                 queues.setdefault(_label_key(value), [])
         for i in order:
-            value = self.pool[i].get(self.label)
+            value = self.pool[i].get(label)
             if value is not None:
                 queues[_label_key(value)].append(i)
         chosen: list[int] = []
@@ -399,6 +406,9 @@ class FewShot:
             texts = [_join_fields(row, fields) for row in self.pool]
             tokens = [tokenize(text) for text in texts]
             # rank_bm25 divides by the mean row length, so an all-empty pool has no index.
+            # Imported here: it brings numpy, which loading an eval spec does not need.
+            from rank_bm25 import BM25Plus
+
             bm25 = BM25Plus(tokens, delta=0) if any(tokens) else None
             self._indexes[fields] = _Index([Counter(t) for t in tokens], bm25, texts)
         return self._indexes[fields]
@@ -447,36 +457,18 @@ def _count_cosine(a: Counter[str], b: Counter[str]) -> float:
     return cosine([a[t] for t in vocabulary], [b[t] for t in vocabulary])
 
 
-def _check_format(template: str) -> None:
-    """Refuse a pattern that does not parse or reaches past plain field names.
+def _check_format(pattern: str) -> None:
+    problem = format_problem(pattern)
+    if problem:
+        raise ConfigError(problem, key_path="format")
 
-    ``{input.__class__}`` or ``{input[0]}`` would let a pattern from an eval file read
-    attributes of the values, so only ``{name}`` (with a conversion or spec) is allowed.
-    """
+
+def _render(example: Mapping[str, Any], pattern: str) -> str:
     try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise ConfigError(f"invalid example format: {exc}", key_path="template") from None
-    for _, name, spec, _ in parsed:
-        for field in (name, *(_format_fields(spec) if spec else ())):
-            if field is None:
-                continue
-            if not field.isidentifier():
-                raise ConfigError(f"example format field {{{field}}} must be a plain name",
-                                  key_path="template")
-
-
-def _format_fields(spec: str) -> list[str | None]:
-    # A format spec may nest fields of its own: "{value:{width}}".
-    return [name for _, name, _, _ in string.Formatter().parse(spec)]
-
-
-def _render(example: Mapping[str, Any], template: str) -> str:
-    try:
-        return template.format_map(example)
+        return pattern.format_map(example)
     except KeyError as exc:
         raise ConfigError(f"few-shot example has no field {exc.args[0]!r} "
-                          "used by the example format", key_path="template") from None
+                          "used by the example format", key_path="format") from None
     except (ValueError, TypeError) as exc:  # e.g. "{n:d}" given a string
         raise ConfigError(f"cannot render few-shot example: {exc}",
-                          key_path="template") from None
+                          key_path="format") from None

@@ -28,12 +28,12 @@ from ..scoring.engine import score
 from ..templates import PromptTemplate, TemplateStore
 from .client import RETRYABLE, Completion, EndpointClient, Outcome, sdk_client_for
 from .local import MODEL_ALIAS, LocalServer, find_engine
-from .spec import CotSpec, EvalSpec, FewShotSpec, LoadedSpec, PromptVariant, Provider
+from .spec import EvalSpec, LoadedSpec, PromptVariant, Provider
 from .storage import ResponseCache, RunStore, default_paths
 
 if TYPE_CHECKING:
-    from ..builders.cot import ChainOfThought
-    from ..builders.fewshot import FewShot
+    from ..builders.cot import ChainOfThought, CotSettings
+    from ..builders.fewshot import FewShot, FewShotSettings
 
 LOCAL_CONCURRENCY = 4  # parallel slots for a native llama-server on a small machine
 
@@ -225,22 +225,19 @@ def check_assertion_variables(prepared: Prepared, case: Case) -> None:
                                        ["assert", index, key]) from None
 
 
-def build_fewshot(prepared: Prepared, config: FewShotSpec, lexical: bool = False) -> FewShot:
+def build_fewshot(prepared: Prepared, config: FewShotSettings, lexical: bool = False
+                  ) -> FewShot:
     """The example selector of a variant's ``fewshot:`` settings (``lexical``: BM25 even
-    when ``embeddings:`` is set)."""
-    from ..builders.fewshot import few_shot, load_pool  # BM25 brings numpy: only when asked for
+    when ``embeddings:`` is set). The settings were validated with the spec; reading the
+    pool may still fail, naming the pool file."""
+    from ..builders.fewshot import few_shot
 
     loaded = prepared.loaded
-    pool = load_pool(config.pool, loaded.base_dir)
-    fields = [k for k in (pool[0] if pool else {}) if k != "id"]
-    example_format = config.format or "\n".join(f"{k}: {{{k}}}" for k in fields)
     embed = None
     if config.embeddings and not lexical:
         embed = GraderEmbedder(grader(loaded, config.embeddings))
         prepared.embedders.append(embed)
-    return few_shot(pool, config.k, config.select, fields=config.fields, label=config.label,
-                    seed=config.seed, mmr_lambda=config.mmr_lambda, max_tokens=config.budget,
-                    template=example_format, embed=embed)
+    return few_shot(config, embed=embed, base_dir=loaded.base_dir)
 
 
 def grader(loaded: LoadedSpec, provider_id: str) -> Provider:
@@ -273,14 +270,11 @@ class GraderEmbedder:
         return future.result()
 
 
-def build_cot(config: CotSpec) -> ChainOfThought:
-    """The chain-of-thought settings of a variant's ``cot:``."""
-    from ..builders.cot import ExtractSpec, chain_of_thought
+def build_cot(config: CotSettings) -> ChainOfThought:
+    """The chain-of-thought setup of a variant's ``cot:`` (validated with the spec)."""
+    from ..builders.cot import chain_of_thought
 
-    extract = ExtractSpec(**config.extract.model_dump())
-    return chain_of_thought(config.style, trigger=config.trigger, lang=config.lang,
-                            answer=extract, samples=config.samples,
-                            temperature=config.temperature)
+    return chain_of_thought(config)
 
 
 class Runner:

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from ..builders.cot import CotSettings
+from ..builders.fewshot_settings import FewShotSettings
 from ..config import YamlDocument, format_path, read_text, validate
 from ..errors import ConfigError
 from ..scoring.assertion import Assertion
@@ -207,51 +209,6 @@ class Provider(BaseModel):
         return value
 
 
-class FewShotSpec(BaseModel):
-    """``fewshot:`` of a prompt variant: pick examples per case from a pool."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    pool: str = Field(description="JSONL or CSV file of examples, relative to the spec.")
-    k: int = Field(3, ge=0, le=100)
-    select: Literal["first", "random", "similar", "mmr", "balanced"] = "similar"
-    fields: list[str] | None = Field(None, description="Case fields compared for similarity.")
-    label: str | None = Field(None, description="Pool field to balance on (select: balanced).")
-    seed: int = 0
-    mmr_lambda: float = Field(0.5, ge=0, le=1, alias="lambda")
-    budget: int | None = Field(None, ge=1, description="Token budget for the examples.")
-    var: str = Field("examples", description="Template variable that receives the examples.")
-    format: str | None = Field(None, description="How one example reads, e.g. 'Q: {question}"
-                               "\\nA: {answer}'; the token budget counts this text (default: "
-                               "every field as 'name: value').")
-    embeddings: str | None = Field(None, description="Provider id (in graders) whose "
-                                   "/v1/embeddings ranks similarity instead of BM25.")
-
-
-class ExtractConfig(BaseModel):
-    """How the final answer is read from a model's output."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    method: Literal["marker", "regex", "last-number", "json", "full"] = "marker"
-    marker: str | None = None
-    pattern: str | None = None
-    field: str | None = None
-
-
-class CotSpec(BaseModel):
-    """``cot:`` of a prompt variant: a reasoning style and answer extraction."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    style: Literal["none", "zero-shot", "few-shot", "self-consistency"] = "zero-shot"
-    trigger: str | None = Field(None, description="Custom trigger text (default by lang).")
-    lang: str = "en"
-    extract: ExtractConfig = Field(default_factory=ExtractConfig)
-    samples: int = Field(5, ge=1, le=64, description="Self-consistency samples per case.")
-    temperature: float = Field(0.7, ge=0, le=2, description="Self-consistency temperature.")
-
-
 class PromptVariant(BaseModel):
     """A template reference plus what this variant changes."""
 
@@ -261,13 +218,21 @@ class PromptVariant(BaseModel):
     template: str
     params: dict[str, Any] = Field(default_factory=dict, description="Override model params.")
     vars: dict[str, Any] = Field(default_factory=dict, description="Extra template variables.")
-    fewshot: FewShotSpec | None = None
-    cot: CotSpec | None = None
+    fewshot: FewShotSettings | None = None
+    cot: CotSettings | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _from_string(cls, value: Any) -> Any:
         return {"template": value} if isinstance(value, str) else value
+
+    @field_validator("fewshot")
+    @classmethod
+    def _pool_is_a_file(cls, value: FewShotSettings | None) -> FewShotSettings | None:
+        if value is not None and not isinstance(value.pool, str):
+            raise ValueError("pool: give the JSONL or CSV file of examples, relative to "
+                             "the spec")
+        return value
 
     @model_validator(mode="after")
     def _default_id(self) -> PromptVariant:

@@ -1,19 +1,16 @@
-"""Tests for promptkit.fewshot: pools, selectors, leakage, token budgets and rendering."""
+"""Tests for promptkit.builders.fewshot: pools, selectors, leakage, token budgets, rendering."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from promptkit.builders.fewshot import (
     DEFAULT_EXAMPLE_FORMAT,
     FewShot,
-    Selector,
+    FewShotSettings,
     few_shot,
-    load_pool,
 )
 from promptkit.errors import ConfigError
 from promptkit.tokens import count_tokens
@@ -154,10 +151,10 @@ def test_balanced_needs_a_label() -> None:
         few_shot(POOL, select="balanced")
 
 
-def test_fewshot_fits_the_selector_protocol() -> None:
-    selector: Selector = few_shot(POOL, select="first")
-    assert ids(selector(DIESEL, 1)) == ["f1"]
+def test_few_shot_returns_a_callable_selector() -> None:
+    selector = few_shot(POOL, select="first")
     assert isinstance(selector, FewShot)
+    assert ids(selector(DIESEL, 1)) == ["f1"]
 
 
 def test_returns_copies_of_pool_rows() -> None:
@@ -192,9 +189,9 @@ def test_query_row_is_never_selected_by_content() -> None:
 
 
 def test_budget_is_never_exceeded() -> None:
-    for budget in (0, 13, 20, 30, 45, 100):
+    for budget in (1, 13, 20, 30, 45, 100):
         for select in ("first", "random", "similar", "mmr"):
-            chosen = few_shot(POOL, k=6, select=select, max_tokens=budget)(DIESEL)
+            chosen = few_shot(POOL, k=6, select=select, budget=budget)(DIESEL)
             assert sum(cost(e) for e in chosen) <= budget
 
 
@@ -202,7 +199,7 @@ def test_budget_skips_a_long_best_example_for_the_next_that_fits() -> None:
     long_answer = "Diesel, " + "which is a heavier fuel than petrol, " * 20
     pool = [{**row, "output": long_answer} if row["id"] == "c2" else row for row in POOL]
     assert cost(pool[3]) > 100 and cost(pool[2]) + cost(pool[0]) <= 40
-    chosen = few_shot(pool, k=2, max_tokens=40)(DIESEL)
+    chosen = few_shot(pool, k=2, budget=40)(DIESEL)
     # c2 is the best match but does not fit; c1 comes next, then f1 in pool order.
     assert ids(chosen) == ["c1", "f1"]
     assert sum(cost(e) for e in chosen) <= 40
@@ -210,7 +207,7 @@ def test_budget_skips_a_long_best_example_for_the_next_that_fits() -> None:
 
 def test_budget_keeps_balanced_labels_in_turn() -> None:
     budget = cost(POOL[0]) + cost(POOL[3]) + cost(POOL[4])
-    chosen = few_shot(POOL, k=6, select="balanced", label="topic", max_tokens=budget)(DIESEL)
+    chosen = few_shot(POOL, k=6, select="balanced", label="topic", budget=budget)(DIESEL)
     assert ids(chosen) == ["f1", "c2", "w1"]
 
 
@@ -252,41 +249,6 @@ def test_mmr_with_embeddings_spreads_over_topics() -> None:
     assert ids(shots(query)) == ["c1", "f1"]
 
 
-# -- pools -------------------------------------------------------------------------------
-
-
-def test_load_pool_from_a_list_copies_rows() -> None:
-    rows = load_pool(POOL)
-    assert rows == POOL and rows[0] is not POOL[0]
-    with pytest.raises(ConfigError, match=r"pool\[1\]"):
-        load_pool([{"input": "ok"}, "not a row"])  # type: ignore[list-item]
-
-
-def test_load_pool_from_jsonl_and_csv(tmp_path: Path) -> None:
-    (tmp_path / "pool.jsonl").write_text(
-        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in CHINESE_POOL),
-        encoding="utf-8")
-    assert load_pool("pool.jsonl", base_dir=tmp_path) == CHINESE_POOL
-    (tmp_path / "pool.csv").write_text("id,input,output\na,Is it?,Yes\nb,\"x, y\",No\n",
-                                       encoding="utf-8")
-    assert load_pool(tmp_path / "pool.csv") == [
-        {"id": "a", "input": "Is it?", "output": "Yes"},
-        {"id": "b", "input": "x, y", "output": "No"},
-    ]
-    shots = few_shot(tmp_path / "pool.jsonl", k=1)
-    assert ids(shots({"input": "北京下雨"})) == ["z4"]
-
-
-def test_load_pool_names_file_and_line_of_a_bad_row(tmp_path: Path) -> None:
-    path = tmp_path / "bad.jsonl"
-    path.write_text('{"input": "fine"}\n{"input": oops}\n', encoding="utf-8")
-    with pytest.raises(ConfigError) as info:
-        load_pool(path)
-    assert str(info.value).startswith(f"{path}:2: invalid JSON")
-    with pytest.raises(ConfigError, match="not found"):
-        load_pool("missing.jsonl", base_dir=tmp_path)
-
-
 # -- rendering ---------------------------------------------------------------------------
 
 
@@ -296,7 +258,7 @@ def test_text_renders_examples_best_first() -> None:
         "Input: What fuel does a diesel car use?\nOutput: Diesel.\n\n"
         "Input: How many wheels does a car have?\nOutput: Four."
     )
-    assert shots.text(DIESEL, template="Q: {input} A: {output}", separator="\n", k=1) == (
+    assert shots.text(DIESEL, format="Q: {input} A: {output}", separator="\n", k=1) == (
         "Q: What fuel does a diesel car use? A: Diesel."
     )
 
@@ -316,27 +278,65 @@ def test_messages_render_chat_turns() -> None:
 
 
 def test_missing_field_errors_name_the_key() -> None:
-    shots = few_shot(POOL, k=1, template="{input} -> {answer}")
+    shots = few_shot(POOL, k=1, format="{input} -> {answer}")
     with pytest.raises(ConfigError, match="'answer'"):
         shots.text(DIESEL)
     with pytest.raises(ConfigError, match="'label'"):
         few_shot(POOL, k=1).messages(DIESEL, output_field="label")
     with pytest.raises(ConfigError, match="'answer'"):  # the budget renders them too
-        few_shot(POOL, template="{answer}", max_tokens=50)(DIESEL)
+        few_shot(POOL, format="{answer}", budget=50)(DIESEL)
 
 
-@pytest.mark.parametrize("template", ["{input.__class__}", "{input[0]}", "{}", "{input"])
-def test_template_must_use_plain_field_names(template: str) -> None:
+@pytest.mark.parametrize("pattern", ["{input.__class__}", "{input[0]}", "{}", "{input"])
+def test_format_must_use_plain_field_names(pattern: str) -> None:
+    with pytest.raises(ConfigError, match="format") as info:
+        few_shot(POOL, format=pattern)
+    assert info.value.key_path == "format"
     with pytest.raises(ConfigError, match="format"):
-        few_shot(POOL, template=template)
+        few_shot(POOL).text(DIESEL, format=pattern)
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"select": "nearest"}, "unknown few-shot selector 'nearest'"),
-    ({"k": -1}, "k must be"),
-    ({"mmr_lambda": 1.5}, "mmr_lambda"),
-    ({"max_tokens": -5}, "max_tokens"),
+@pytest.mark.parametrize(("options", "key", "message"), [
+    ({"select": "nearest"}, "select", "Input should be 'first', 'random'"),
+    ({"k": -1}, "k", "greater than or equal to 0"),
+    ({"k": 101}, "k", "less than or equal to 100"),
+    ({"mmr_lambda": 1.5}, "mmr_lambda", "less than or equal to 1"),
+    ({"budget": 0}, "budget", "greater than or equal to 1"),
+    ({"select": "balanced"}, "label", "the balanced selector needs a label field"),
 ])
-def test_bad_options_are_config_errors(options: dict, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+def test_bad_options_are_config_errors_naming_the_key(options: dict, key: str,
+                                                     message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
         few_shot(POOL, **options)
+    assert info.value.key_path == key
+
+
+def test_a_bad_row_in_a_list_pool_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"pool\[1\]: each example must be a mapping"):
+        few_shot([{"input": "ok"}, "not a row"])  # type: ignore[list-item]
+
+
+# -- settings ----------------------------------------------------------------------------
+
+
+def test_the_selector_keeps_its_validated_settings() -> None:
+    shots = few_shot(POOL, k=2, select="mmr", mmr_lambda=0.3, budget=80, fields=("input",))
+    assert type(shots.settings) is FewShotSettings
+    assert (shots.settings.k, shots.settings.select, shots.settings.mmr_lambda,
+            shots.settings.budget, shots.settings.fields) == (2, "mmr", 0.3, 80, ["input"])
+    assert shots.format == DEFAULT_EXAMPLE_FORMAT
+
+
+def test_few_shot_takes_a_whole_settings_model() -> None:
+    settings = FewShotSettings(pool=POOL, k=2, select="balanced", label="topic",
+                               format=DEFAULT_EXAMPLE_FORMAT)
+    assert few_shot(settings)(DIESEL) == few_shot(POOL, k=2, select="balanced",
+                                                  label="topic")(DIESEL)
+    with pytest.raises(TypeError, match=r"no other options \(k\)"):
+        few_shot(settings, k=4)
+
+
+def test_settings_without_a_format_write_every_field_but_id() -> None:
+    shots = few_shot(FewShotSettings(pool=POOL[:1]))
+    assert shots.format == "input: {input}\noutput: {output}\ntopic: {topic}"
+    assert few_shot(POOL, format=None).format == shots.format
