@@ -1,5 +1,5 @@
 """``python -m promptkit.testing``: serve a fake OpenAI-compatible endpoint."""
 
-from .fake import main
+from .cli import main
 
 raise SystemExit(main())

@@ -1,0 +1,222 @@
+"""The OpenAI wire format the fake endpoint speaks: response bodies, stream chunks, errors.
+
+Pure functions from a request body and a :class:`~promptkit.testing.reply.Reply` to what
+OpenAI would send: chat and legacy completion payloads and their streamed chunks, estimated
+``usage``, embeddings (:func:`fake_embedding`), and the error body the ``openai`` SDK reads
+into its exceptions.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import struct
+import zlib
+from typing import Any
+
+from .reply import Reply
+
+__all__ = [
+    "EMBEDDING_DIMENSIONS",
+    "HTML_PAGE",
+    "MALFORMED_JSON",
+    "chat_chunks",
+    "completion_chunks",
+    "completion_payload",
+    "echo_text",
+    "embeddings_payload",
+    "error_body",
+    "fake_embedding",
+    "prompt_text",
+    "usage",
+]
+
+EMBEDDING_DIMENSIONS = 64
+
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head>\n"
+    b"<body><h1>Welcome to nginx!</h1><p>This is not an API endpoint.</p></body></html>\n"
+)
+# Cut off inside a string, like a body truncated by a crashing proxy.
+MALFORMED_JSON = b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"index'
+
+
+def error_body(status: int, message: str) -> tuple[str, bytes]:
+    """The error body OpenAI sends, ``{"error": {"message", "type", "param", "code"}}``."""
+    if status == 429:
+        kind, code = "requests", "rate_limit_exceeded"
+    elif status >= 500:
+        kind, code = "server_error", None
+    else:
+        kind, code = "invalid_request_error", None
+    error = {"message": message, "type": kind, "param": None, "code": code}
+    return "application/json", json.dumps({"error": error}).encode()
+
+
+def fake_embedding(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """The deterministic unit vector the fake ``/v1/embeddings`` returns for ``text``.
+
+    A bag of hashed character bigrams of the lower-cased text padded with a space on each
+    side: each bigram adds +1 or -1 to one of ``dimensions`` buckets, both chosen by its
+    CRC-32, then the vector is L2-normalized. Strings sharing many bigrams therefore have a
+    high cosine similarity and unrelated strings score near 0. CRC-32 (not ``hash()``) keeps
+    the vectors identical across processes.
+    """
+    padded = f" {text.lower()} "
+    vector = [0.0] * dimensions
+    for start in range(len(padded) - 1):
+        digest = zlib.crc32(padded[start : start + 2].encode())
+        vector[digest % dimensions] += 1.0 if digest & 0x8000_0000 else -1.0
+    norm = math.sqrt(sum(value * value for value in vector)) or 1.0
+    return [value / norm for value in vector]
+
+
+def embeddings_payload(body: dict[str, Any], model: str) -> dict[str, Any]:
+    """The ``/v1/embeddings`` answer; raises ``TypeError`` or ``ValueError`` on a bad request."""
+    inputs = body.get("input")
+    if isinstance(inputs, str) or (
+        inputs and isinstance(inputs, list) and isinstance(inputs[0], int)
+    ):
+        inputs = [inputs]  # one text, or one text given as token ids
+    if not inputs or not isinstance(inputs, list):
+        raise ValueError("input must be a string or a non-empty list")
+    dimensions = int(body.get("dimensions") or EMBEDDING_DIMENSIONS)
+    if dimensions < 1:
+        raise ValueError("dimensions must be positive")
+    data, words = [], 0
+    for index, item in enumerate(inputs):
+        text = item if isinstance(item, str) else " ".join(str(token) for token in item)
+        vector: list[float] | str = fake_embedding(text, dimensions)
+        if body.get("encoding_format") == "base64":  # the openai SDK asks for it by default
+            vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+        words += len(text.split())
+    usage = {"prompt_tokens": words, "total_tokens": words}
+    return {
+        "object": "list",
+        "data": data,
+        "model": body.get("model") or model,
+        "usage": usage,
+    }
+
+
+def _message_text(message: Any) -> str:
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, list):  # content parts: keep the text ones, skip images and audio
+        texts = [part.get("text") for part in content if isinstance(part, dict)]
+        return "\n".join(text for text in texts if isinstance(text, str))
+    return content if isinstance(content, str) else ""
+
+
+def prompt_text(body: Any) -> str:
+    """All message contents joined by newlines, the prompt, or the embeddings inputs."""
+    if not isinstance(body, dict):
+        return ""
+    if isinstance(body.get("messages"), list):
+        return "\n".join(_message_text(message) for message in body["messages"])
+    prompt = body.get("prompt", body.get("input", ""))
+    return "\n".join(str(item) for item in prompt) if isinstance(prompt, list) else str(prompt)
+
+
+def echo_text(body: dict[str, Any], prompt: str) -> str:
+    """What an echo answers: the last user message (chat), else ``prompt``."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return prompt
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    candidates = users or messages
+    return _message_text(candidates[-1]) if candidates else ""
+
+
+def usage(prompt: str, texts: list[str], reply: Reply) -> dict[str, int] | None:
+    """Token counts estimated as words, overridden by ``reply.usage``; ``None`` to omit."""
+    if reply.usage is False:
+        return None
+    reasoning_words = len((reply.reasoning_content or "").split())
+    counts = {
+        "prompt_tokens": len(prompt.split()),
+        "completion_tokens": sum(len(text.split()) + reasoning_words for text in texts),
+    }
+    counts.update(reply.usage or {})
+    if not reply.usage or "total_tokens" not in reply.usage:
+        counts["total_tokens"] = counts["prompt_tokens"] + counts["completion_tokens"]
+    return counts
+
+
+def _pieces(text: str) -> list[str]:
+    """Split text into word-sized stream deltas that concatenate back to exactly ``text``."""
+    return [piece for piece in re.split(r"(?<=\s)(?=\S)", text) if piece]
+
+
+def _chat_choice(index: int, text: str, reply: Reply) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if reply.reasoning_content is not None:
+        message["reasoning_content"] = reply.reasoning_content
+    return {
+        "index": index,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": reply.finish_reason,
+    }
+
+
+def _text_choice(index: int, text: str, finish_reason: str | None) -> dict[str, Any]:
+    return {"text": text, "index": index, "logprobs": None, "finish_reason": finish_reason}
+
+
+def completion_payload(
+    base: dict[str, Any], texts: list[str], reply: Reply, counts: dict[str, int] | None, chat: bool
+) -> dict[str, Any]:
+    """A whole (not streamed) chat or legacy completion, one choice per text."""
+    if chat:
+        choices = [_chat_choice(index, text, reply) for index, text in enumerate(texts)]
+        payload = {**base, "choices": choices, "system_fingerprint": None}
+    else:
+        choices = [
+            _text_choice(index, text, reply.finish_reason) for index, text in enumerate(texts)
+        ]
+        payload = {**base, "choices": choices}
+    if counts is not None:
+        payload["usage"] = counts
+    return payload
+
+
+def chat_chunks(
+    base: dict[str, Any], texts: list[str], reply: Reply, counts: dict[str, int] | None
+) -> list[dict[str, Any]]:
+    """The chunks OpenAI streams; ``counts`` is given when ``include_usage`` was asked."""
+    header = {**base, "object": "chat.completion.chunk", "system_fingerprint": None}
+    # With include_usage OpenAI sends "usage": null on every chunk, then a usage-only chunk.
+    usage_field = {"usage": None} if counts else {}
+
+    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {**header, "choices": [choice], **usage_field}
+
+    events = []
+    for index, text in enumerate(texts):
+        events.append(chunk(index, {"role": "assistant", "content": ""}))
+        reasoning = _pieces(reply.reasoning_content or "")
+        events.extend(chunk(index, {"reasoning_content": piece}) for piece in reasoning)
+        events.extend(chunk(index, {"content": piece}) for piece in _pieces(text))
+        events.append(chunk(index, {}, reply.finish_reason))
+    if counts:
+        events.append({**header, "choices": [], "usage": counts})
+    return events
+
+
+def completion_chunks(
+    base: dict[str, Any], texts: list[str], reply: Reply, counts: dict[str, int] | None
+) -> list[dict[str, Any]]:
+    """The legacy completions chunks; ``counts`` is given when ``include_usage`` was asked."""
+    usage_field = {"usage": None} if counts else {}
+    events = []
+    for index, text in enumerate(texts):
+        for piece in [*_pieces(text), ""]:  # the empty last piece carries the finish reason
+            finish = None if piece else reply.finish_reason
+            events.append({**base, "choices": [_text_choice(index, piece, finish)], **usage_field})
+    if counts:
+        events.append({**base, "choices": [], "usage": counts})
+    return events

@@ -1,0 +1,86 @@
+"""Tests for promptkit.testing.payloads: the OpenAI bodies and chunks, as pure functions."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+from promptkit.testing import Reply, fake_embedding
+from promptkit.testing.payloads import (
+    chat_chunks,
+    completion_chunks,
+    echo_text,
+    error_body,
+    prompt_text,
+    usage,
+)
+
+BASE = {"id": "chatcmpl-x", "object": "chat.completion", "created": 0, "model": "m"}
+
+
+def test_fake_embedding_is_a_unit_vector_identical_across_processes() -> None:
+    vector = fake_embedding("The cat sat")
+    assert len(vector) == 64 and len(fake_embedding("x", 8)) == 8
+    assert math.isclose(sum(value * value for value in vector), 1.0)
+    assert fake_embedding("the CAT sat") == vector  # case-insensitive
+    code = ("import json; from promptkit.testing import fake_embedding; "
+            "print(json.dumps(fake_embedding('The cat sat')))")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(other.stdout) == vector
+
+
+def test_error_body_has_the_type_and_code_the_openai_sdk_reads() -> None:
+    def error(status: int) -> dict:
+        content_type, body = error_body(status, "why")
+        assert content_type == "application/json"
+        return json.loads(body)["error"]
+
+    assert error(429) == {"message": "why", "type": "requests", "param": None,
+                          "code": "rate_limit_exceeded"}
+    assert (error(503)["type"], error(503)["code"]) == ("server_error", None)
+    assert error(400)["type"] == "invalid_request_error"
+
+
+def test_prompt_and_echo_text_read_messages_parts_prompts_and_inputs() -> None:
+    body = {"messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url"}]},
+        {"role": "assistant", "content": None},
+    ]}
+    assert prompt_text(body) == "Be brief.\na\n"
+    assert echo_text(body, prompt_text(body)) == "a"
+    assert prompt_text({"prompt": ["x", "y"]}) == "x\ny"
+    assert prompt_text({"input": "z"}) == "z"
+    assert prompt_text(None) == prompt_text([1]) == ""
+    assert echo_text({"prompt": "p"}, "p") == "p"
+
+
+def test_usage_counts_words_unless_overridden_or_omitted() -> None:
+    reply = Reply.text("a b", reasoning_content="r")
+    assert usage("one two three", ["a b", "a b"], reply) == {
+        "prompt_tokens": 3, "completion_tokens": 6, "total_tokens": 9}
+    assert usage("x", ["a"], Reply.text("a", usage={"completion_tokens": 7})) == {
+        "prompt_tokens": 1, "completion_tokens": 7, "total_tokens": 8}
+    assert usage("x", ["a"], Reply.text("a", usage={"total_tokens": 0}))["total_tokens"] == 0
+    assert usage("x", ["a"], Reply.text("a", usage=False)) is None
+
+
+def test_chunks_concatenate_back_to_exactly_the_text() -> None:
+    text = "  Paris,\nof course.  "
+    reply = Reply.text(text, reasoning_content="think  first")
+    chunks = chat_chunks(BASE, [text], reply, None)
+    deltas = [chunk["choices"][0]["delta"] for chunk in chunks]
+    assert deltas[0] == {"role": "assistant", "content": ""}
+    assert "".join(d.get("content", "") for d in deltas) == text
+    assert "".join(d.get("reasoning_content", "") for d in deltas) == "think  first"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert all("usage" not in chunk for chunk in chunks)
+
+    counts = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    legacy = completion_chunks(BASE, [text, "b"], reply, counts)
+    assert "".join(c["choices"][0]["text"] for c in legacy[:-1] if c["choices"][0]["index"] == 0) \
+        == text
+    assert legacy[-1] == {**BASE, "choices": [], "usage": counts}
+    assert all(chunk["usage"] is None for chunk in legacy[:-1])
