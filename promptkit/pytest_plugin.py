@@ -216,3 +216,30 @@ def promptkit_eval(request: pytest.FixtureRequest) -> Callable[..., EvalResult]:
         pytest.fail(error, pytrace=False)  # outside the except: no chained traceback
 
     return run
+
+
+# --- fake_endpoint: promptkit.testing.FakeEndpoint as a fixture --------------------------------
+# One server for the whole session (starting one per test would cost a thread and a port
+# each), reset before every test so no script, responder or recorded request leaks between
+# tests. promptkit.testing is imported only when a test asks for the fixture.
+
+
+@pytest.fixture(scope="session")
+def _promptkit_fake_endpoint_server() -> Any:
+    """The session's one :class:`~promptkit.testing.FakeEndpoint`, started on first use."""
+    from .testing import FakeEndpoint
+
+    with FakeEndpoint() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_endpoint(_promptkit_fake_endpoint_server: Any) -> Any:
+    """A scriptable OpenAI-compatible server on 127.0.0.1: a :class:`FakeEndpoint`.
+
+    The session shares one server (one port: ``fake_endpoint.base_url``); before each test
+    it is reset: empty script, no responder, ``default`` back to echo, no
+    ``embeddings_reply``, no recorded requests, ``count`` 0.
+    """
+    _promptkit_fake_endpoint_server.reset()
+    return _promptkit_fake_endpoint_server

@@ -48,20 +48,11 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.fixture(scope="session")
-def endpoint_server():
-    """One scriptable OpenAI-compatible server on 127.0.0.1 for the whole session."""
-    from promptkit.testing import FakeEndpoint
-
-    with FakeEndpoint() as server:
-        yield server
-
-
 @pytest.fixture
-def endpoint(endpoint_server):
-    """The session's test endpoint, with its script, counters and default reset."""
-    endpoint_server.reset()
-    return endpoint_server
+def endpoint(fake_endpoint):
+    """The session's test endpoint, reset before each test: promptkit's own ``fake_endpoint``
+    fixture (from promptkit.pytest_plugin) under the name the tests use."""
+    return fake_endpoint
 
 
 pytest_plugins = ["pytester"]  # tests/test_pytest_plugin.py runs pytest on user projects

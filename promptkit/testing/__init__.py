@@ -3,7 +3,8 @@
 Modules: :mod:`.fake` (:class:`FakeEndpoint`, :class:`RecordedRequest`), :mod:`.reply`
 (:class:`Reply`), :mod:`.payloads` (the OpenAI bodies and chunks, :func:`fake_embedding`),
 :mod:`.http_server` (the generic HTTP/1.1 server under it) and :mod:`.cli`
-(``python -m promptkit.testing``).
+(``python -m promptkit.testing``). pytest users get the ``fake_endpoint`` fixture from
+promptkit's plugin.
 """
 
 from .cli import main as main

@@ -34,6 +34,16 @@ Embeddings and models requests never consume the queue; embeddings answer normal
 well-behaved server sends, :meth:`Reply.raw` sends any body and :meth:`Reply.events` any
 stream of server-sent events, with or without ``[DONE]``.
 
+With pytest, promptkit's plugin (installed with promptkit, no conftest needed) provides the
+``fake_endpoint`` fixture: one :class:`FakeEndpoint` started for the whole session and
+:meth:`~FakeEndpoint.reset` before each test, so every test starts with an empty script, no
+responder, the echo default, no ``embeddings_reply``, no recorded requests and a count of 0::
+
+    def test_retries_a_rate_limit(fake_endpoint):
+        fake_endpoint.script(Reply.status(429, retry_after=0), Reply.text("Paris"))
+        assert my_app.ask("Capital of France?", base_url=fake_endpoint.base_url) == "Paris"
+        assert fake_endpoint.count == 2
+
 From a shell: ``python -m promptkit.testing --port 8000 --latency 0.1 [--reply TEXT]``.
 
 The HTTP side is :mod:`promptkit.testing.http_server` (HTTP/1.1 on ``asyncio.start_server``
