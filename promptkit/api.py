@@ -16,11 +16,12 @@ from rich.table import Table
 from rich.text import Text
 
 from .comparing.baseline import Side, resolve_side, side_from_run
-from .comparing.comparison import Comparison, compare, print_comparison
+from .comparing.comparison import Comparison, compare
 from .errors import EndpointError, ExitCode, OutputError, PromptkitError
+from .reporting.console import print_comparison, print_leaderboard
 from .reporting.outputs import output_format, refuse_overwrite, write_output
 from .reporting.progress import EvalProgress
-from .reporting.summary import Summary, order_rows, print_leaderboard, summarize
+from .reporting.summary import Summary, order_rows, summarize
 from .running.runner import Prepared, RunOptions, RunOutcome, check_api_keys, prepare, run_eval
 from .running.spec import LoadedSpec
 from .running.storage import default_paths

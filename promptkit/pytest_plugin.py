@@ -134,7 +134,8 @@ class EvalResult:
 
     def assert_no_regression(self) -> None:
         """Fail when the comparison with the baseline finds a significant regression."""
-        from .comparing.comparison import flip_lines, verdict_line
+        from .reporting.console import flip_lines
+        from .reporting.views import verdict_line
 
         if self.comparison is None:
             pytest.fail("assert_no_regression() needs promptkit_eval(..., baseline=...)",

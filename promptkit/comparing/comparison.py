@@ -17,6 +17,9 @@
 
 Cases the endpoint or a grader never answered are left out (an outage says nothing about
 the prompt); a case keeps the samples that were answered.
+
+This module computes and prints nothing: the tables, flipped cases and verdict line are
+:mod:`promptkit.reporting.views`', shown by the terminal, HTML and Markdown presenters.
 """
 
 from __future__ import annotations
@@ -25,11 +28,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from ..terminal import printable_line
 from .baseline import CaseOutcome, Side, SideRow
 from .stats import (
     Interval,
@@ -342,167 +340,3 @@ def compare(before: Side, after: Side, *, alpha: float = 0.05, seed: int = 0,
         only_after=[r.label for r in after.rows
                     if (r.prompt_id, r.provider_id) not in matched_after],
         alpha=alpha, seed=seed, warnings=notes, max_drop=max_drop)
-
-
-# -- printing ------------------------------------------------------------------------
-
-
-def _signed(value: float, percent: bool) -> str:
-    return f"{value * 100:+.1f}pp" if percent else f"{value:+.3f}"
-
-
-def _change(change: MetricChange) -> str:
-    percent = change.name == PASS_RATE
-    interval = change.change
-    return (f"{_signed(interval.mean, percent)} "
-            f"({_signed(interval.low, percent)} to {_signed(interval.high, percent)})")
-
-
-def _short(text: str | None, limit: int = 240) -> str:
-    if text is None:
-        return "(no output)"
-    flat = printable_line(text)
-    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
-
-
-def _fraction(outcome: CaseOutcome) -> str:
-    if outcome.samples == 1:
-        return "pass" if outcome.passed else "fail"
-    answered = outcome.answered
-    return f"{sum(answered)}/{len(answered)} pass"
-
-
-def flip_lines(comparison: Comparison, limit: int | None = 50) -> list[str]:
-    """The flipped cases as plain lines, regressions first; ``[flaky]`` marks a case whose
-    repeats disagreed on either side."""
-    lines: list[str] = []
-    for kind in ("regressed", "fixed"):
-        for row in comparison.rows:
-            flips = row.regressed if kind == "regressed" else row.fixed
-            shown = flips if limit is None else flips[:limit]
-            for flip in shown:
-                if flip.before.samples == 1 and flip.after.samples == 1:
-                    arrow = "pass → FAIL" if kind == "regressed" else "fail → pass"
-                else:
-                    arrow = f"{_fraction(flip.before)} → {_fraction(flip.after)}"
-                flaky = "  [flaky]" if flip.flaky else ""
-                lines.append(f"{arrow}  {printable_line(flip.case_id)}  "
-                             f"({printable_line(row.label)}){flaky}")
-                lines.append(f"    before: {_short(flip.before.error or flip.before.output)}")
-                lines.append(f"    now:    {_short(flip.after.error or flip.after.output)}")
-            if len(flips) > len(shown):
-                lines.append(f"    ... and {len(flips) - len(shown)} more {kind} in "
-                             f"{printable_line(row.label)}")
-    return lines
-
-
-def detection_lines(comparison: Comparison) -> list[str]:
-    """What each gated row's test could have caught, one line per distinct case count."""
-    by_cases: dict[int, list[RowComparison]] = {}
-    for row in comparison.gated:
-        by_cases.setdefault(row.cases, []).append(row)
-    lines = []
-    gated = max(1, len(comparison.gated))
-    level = f"one-sided alpha {comparison.alpha:g}" + (f"/{gated}" if gated > 1 else "")
-    for cases, rows in by_cases.items():
-        drop = rows[0].min_detectable_drop
-        which = "this gate" if len(comparison.gated) == 1 else \
-            ("each gated row" if len(rows) == len(comparison.gated) else
-             ", ".join(printable_line(r.label) for r in rows))
-        if drop is None:
-            lines.append(f"with {cases} cases {which} cannot catch any drop at {level} "
-                         "(too few cases); see --max-drop")
-        else:
-            lines.append(f"with {cases} cases {which} sees drops of {drop:.0f} points or "
-                         f"more (80% power, {level})")
-    return lines
-
-
-def verdict_line(comparison: Comparison) -> str:
-    """One line: the overall verdict, as CI logs should show it."""
-    if not comparison.rows:
-        return "verdict: nothing to compare (no prompt × provider in common)"
-    parts = []
-    worse = comparison.worse
-    if worse:
-        rows = [f"{printable_line(row.label)} ({len(row.regressed)} worse, {len(row.fixed)} "
-                f"better, p={row.p_adjusted:.3g})" for row in worse]
-        parts.append(f"verdict: WORSE at alpha {comparison.alpha:g} (one-sided, Holm over "
-                     f"{len(comparison.gated)} gated row(s)): " + "; ".join(rows))
-    dropped = comparison.dropped
-    if dropped:
-        rows = [f"{printable_line(row.label)} fell {row.drop:.1f} points" for row in dropped]
-        parts.append(f"max-drop: more than {comparison.max_drop:g} points: " + "; ".join(rows))
-    uncompared = comparison.uncompared()
-    if uncompared:
-        parts.append("cannot vouch: " + "; ".join(printable_line(u) for u in uncompared))
-    if parts:
-        return " | ".join(parts)
-    better = [printable_line(row.label) for row in comparison.gated if row.verdict == "better"]
-    if better:
-        return f"verdict: better ({', '.join(better)}); no significant regression"
-    return f"verdict: no significant change at alpha {comparison.alpha:g}"
-
-
-def print_comparison(comparison: Comparison, console: Console, flips: int | None = 50
-                     ) -> None:
-    """Print the per-row table, the metric intervals, warnings and flipped cases."""
-    table = Table(title=printable_line(f"{comparison.after_label} vs baseline "
-                                       f"{comparison.before_label}"),
-                  title_justify="left", box=None, header_style="bold", padding=(0, 1, 0, 0))
-    for header in ("prompt × provider", "cases", "pass before → now", "Δ pass rate (95% CI)",
-                   "flips −/+", "p worse (Holm)", "sees drops ≥", "verdict"):
-        table.add_column(header, justify="left" if header.startswith("prompt") else "right")
-    for row in comparison.rows:
-        delta = next((_change(m) for m in row.metrics if m.name == PASS_RATE), "—")
-        style = {"worse": "bold red", "better": "green"}.get(row.verdict, "")
-        if row.max_drop_exceeded:
-            style = "bold red"
-        rate = f"{row.before_rate:.1%} → {row.after_rate:.1%}" if row.cases else "—"
-        sees = "—" if row.min_detectable_drop is None else f"{row.min_detectable_drop:.0f}pp"
-        verdict = row.verdict + ("" if row.gated else " (not gated)")
-        if row.max_drop_exceeded:
-            verdict += f"; fell > {comparison.max_drop:g}pp"
-        table.add_row(Text(printable_line(row.label)), str(row.cases), rate, delta,
-                      f"{len(row.regressed)}/{len(row.fixed)}", f"{row.p_adjusted:.3g}", sees,
-                      verdict, style=style)
-    console.print(table)
-    metrics = Table(box=None, header_style="bold", padding=(0, 1, 0, 0))
-    for header in ("prompt × provider", "metric", "before", "now", "Δ mean (95% CI)"):
-        metrics.add_column(header, justify="left" if header[0] in "pm" else "right")
-    for row in comparison.rows:
-        for change in row.metrics:
-            if change.name == PASS_RATE:
-                continue
-            mark = " *" if change.change.excludes_zero else ""
-            metrics.add_row(Text(printable_line(row.label)), Text(printable_line(change.name)),
-                            f"{change.before:.3f}", f"{change.after:.3f}",
-                            _change(change) + mark)
-    if metrics.row_count:
-        console.print(metrics)
-    if any(m.change.excludes_zero for row in comparison.rows for m in row.metrics
-           if m.name != PASS_RATE):
-        console.print("* the interval excludes 0 (paired bootstrap, seed "
-                      f"{comparison.seed}); shown for reading, the verdict is the pass/fail "
-                      "test", highlight=False)
-    for line in detection_lines(comparison):
-        console.print(Text(line), highlight=False)
-    for note in comparison.warnings:
-        console.print(Text(f"note: {printable_line(note)}"))
-    for row in comparison.rows:
-        for warning in row.warnings:
-            console.print(Text(printable_line(f"warning: {row.label}: {warning}"),
-                               style="yellow"))
-    for label in comparison.only_before:
-        console.print(Text(printable_line(f"warning: {label} is only in the baseline; not "
-                                          "compared"), style="yellow"))
-    for label in comparison.only_after:
-        console.print(Text(printable_line(f"warning: {label} has no baseline; not compared"),
-                           style="yellow"))
-    lines = flip_lines(comparison, flips)
-    if lines:
-        console.print(Text("flipped cases:", style="bold"))
-        for line in lines:
-            console.print(Text(line), highlight=False)
-    failed = comparison.regressed or bool(comparison.dropped) or bool(comparison.uncompared())
-    console.print(Text(verdict_line(comparison), style="bold red" if failed else "bold"))

@@ -1,9 +1,9 @@
-"""Output files of a run: ``.json``, ``.jsonl``, ``.csv``, ``.xml`` (JUnit) and ``.html``.
+"""Output files of a run: ``.json``, ``.jsonl``, ``.csv``, ``.xml`` (JUnit), ``.html``, ``.md``.
 
 :func:`write_output` picks the format by suffix and writes atomically (a temporary file
 renamed when complete), streaming results so a 100,000-case run never sits in memory.
-The ``.html`` page is :mod:`promptkit.html_report`'s. Nothing here reads the
-environment, so no output can carry an API key.
+The ``.html`` page is :mod:`.html`'s, the ``.md`` summary :mod:`.markdown`'s. Nothing here
+reads the environment, so no output can carry an API key.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .summary import Summary
 if TYPE_CHECKING:
     from ..comparing.comparison import Comparison
 
-OUTPUT_SUFFIXES = (".json", ".jsonl", ".csv", ".xml", ".html")
+OUTPUT_SUFFIXES = (".json", ".jsonl", ".csv", ".xml", ".html", ".md")
 
 # Characters XML 1.0 cannot contain at all, even escaped (NUL, most C0 controls, ...).
 _XML_FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -41,7 +41,7 @@ def output_format(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise PromptkitError(f"{path}: unsupported output format '{suffix}' "
-                             "(use .json, .jsonl, .csv, .xml or .html)")
+                             "(use .json, .jsonl, .csv, .xml, .html or .md)")
     return suffix
 
 
@@ -84,16 +84,18 @@ def write_output(path: str | Path, summary: Summary, results: Iterable[CaseResul
     column. ``.xml``: JUnit, one ``<testsuite>`` per prompt × provider (consecutive
     results of one pair, as ``RunStore.results`` yields them). ``.html``: one static page
     with the leaderboard, charts, the comparison with a baseline (when given) and every
-    case (:mod:`promptkit.html_report`). Results are streamed; the
-    file is written beside ``path`` under a temporary name and renamed when complete.
+    case (:mod:`.html`). ``.md``: the leaderboard and the comparison as GitHub-flavoured
+    Markdown, for ``$GITHUB_STEP_SUMMARY`` (:mod:`.markdown`; it reads no results).
+    Results are streamed; the file is written beside ``path`` under a temporary name and
+    renamed when complete.
 
     Args:
         path: Where to write.
         summary: The summary of the same results.
         results: The results, read once.
         run: The run they belong to, if known.
-        comparison: A comparison with a baseline, shown in the ``.html`` page and added
-            to ``.json`` output.
+        comparison: A comparison with a baseline, shown in the ``.html`` page and the
+            ``.md`` summary, and added to ``.json`` output.
 
     Raises:
         PromptkitError: An unsupported suffix, or the file cannot be written.
@@ -106,6 +108,10 @@ def write_output(path: str | Path, summary: Summary, results: Iterable[CaseResul
         def writer(file: IO[str], summary: Summary, results: Iterable[CaseResult],
                    run: RunInfo | None) -> None:
             write_html(file, summary, results, run, comparison=comparison)
+    elif suffix == ".md":
+        def writer(file: IO[str], summary: Summary, results: Iterable[CaseResult],
+                   run: RunInfo | None) -> None:
+            _write_markdown(file, summary, run, comparison)
     elif suffix == ".json":
         def writer(file: IO[str], summary: Summary, results: Iterable[CaseResult],
                    run: RunInfo | None) -> None:
@@ -147,6 +153,17 @@ def _write_json(file: IO[str], summary: Summary, results: Iterable[CaseResult],
         file.write(separator + _json(result.to_dict()))
         separator = ",\n"
     file.write("\n]}\n")
+
+
+def _write_markdown(file: IO[str], summary: Summary, run: RunInfo | None,
+                    comparison: Comparison | None) -> None:
+    from .markdown import markdown_summary
+
+    description = run.config.get("description") if run is not None else None
+    title = str(description) if description else "promptkit report"
+    if run is not None:
+        title += f" — run {run.run_id}"
+    file.write(markdown_summary(summary, comparison, title))
 
 
 def _write_jsonl(file: IO[str], summary: Summary, results: Iterable[CaseResult],

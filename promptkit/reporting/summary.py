@@ -1,9 +1,10 @@
-"""Reports: the per prompt × provider leaderboard of a run.
+"""The leaderboard of a run: one :class:`Row` per prompt × provider, and the ★ winner.
 
 :func:`summarize` reads a stream of :class:`CaseResult` once (memory grows with the
 number of prompt × provider groups, each group's latencies for percentiles and one small
-list of sample outcomes per case) into a :class:`Summary`; :func:`print_leaderboard`
-shows it with rich. Output files are :mod:`promptkit.outputs`' job.
+list of sample outcomes per case) into a :class:`Summary`. This module computes; what is
+shown of it is :mod:`.views`' job, laid out by :mod:`.console`, :mod:`.html` and
+:mod:`.markdown`; output files are :mod:`.outputs`'.
 
 The pass rate is the mean over cases of each case's pass fraction (errors count as
 failures), so a case counts once however many repeats it has. Its 95% interval is over
@@ -21,24 +22,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from rich import box
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from ..comparing.stats import case_bootstrap_interval, holm, paired_pass_test, wilson_interval
 from ..results import OUTAGE_KINDS, CaseResult, spec_order
-from ..terminal import printable_line
 
 INPUT_KINDS = frozenset({"render", "scoring"})  # the eval's own input, not the endpoint
-BEST_MARK = "★"
-TIED_MARK = "="
-
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-th percentile (0–100) interpolated linearly, as numpy's default does.
+    """The ``q``-th percentile (0–100), interpolated linearly (numpy's default method).
 
     Returns ``None`` for no values; raises ``ValueError`` when ``q`` is out of range.
     """
@@ -46,11 +38,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
         raise ValueError(f"percentile must be between 0 and 100, got {q}")
     if not values:
         return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    below = math.floor(position)
-    above = min(below + 1, len(ordered) - 1)
-    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+    return float(np.percentile(values, q))
 
 
 @dataclass
@@ -309,144 +297,3 @@ def order_rows(summary: Summary, prompt_ids: Sequence[str], provider_ids: Sequen
                ) -> None:
     """Put a summary's rows in the spec's order (see :func:`spec_order`)."""
     summary.rows.sort(key=spec_order(prompt_ids, provider_ids))
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
-
-
-def _count(value: int) -> str:  # 950, 12,345, 1.2M: short enough for a narrow column
-    return f"{value:,}" if value < 1_000_000 else f"{value / 1_000_000:.1f}M"
-
-
-def _cost(value: float | None) -> str:
-    return "—" if value is None else f"${value:.4f}"
-
-
-# Leaderboard columns left out, in this order, when the terminal is too narrow; then
-# metrics, errors and score. Labels and the pass rate always stay.
-_DROP_ORDER = ("calls\n/case", "tokens\nin/out", "tok/s", "TTFT", "cost", "latency\np50/p95")
-_LABEL_CAP = 24  # a longer prompt or provider id folds onto more lines
-
-
-def _leaderboard_columns(summary: Summary) -> dict[str, list[str]]:
-    """Header -> one cell per row, before deciding which columns fit.
-
-    Metric headers are prefixed ``metric:`` here, since a metric may be named ``cost``.
-    """
-    rows = summary.rows
-    columns = {
-        "prompt": [mark(r) + printable_line(r.prompt_id) for r in rows],
-        "provider": [printable_line(r.provider_id) for r in rows],
-        "pass rate\n(95% CI)": [f"{r.pass_rate:.1%} ({r.ci_low * 100:.0f}–{r.ci_high * 100:.0f})"
-                                for r in rows],
-        "score": [f"{r.score:.3f}" for r in rows],
-    }
-    if any(r.repeats > 1 for r in rows):
-        columns["flaky\ncases"] = [f"{r.flaky_cases:,}" for r in rows]
-    for name in summary.metric_names():
-        columns[f"metric:{printable_line(name)}"] = [
-            f"{r.metrics[name]:.3f}" if name in r.metrics else "—" for r in rows]
-    columns.update({
-        "errors": [f"{r.errors:,}" for r in rows],
-        "latency\np50/p95": [f"{_seconds(r.latency_p50)}/{_seconds(r.latency_p95)}"
-                             for r in rows],
-        "TTFT": [_seconds(r.ttft_p50) for r in rows],
-        "tok/s": ["—" if r.tokens_per_s is None else f"{r.tokens_per_s:.1f}" for r in rows],
-        "tokens\nin/out": [f"{_count(r.input_tokens)}/{_count(r.output_tokens)}" for r in rows],
-        "calls\n/case": [f"{r.requests / r.cases:.1f}" if r.cases else "—" for r in rows],
-        "cost": [_cost(r.cost) for r in rows],
-    })
-    return columns
-
-
-def mark(row: Row) -> str:
-    """``★ `` for a significant winner, ``= `` for a leader tied with others, else ``""``."""
-    return f"{BEST_MARK} " if row.best else (f"{TIED_MARK} " if row.tied else "")
-
-
-def _width(header: str, cells: list[str]) -> int:
-    lines = [*header.removeprefix("metric:").splitlines(), *cells]
-    width = max(cell_len(line) for line in lines)
-    return min(width, _LABEL_CAP) if header in ("prompt", "provider") else width
-
-
-def print_leaderboard(summary: Summary, console: Console, title: str | None = None) -> None:
-    """Print the leaderboard table and a footer: the best row, totals, thresholds.
-
-    The best row is marked ★ and rows below their threshold are red. When the table is
-    wider than the console, the least useful columns are left out (the footer says
-    which) and long labels fold; without a terminal (CI) rich prints plain text.
-    """
-    columns = _leaderboard_columns(summary)
-    hidden: list[str] = []
-    metrics = [f"metric:{printable_line(name)}" for name in reversed(summary.metric_names())]
-    droppable = [*_DROP_ORDER, *metrics, "errors", "score"]
-    for header in droppable:  # each column has one space of padding and one of border
-        if sum(_width(h, c) + 2 for h, c in columns.items()) - 1 <= console.width:
-            break
-        del columns[header]
-        hidden.append(header.removeprefix("metric:").replace("\n", " "))
-    table = Table(title=printable_line(title) if title else None, title_justify="left",
-                  box=box.SIMPLE_HEAD, show_edge=False,
-                  padding=(0, 1, 0, 0), header_style="bold")
-    for header in columns:
-        label = header in ("prompt", "provider")
-        table.add_column(header.removeprefix("metric:"), justify="left" if label else "right",
-                         overflow="fold" if label else "ellipsis", no_wrap=not label)
-    for index, row in enumerate(summary.rows):
-        style = "bold green" if row.best else ("red" if row.meets_threshold is False else "")
-        # Text cells: an id such as "[bold]" is shown as typed, not read as rich markup.
-        table.add_row(*(Text(cells[index]) for cells in columns.values()), style=style)
-    console.print(table)
-    for line in _footer(summary):
-        console.print(Text(line), highlight=False)
-    if hidden:
-        console.print(Text(f"(too narrow to show: {', '.join(hidden)})"), highlight=False)
-
-
-def leader_lines(summary: Summary) -> list[str]:
-    """Per provider with several variants: the ★ winner and its test, or the tie."""
-    lines = []
-    for provider in dict.fromkeys(row.provider_id for row in summary.rows):
-        rows = [row for row in summary.rows if row.provider_id == provider]
-        leader = next((row for row in rows if row.best or (row.tied and row.best_p is not None)),
-                      None)
-        if leader is None:
-            continue
-        if leader.best:
-            beats = "the other variant" if len(rows) == 2 else \
-                f"each of the {len(rows) - 1} other variants"
-            lines.append(f"{BEST_MARK} best on {provider}: {leader.prompt_id} — "
-                         f"{leader.pass_rate:.1%} pass, beats {beats} (one-sided paired "
-                         f"test, p={leader.best_p:.3g} ≤ {summary.alpha:g})")
-        else:
-            tied = ", ".join(row.prompt_id for row in rows if row.tied)
-            lines.append(f"{TIED_MARK} tied on {provider}: {tied} — the leader "
-                         f"{leader.prompt_id} ({leader.pass_rate:.1%}) does not "
-                         f"significantly beat them (p={leader.best_p:.3g} > "
-                         f"{summary.alpha:g}); compare two with `promptkit ab`")
-    return lines
-
-
-def _footer(summary: Summary) -> list[str]:
-    if not summary.rows:
-        return ["no results"]
-    cached = sum(row.cached for row in summary.rows)
-    lines = [printable_line(line) for line in leader_lines(summary)]
-    lines.append(
-        f"{summary.total_results:,} results ({cached:,} cached), {summary.total_errors:,} "
-        f"errors, {sum(row.requests for row in summary.rows):,} requests, "
-        f"cost {_cost(summary.total_cost) if summary.total_cost is not None else 'unknown'}")
-    threshold = summary.rows[0].threshold
-    if threshold is not None:
-        mark = f"threshold {threshold * 100:g}%"
-        failed = [row for row in summary.rows if row.meets_threshold is False]
-        if failed:
-            below = ", ".join(f"{row.label} ({row.pass_rate:.1%})" for row in failed)
-            lines.append(printable_line(f"{mark} NOT met by: {below}"))
-        else:
-            lines.append(f"{mark} met by every row")
-    return lines

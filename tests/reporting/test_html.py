@@ -1,5 +1,6 @@
-"""Tests for promptkit.html_report: structure, escaping, CSP, charts, and a real headless
-Chromium opening the page (with control pages proving the browser checks can fail)."""
+"""Tests for promptkit.reporting.html: structure, escaping, CSP, charts, the templates,
+streaming, and a real headless Chromium opening the page (with control pages proving the
+browser checks can fail)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,23 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import tomllib
+import weakref
 import zlib
 from collections.abc import Iterator
-from html import escape
+from fnmatch import fnmatch
 from html.parser import HTMLParser
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
+from markupsafe import escape
 
 from promptkit.comparing.baseline import CaseOutcome, Side, SideRow
 from promptkit.comparing.comparison import Comparison, compare
-from promptkit.reporting.html import write_html
+from promptkit.reporting import cases
+from promptkit.reporting.html import ENVIRONMENT, html_chunks, write_html
 from promptkit.reporting.outputs import write_output
 from promptkit.reporting.summary import Summary, summarize
 from promptkit.results import CaseResult, RunInfo
@@ -204,7 +210,7 @@ def test_hostile_payloads_appear_only_escaped(page_html: str) -> None:
     page = Page(page_html)
     for payload in PAYLOADS:
         assert payload not in page_html
-        assert escape(payload, quote=True) in page_html
+        assert escape(payload) in page_html  # as Jinja's autoescape writes it
     # no payload made an element or an attribute: only the tags the report writes
     assert {name for name, _ in page.tags} <= {
         "html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "table", "thead",
@@ -230,7 +236,8 @@ def test_page_has_leaderboard_comparison_and_every_case(page_html: str) -> None:
     assert "= tied on model-a: zero-shot, few-shot" in text
     assert page.named("tr").count({"class": "best"}) == 0
     assert page.named("tr").count({"class": "below"}) == 2  # 2/6 and 3/6 below 50%
-    assert "threshold 50%: NOT met by" in text and f"{len(data)} results, 1 errors" in text
+    assert "threshold 50% NOT met by: zero-shot × model-a (33.3%)" in text
+    assert f"{len(data)} results (0 cached), 1 errors" in text
     assert "verdict: WORSE at alpha 0.05" in text and "9/1" in text
     assert "template changed" in text and "is only in the baseline" in text
     assert "has no baseline" in text and "Flipped cases (10)" in text
@@ -320,6 +327,100 @@ def test_write_output_writes_the_page(tmp_path: Path) -> None:
     html = path.read_text(encoding="utf-8")
     assert 'http-equiv="Content-Security-Policy"' in html and "Flipped cases" in html
     assert [p.name for p in tmp_path.iterdir()] == ["r.html"]
+
+
+# -- templates and streaming -------------------------------------------------------------
+
+
+def test_every_template_autoescapes_and_ships_as_package_data() -> None:
+    names = ENVIRONMENT.list_templates()
+    assert {"report.html", "leaderboard.html", "charts.html", "comparison.html",
+            "cases.html", "report.css", "report.js"} <= set(names)
+    assert all(ENVIRONMENT.autoescape(name) for name in names)  # type: ignore[operator]
+    assert ENVIRONMENT.from_string("{{ x }}").render(x="<b>") == "&lt;b&gt;"
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["promptkit.reporting"]
+    shipped = resources.files("promptkit.reporting") / "templates"
+    for name in names:
+        assert (shipped / name).is_file()
+        assert any(fnmatch(f"templates/{name}", pattern) for pattern in patterns), name
+
+
+def test_the_page_is_generated_chunk_by_chunk_as_results_are_read() -> None:
+    data = make_results()
+    read = 0
+
+    def stream() -> Iterator[CaseResult]:
+        nonlocal read
+        for result in data:
+            read += 1
+            yield result
+
+    seen = [(read, chunk) for chunk in html_chunks(summarize(data), stream())]
+    first = next(i for i, (count, _) in enumerate(seen) if count)
+    assert "<h2>Cases</h2>" in "".join(chunk for _, chunk in seen[:first])
+    rows = [count for count, chunk in seen if "data-status=" in chunk]
+    assert rows == list(range(1, len(data) + 1))  # each row out before the next is read
+
+
+def test_results_are_not_held_while_the_page_is_written() -> None:
+    alive = most = 0
+
+    def freed() -> None:
+        nonlocal alive
+        alive -= 1
+
+    def stream() -> Iterator[CaseResult]:
+        nonlocal alive
+        for i in range(10_000):
+            result = CaseResult("p", "m", f"c{i}", i, output="x" * 200, passed=i % 2 == 0)
+            alive += 1
+            weakref.finalize(result, freed)
+            yield result
+
+    class Sink:
+        def write(self, chunk: str) -> None:
+            nonlocal most
+            most = max(most, alive)
+
+    write_html(Sink(), summarize([]), stream())  # type: ignore[arg-type]
+    assert most <= 2
+
+
+def test_case_rows_show_each_assertion_and_the_prompt_when_there_is_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    checked = CaseResult("p", "m", "c0", 0, output="out", assertions=[
+        {"type": "rouge-l", "passed": False, "reason": "0.40 < 0.5", "error": None},
+        {"type": "python", "passed": False, "reason": "", "error": "boom <x>"},
+        {"type": "contains", "passed": True, "reason": ""}])
+    html = render(summarize([checked]), [checked])
+    assert "<summary>1/3 passed</summary>" in html
+    assert '<span class="fail">fail</span> rouge-l: 0.40 &lt; 0.5</li>' in html
+    assert '<span class="error">error</span> python: boom &lt;x&gt;</li>' in html
+    assert '<span class="pass">pass</span> contains</li>' in html
+    assert "<summary>prompt</summary>" not in html  # no prompt recorded: nothing shown
+    plain = CaseResult("p", "m", "c1", 1, output="out")
+    assert '<td class="l"></td>' in render(summarize([plain]), [plain])  # no checks
+
+    def with_prompt(result: CaseResult, flipped: bool = False) -> cases.CaseRow:
+        row = row_of(result, flipped)
+        row.prompt = "System: be brief\nUser: <article>"
+        return row
+
+    row_of = cases.case_row
+    monkeypatch.setattr(cases, "case_row", with_prompt)
+    html = render(summarize([checked]), [checked])
+    assert ("<details><summary>prompt</summary><pre>System: be brief\nUser: &lt;article&gt;"
+            "</pre></details>") in html
+
+
+def test_long_diffs_and_many_flips_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("promptkit.reporting.html.DIFF_CHARS", 40)
+    monkeypatch.setattr("promptkit.reporting.html.MAX_FLIPS", 3)
+    html = render(summarize([]), [], comparison=make_comparison())
+    assert html.count('<div class="flip">') == 3
+    assert "… and 7 more (marked ⇄ in the case table).</p>" in html
+    assert "\n… (the diff covers the first 40 characters)</pre>" in html
 
 
 # -- in a real browser -----------------------------------------------------------------

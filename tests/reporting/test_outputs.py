@@ -1,4 +1,4 @@
-"""Tests for promptkit.outputs: every output file format, written atomically."""
+"""Tests for promptkit.reporting.outputs: every output file format, written atomically."""
 
 from __future__ import annotations
 
@@ -125,8 +125,26 @@ def test_junit_output_of_ungrouped_results_keeps_every_case(tmp_path: Path) -> N
     assert len(list(root.iter("testcase"))) == 9
 
 
+def test_markdown_output_is_the_summary_and_reads_no_results(tmp_path: Path) -> None:
+    path = tmp_path / "summary.md"
+    results = handcrafted()
+
+    def unread() -> Iterator[CaseResult]:
+        raise AssertionError("the Markdown summary needs no results")
+        yield
+
+    run = RunInfo("run-1", "e.yaml", "h", "finished", 0.0, config={"description": "Demo"})
+    write_output(path, summarize(results, 0.75), unread(), run)
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("## Demo — run run-1\n\n| prompt | provider |")
+    assert "- threshold 75% NOT met by: p1 × a (50.0%)" in text
+    write_output(path, summarize([]), [])
+    assert path.read_text() == "## promptkit report\n\n- no results\n"
+
+
 @pytest.mark.parametrize(("name", "message"), [
-    ("report.txt", "unsupported output format '.txt' (use .json, .jsonl, .csv, .xml or .html)"),
+    ("report.txt",
+     "unsupported output format '.txt' (use .json, .jsonl, .csv, .xml, .html or .md)"),
     ("report", "unsupported output format ''"),
 ])
 def test_unsupported_suffix(tmp_path: Path, name: str, message: str) -> None:
