@@ -21,7 +21,7 @@ for select in ("first", "similar", "mmr"):
 
 examples = few_shot(pool, k=2, select="similar", fields=["question"])(question)
 template = TemplateStore(ROOT / "templates").get("math@1")
-cot = chain_of_thought("self-consistency", samples=3, answer={"method": "last-number"})
+cot = chain_of_thought("self-consistency", samples=3, extract={"method": "last-number"})
 prompt = cot.apply(template.render_text(question, examples=examples, rationales=True))
 print(prompt.splitlines()[-2:])
 

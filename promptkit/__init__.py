@@ -18,12 +18,15 @@ from .errors import TemplateSecurityError as TemplateSecurityError
 from .errors import TemplateSyntaxError as TemplateSyntaxError
 
 if TYPE_CHECKING:
+    from .api import EvalReport as EvalReport
+    from .api import evaluate as evaluate
+    from .api import load_report as load_report
+    from .builders.answers import majority_vote as majority_vote
     from .builders.cot import ChainOfThought as ChainOfThought
     from .builders.cot import chain_of_thought as chain_of_thought
-    from .builders.cot import majority_vote as majority_vote
     from .builders.fewshot import FewShot as FewShot
     from .builders.fewshot import few_shot as few_shot
-    from .builders.fewshot import load_pool as load_pool
+    from .builders.pools import load_pool as load_pool
     from .comparing.baseline import load_baseline as load_baseline
     from .comparing.comparison import Comparison as Comparison
     from .comparing.comparison import compare as compare
@@ -34,6 +37,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "EvalReport": "promptkit.api",
+    "evaluate": "promptkit.api",
+    "load_report": "promptkit.api",
     "ChainOfThought": "promptkit.builders.cot",
     "Comparison": "promptkit.comparing.comparison",
     "compare": "promptkit.comparing.comparison",
@@ -52,6 +58,7 @@ __all__ = [
     "ChainOfThought",
     "Comparison",
     "ConfigError",
+    "EvalReport",
     "FewShot",
     "PromptTemplate",
     "PromptkitError",
@@ -63,9 +70,11 @@ __all__ = [
     "TemplateSyntaxError",
     "chain_of_thought",
     "compare",
+    "evaluate",
     "few_shot",
     "load_baseline",
     "load_pool",
+    "load_report",
     "majority_vote",
     "register_assertion",
 ]

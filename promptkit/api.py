@@ -1,177 +1,445 @@
-"""``promptkit eval`` as a library call: prepare, run, report, decide the exit code.
+"""promptkit as a library call: run an eval, read a stored run, estimate one. Prints nothing.
 
-The CLI parses flags into an :class:`EvalRequest` and calls :func:`run_and_report`
-(or :func:`print_dry_run`); everything a user sees about a run is decided here.
+:func:`evaluate` runs an eval spec and returns an :class:`EvalReport`: its leaderboard rows,
+its results (streamed from the run store), the comparison with a baseline, the warnings a
+presenter should show, and the exit code the command line would give. :func:`load_report`
+reads a stored run the same way, and :func:`estimate` counts what a run would send. The
+command line, ``promptkit runs show`` and the pytest plugin are presenters over these.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
 import sys
 import tempfile
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import Any, Literal
 
 from .comparing.baseline import Side, resolve_side, side_from_run
-from .comparing.comparison import Comparison, compare
-from .errors import EndpointError, ExitCode, OutputError, PromptkitError
-from .reporting.console import print_comparison, print_leaderboard
+from .comparing.comparison import Comparison, compare, gate_failures
+from .errors import ExitCode, OutputError, PromptkitError
 from .reporting.outputs import output_format, refuse_overwrite, write_output
-from .reporting.progress import EvalProgress
 from .reporting.summary import Summary, order_rows, summarize
-from .running.runner import Prepared, RunOptions, RunOutcome, check_api_keys, prepare, run_eval
-from .running.spec import LoadedSpec
-from .running.storage import default_paths
-from .terminal import printable
+from .results import CaseResult, RunInfo
+from .running.plan import EvalPlan, check_api_keys, plan_eval
+from .running.runner import FinishedRun, RunOptions, run_eval
+from .running.spec import LoadedSpec, apply_overrides, load_spec
+from .running.storage import RunStore, default_paths, find_run, find_run_stores
 from .tokens import count_prompt_tokens
 
-
-@dataclass
-class EvalRequest:
-    """What to run and how, as the CLI was asked."""
-
-    loaded: LoadedSpec
-    outputs: tuple[str, ...] = ()
-    use_cache: bool = True
-    resume: bool = False
-    limit: int | None = None
-    quiet: bool = False
-    store_dir: Path | None = None
-    baseline: str | None = None  # a baseline file or a run id to compare with
-    fail_on_regression: bool = False
-    alpha: float = 0.05
-    flips: int | None = 50  # flipped cases printed per row and direction
-    max_drop: float | None = None  # points; implies failing on it
+__all__ = ["Estimate", "EvalReport", "compare_runs", "compare_variants", "estimate", "evaluate",
+           "load_report", "save_baseline_file", "write_comparison"]
 
 
 @dataclass
 class EvalReport:
-    """A run and its summary."""
+    """A run, summarized: what :func:`evaluate` and :func:`load_report` return.
 
-    outcome: RunOutcome
+    Nothing is held open: :meth:`results` opens the run store while it streams. The
+    report is also a context manager, for symmetry with code that expects one.
+
+    Attributes:
+        run: The stored run (id, status, the resolved spec it ran).
+        store_path: The run store (``runs.db``) holding its results.
+        summary: The leaderboard: one row per prompt × provider.
+        comparison: The comparison with the baseline, when one was given.
+        title: A heading for presenters (the spec's description and the run id).
+        unreachable: Provider id → why it could not be reached.
+        engines: Local provider id → the engine and model that served it.
+        warnings: Things a presenter should show (deprecated keys, token-count
+            fallbacks), collected instead of printed.
+        written: The output files written.
+    """
+
+    run: RunInfo
+    store_path: Path
     summary: Summary
     comparison: Comparison | None = None
+    title: str = ""
+    unreachable: dict[str, str] = field(default_factory=dict)
+    engines: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
     fail_on_regression: bool = False
     max_drop: float | None = None
 
+    @property
+    def rows(self) -> list[Any]:
+        """The leaderboard rows: pass rate, interval, score, metrics, latency, cost, ..."""
+        return self.summary.rows
+
+    def results(self, prompt_id: str | None = None, provider_id: str | None = None
+                ) -> Iterator[CaseResult]:
+        """Every result of the run (optionally of one prompt and/or provider), streamed."""
+        with RunStore(self.store_path) as store:
+            yield from store.results(self.run.run_id, prompt_id, provider_id)
+
+    def write(self, path: str | Path) -> None:
+        """Write an output file (``.json``, ``.jsonl``, ``.csv``, ``.xml``, ``.html``)."""
+        write_output(path, self.summary, self.results(), self.run, self.comparison)
+        self.written.append(str(path))
+
+    def failed_providers(self) -> list[str]:
+        """Providers that answered no request: their rows say nothing about quality."""
+        answered: dict[str, bool] = {}
+        for row in self.summary.rows:
+            ok = (row.errors - row.input_errors < row.cases - row.input_errors
+                  or row.input_errors == row.cases)
+            answered[row.provider_id] = answered.get(row.provider_id, False) or ok
+        return [provider for provider, ok in answered.items() if not ok]
+
+    def broken_rows(self) -> list[str]:
+        """Rows every case of which failed to render its prompt or assertions: the
+        eval's input is wrong (found at run time, for cases past the first)."""
+        return [f"every case of {row.label} failed before scoring: {row.first_input_error}"
+                for row in self.summary.rows if row.cases and row.input_errors == row.cases]
+
     def failed_checks(self) -> list[str]:
-        """The gates that failed, each as one line: threshold, regression, max-drop."""
+        """The gates that failed, one line each: threshold, regression, max-drop, and a
+        comparison a gate cannot vouch for."""
         failed = []
         below = [row for row in self.summary.rows if row.meets_threshold is False]
         if below:
-            rows = ", ".join(f"{row.label} {row.pass_rate:.1%} < {row.threshold:.0%}"
-                             for row in below)
-            failed.append(f"threshold: {rows}")
-        comparison = self.comparison
-        if comparison is not None and self.fail_on_regression and comparison.regressed:
-            rows = ", ".join(f"{row.label} (p={row.p_adjusted:.3g})"
-                             for row in comparison.worse)
-            failed.append(f"regression: significantly worse than the baseline: {rows}")
-        if comparison is not None and self.max_drop is not None and comparison.dropped:
-            rows = ", ".join(f"{row.label} fell {row.drop:.1f} points"
-                             for row in comparison.dropped)
-            failed.append(f"max-drop: more than {self.max_drop:g} points: {rows}")
-        gating = self.fail_on_regression or self.max_drop is not None
-        if comparison is not None and gating:
-            failed += [f"comparison: {reason}; the gate cannot vouch for it"
-                       for reason in comparison.uncompared()]
+            failed.append("threshold: " + ", ".join(
+                f"{row.label} {row.pass_rate:.1%} < {row.threshold:.0%}" for row in below))
+        if self.comparison is not None:
+            failed += gate_failures(self.comparison, fail_on_regression=self.fail_on_regression,
+                                    max_drop=self.max_drop)
         return failed
 
+    @property
+    def exit_code(self) -> int:
+        """What ``promptkit eval`` exits with: 2 when every case of a row failed on its
+        own input; 3 when a provider was unreachable or answered nothing (the run did
+        not complete); 1 when a gate failed (:meth:`failed_checks`); else 0."""
+        if self.broken_rows():
+            return ExitCode.INVALID_INPUT
+        if self.unreachable or self.failed_providers():
+            return ExitCode.RUN_INCOMPLETE
+        return ExitCode.FAILED if self.failed_checks() else ExitCode.OK
 
-def _prepare(request: EvalRequest) -> Prepared:
-    spec_dir = str(request.loaded.base_dir.resolve())
-    if spec_dir not in sys.path:  # `python` assertions import modules beside the spec
-        sys.path.insert(0, spec_dir)
-    return prepare(request.loaded)
+    def close(self) -> None:
+        """Nothing to release: the report holds no open file or database."""
+
+    def __enter__(self) -> EvalReport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-async def run_and_report(request: EvalRequest, out: Console, err: Console) -> EvalReport:
-    """Run the eval, print the leaderboard to ``out`` and write the output files."""
-    prepared = _prepare(request)
-    baseline_file = request.baseline if request.baseline and Path(request.baseline).is_file() \
-        else None
-    for output in request.outputs:
-        _check_output_path(output, prepared, baseline_file)
-    baseline = _load_baseline(request)  # before running: a wrong path costs no requests
-    progress = EvalProgress(err, "quiet" if request.quiet else None)
-    options = RunOptions(use_cache=request.use_cache, resume=request.resume,
-                         limit=request.limit, store_dir=request.store_dir,
-                         on_result=progress.result, on_start=progress.start,
-                         on_local=None if request.quiet else lambda pid, server: err.print(
-                             f"{pid}: {server.describe()} at {server.base_url}",
-                             highlight=False, markup=False))
-    try:
-        outcome = await run_eval(prepared, options)
-    finally:
-        progress.stop()
-    run_id = outcome.run.run_id
-    summary = summarize(outcome.runs.results(run_id), prepared.spec.threshold,
-                        alpha=request.alpha)
-    order_rows(summary, [p.id for p in prepared.spec.prompts],
-               [p.id for p in prepared.spec.providers])
-    title = prepared.spec.description or request.loaded.path.name
-    print_leaderboard(summary, out, title=f"{title} — run {run_id}")
-    for provider_id, engine in outcome.engines.items():
-        out.print(f"{provider_id} = {engine}", highlight=False, markup=False)
-    for provider_id, why in outcome.unreachable.items():
-        err.print(Text(printable(f"provider {provider_id}: {why}"), style="bold red"))
-    for provider_id in failed_providers(summary):
-        if provider_id not in outcome.unreachable:
-            last = next((r.error for r in outcome.runs.results(run_id, provider_id=provider_id)
-                         if r.error), "")
-            err.print(Text(printable(f"provider {provider_id}: every request failed "
-                                     f"(e.g. {last or ''})"), style="bold red"))
-    comparison = None
-    if baseline is not None:
-        comparison = compare(baseline, side_from_run(outcome.runs, outcome.run),
-                             alpha=request.alpha, gate=prepared.spec.gate and
-                             prepared.spec.gate.model_dump(exclude_none=True),
-                             max_drop=request.max_drop)
-        out.print()
-        print_comparison(comparison, out, request.flips)
-    for output in request.outputs:
-        write_output(output, summary, outcome.runs.results(run_id), outcome.run, comparison)
-        err.print(f"wrote {output}", highlight=False, markup=False)
-    report = EvalReport(outcome, summary, comparison, request.fail_on_regression,
-                        request.max_drop)
-    for line in broken_rows(summary):
-        err.print(Text(printable(f"promptkit: error: {line}"), style="bold red"))
-    for line in report.failed_checks():
-        err.print(Text(printable(f"FAILED {line}"), style="bold red"))
+def evaluate(
+    spec: str | Path | LoadedSpec,
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    api: Literal["chat", "completions"] | None = None,
+    api_key_env: str | None = None,
+    limit: int | None = None,
+    concurrency: int | None = None,
+    repeat: int | None = None,
+    prompts: Sequence[str] = (),
+    providers: Sequence[str] = (),
+    use_cache: bool = True,
+    resume: bool = False,
+    store_dir: str | Path | None = None,
+    baseline: str | Path | None = None,
+    alpha: float = 0.05,
+    fail_on_regression: bool = False,
+    max_drop: float | None = None,
+    outputs: Sequence[str | Path] = (),
+    on_start: Callable[[RunInfo, int, int], None] | None = None,
+    on_result: Callable[[CaseResult], None] | None = None,
+    on_local: Callable[[str, Any], None] | None = None,
+) -> EvalReport:
+    """Run an eval and return its report; prints nothing.
+
+    Args:
+        spec: An eval spec file, or one already loaded with ``load_spec``.
+        base_url: Run against this OpenAI-compatible endpoint instead of the spec's
+            providers (with ``model``, and optionally ``api`` and ``api_key_env``).
+        limit: Use only the first N cases.
+        concurrency, repeat: Override the spec's.
+        prompts, providers: Keep only these ids.
+        use_cache: Read and write the response cache.
+        resume: Continue the last unfinished run of this spec.
+        store_dir: Where runs and the cache live (default: ``.promptkit/`` beside the spec).
+        baseline: A baseline file or a stored run id to compare with.
+        alpha: Level of the one-sided tests (the gate and the ★ mark).
+        fail_on_regression: A significant regression makes ``exit_code`` 1.
+        max_drop: A gated row falling more than this many points makes ``exit_code`` 1.
+        outputs: Files to write (checked before any request).
+        on_start, on_result, on_local: Callbacks for a progress presenter.
+
+    Raises:
+        PromptkitError: invalid input (``exit_code`` 2 of its branch) or a run that could
+            not complete (3), with a one-line message.
+    """
+    with _collected_warnings() as collected:
+        loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
+        loaded = apply_overrides(loaded, base_url=base_url, model=model, api=api,
+                                 api_key_env=api_key_env, concurrency=concurrency,
+                                 repeat=repeat, prompt_ids=tuple(prompts),
+                                 provider_ids=tuple(providers))
+        store = Path(store_dir) if store_dir is not None else None
+        plan = _prepare(loaded)
+        baseline_ref = str(baseline) if baseline is not None else None
+        for output in outputs:
+            check_output_path(str(output), plan, baseline_ref)
+        baseline_side = _baseline_side(loaded, baseline_ref, store)  # before any request
+        options = RunOptions(use_cache=use_cache, resume=resume, limit=limit,
+                             store_dir=store, on_start=on_start, on_result=on_result,
+                             on_local=on_local)
+        finished = _run_sync(lambda: run_eval(plan, options))
+        report = _report(finished, plan, alpha)
+        report.fail_on_regression, report.max_drop = fail_on_regression, max_drop
+        if baseline_side is not None:
+            report.comparison = compare(
+                baseline_side, _side(finished), alpha=alpha, max_drop=max_drop,
+                gate=plan.spec.gate.model_dump(exclude_none=True)
+                if plan.spec.gate else None)
+        for output in outputs:
+            report.write(output)
+    report.warnings += collected
     return report
 
 
-def _load_baseline(request: EvalRequest) -> Side | None:
-    """The ``--baseline`` side: a baseline file, or a run in this eval's run store."""
-    if request.baseline is None:
+def load_report(run: str = "last", *, store_dir: str | Path | None = None,
+                alpha: float = 0.05) -> EvalReport:
+    """A stored run's report (``promptkit runs show``): its leaderboard and results.
+
+    Args:
+        run: A run id, a unique prefix or ``last``.
+        store_dir: The run store folder (default: ``.promptkit/`` here and one folder down).
+        alpha: Level of the paired test behind the ★ mark.
+    """
+    store, info = find_run(run, find_run_stores(store_dir))
+    with store:
+        summary = summarize(store.results(info.run_id), info.config.get("threshold"),
+                            alpha=alpha)
+        path = store.path
+    order_rows(summary, [p.get("id") for p in info.config.get("prompts", [])],
+               [p.get("id") for p in info.config.get("providers", [])])
+    title = info.config.get("description") or Path(info.eval_path).name
+    return EvalReport(info, path, summary, title=f"{title} — run {info.run_id}")
+
+
+def compare_runs(baseline: str, candidate: str = "last", *,
+                 store_dir: str | Path | None = None, alpha: float = 0.05, seed: int = 0,
+                 max_drop: float | None = None) -> tuple[Comparison, Side]:
+    """Compare two stored runs or baseline files (``promptkit compare``).
+
+    Returns:
+        The comparison and the candidate side (to write its cases into a report).
+    """
+    paths = find_run_stores(store_dir)
+    before, after = resolve_side(baseline, paths), resolve_side(candidate, paths)
+    return compare(before, after, alpha=alpha, seed=seed, max_drop=max_drop), after
+
+
+def compare_variants(prompt_a: str, prompt_b: str, *, run: str = "last",
+                     provider: str | None = None, store_dir: str | Path | None = None,
+                     alpha: float = 0.05, seed: int = 0) -> tuple[Comparison, Side]:
+    """Compare two prompt variants of one run on the same cases (``promptkit ab``)."""
+    from .comparing.baseline import variant_sides
+
+    store, info = find_run(run, find_run_stores(store_dir))
+    with store:
+        side_a, side_b = variant_sides(store, info, prompt_a, prompt_b, provider)
+    return compare(side_a, side_b, alpha=alpha, seed=seed, settings=False), side_b
+
+
+def write_comparison(output: str | Path, comparison: Comparison, candidate: Side) -> None:
+    """Write a comparison to ``.html`` or ``.json``, with the candidate's cases when the
+    candidate is a stored run.
+
+    Raises:
+        PromptkitError: another suffix, or a baseline file in the way.
+    """
+    if output_format(output) not in (".html", ".json"):
+        raise PromptkitError(f"--output {output}: a comparison is written as .html or .json")
+    refuse_overwrite(output)
+    if candidate.store_path is None or candidate.run_id is None:
+        write_output(output, summarize([]), [], None, comparison)
+        return
+    with RunStore(candidate.store_path) as store:
+        info = store.get_run(candidate.run_id)
+        summary = summarize(store.results(info.run_id), info.config.get("threshold"))
+        write_output(output, summary, store.results(info.run_id), info, comparison)
+
+
+def save_baseline_file(output: str | Path, run: str = "last", *,
+                       store_dir: str | Path | None = None,
+                       allow_unfinished: bool = False) -> tuple[RunInfo, Side]:
+    """Save a stored run as a baseline file (``promptkit baseline save``).
+
+    Raises:
+        PromptkitError: an unfinished run (unless allowed), a missing folder, or an
+            existing file that is not a baseline (never overwritten).
+    """
+    from .comparing.baseline import save_baseline
+    from .reporting.outputs import is_baseline_file
+
+    store, info = find_run(run, find_run_stores(store_dir))
+    with store:
+        if info.status != "finished" and not allow_unfinished:
+            raise PromptkitError(f"run {info.run_id} is {info.status}; finish it (`promptkit "
+                                 "eval SPEC --resume`) or pass --allow-unfinished")
+        side = side_from_run(store, info)
+    target = Path(output)
+    if not target.resolve().parent.is_dir():
+        raise PromptkitError(f"--output {output}: folder does not exist")
+    if target.exists() and not is_baseline_file(target):
+        raise PromptkitError(f"--output {output} exists and is not a promptkit baseline; "
+                             "refusing to overwrite it (give a new path, or the baseline "
+                             "file to refresh)")
+    save_baseline(side, target, _relative(info.eval_path))
+    return info, side
+
+
+def _relative(path: str) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
+
+
+@dataclass
+class EstimateRow:
+    """What one prompt × provider would send."""
+
+    prompt_id: str
+    provider_id: str
+    requests: int
+    input_tokens: int
+    cost_low: float | None  # USD, no output tokens
+    cost_high: float | None  # USD, max_tokens output tokens per request (None: unknown)
+
+
+@dataclass
+class Estimate:
+    """A dry run: per prompt × provider, requests, input tokens and cost."""
+
+    path: Path
+    rows: list[EstimateRow]
+    by_embeddings: list[str]  # variants whose examples a run would select by embeddings
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        return sum(row.requests for row in self.rows)
+
+
+def estimate(spec: str | Path | LoadedSpec, *, limit: int | None = None,
+             baseline: str | Path | None = None, store_dir: str | Path | None = None,
+             **overrides: Any) -> Estimate:
+    """Count what a run would send, without sending anything (``--dry-run``).
+
+    Checks what a run would need first: every ``api_key_env`` set, the baseline
+    readable. Examples a run would select by embeddings are counted with the BM25 choice.
+    ``overrides`` are :func:`evaluate`'s ``base_url``, ``model``, ``prompts``, ...
+    """
+    with _collected_warnings() as collected:
+        loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
+        overrides["prompt_ids"] = tuple(overrides.pop("prompts", ()))
+        overrides["provider_ids"] = tuple(overrides.pop("providers", ()))
+        loaded = apply_overrides(loaded, **overrides)
+        plan = _prepare(loaded)
+        check_api_keys(plan)
+        _baseline_side(loaded, str(baseline) if baseline is not None else None,
+                       Path(store_dir) if store_dir is not None else None)
+        rows = [_estimate_row(plan, variant, provider, limit)
+                for provider in plan.spec.providers for variant in plan.spec.prompts]
+    by_embeddings = [v.id for v in plan.spec.prompts if v.fewshot and v.fewshot.embeddings]
+    return Estimate(loaded.path, rows, by_embeddings, collected)
+
+
+def _estimate_row(plan: EvalPlan, variant: Any, provider: Any, limit: int | None
+                  ) -> EstimateRow:
+    spec = plan.spec
+    tokens = cases = 0
+    for case in plan.cases(limit):
+        cases += 1
+        values = plan.variables(variant, case, offline=True)
+        prompt = plan.prompt(variant, provider, values)
+        tokens += count_prompt_tokens(prompt, provider.model) * plan.samples(variant)
+    requests = cases * spec.repeat * plan.samples(variant)
+    low = high = None
+    if provider.price is not None:
+        low = provider.price.cost(tokens * spec.repeat, 0)
+        max_out = plan.body(variant, provider, "").get("max_tokens")
+        if isinstance(max_out, int):
+            high = provider.price.cost(tokens * spec.repeat, requests * max_out)
+    return EstimateRow(variant.id, provider.id, requests, tokens * spec.repeat, low, high)
+
+
+# -- the parts -------------------------------------------------------------------------
+
+
+def _prepare(loaded: LoadedSpec) -> EvalPlan:
+    spec_dir = str(loaded.base_dir.resolve())
+    if spec_dir not in sys.path:  # `python` assertions import modules beside the spec
+        sys.path.insert(0, spec_dir)
+    return plan_eval(loaded)
+
+
+def _baseline_side(loaded: LoadedSpec, ref: str | None, store_dir: Path | None
+                   ) -> Side | None:
+    """The baseline to compare with: a baseline file, or a run in this eval's store."""
+    if ref is None:
         return None
-    runs_path = default_paths(request.loaded.path)[0]
-    if request.store_dir is not None:
-        runs_path = request.store_dir / runs_path.name
-    ref = request.baseline
+    runs_path = default_paths(loaded.path)[0]
+    if store_dir is not None:
+        runs_path = store_dir / runs_path.name
     if not runs_path.is_file() and not (Path(ref).is_file() or ref.endswith(".json")):
         raise PromptkitError(f"--baseline {ref}: no such file, and no runs in {runs_path} "
                              "yet")
     return resolve_side(ref, [runs_path])
 
 
-def _check_output_path(output: str, prepared: Prepared, baseline_file: str | None) -> None:
-    """Refuse an ``-o`` path that cannot be written or would overwrite an input."""
-    output_format(output)  # raises for an unsupported suffix
+def _side(finished: FinishedRun) -> Side:
+    with RunStore(finished.store_path) as store:
+        return side_from_run(store, finished.run)
+
+
+def _report(finished: FinishedRun, plan: EvalPlan, alpha: float) -> EvalReport:
+    spec = plan.spec
+    summary = summarize(finished.results(), spec.threshold, alpha=alpha)
+    order_rows(summary, [p.id for p in spec.prompts], [p.id for p in spec.providers])
+    title = spec.description or plan.loaded.path.name
+    return EvalReport(finished.run, finished.store_path, summary,
+                      title=f"{title} — run {finished.run.run_id}",
+                      unreachable=dict(finished.unreachable), engines=dict(finished.engines))
+
+
+def check_output_path(output: str, plan: EvalPlan, baseline: str | None = None) -> None:
+    """Refuse an output path that cannot be written or would overwrite an input.
+
+    Raises:
+        PromptkitError: an unsupported suffix, a missing folder, an input or a baseline
+            in the way (exit 2).
+        OutputError: the folder cannot be written (exit 3).
+    """
+    output_format(output)
     target = Path(output).resolve()
     if not target.parent.is_dir():
         raise PromptkitError(f"--output {output}: folder does not exist")
-    loaded = prepared.loaded
+    loaded = plan.loaded
+    baseline_file = baseline if baseline and Path(baseline).is_file() else None
     refuse_overwrite(output, [
-        loaded.path, loaded.dataset_path, prepared.store.root / "promptkit.lock",
+        loaded.path, loaded.dataset_path, plan.store.root / "promptkit.lock",
         *(loaded.base_dir / v.fewshot.pool for v in loaded.spec.prompts if v.fewshot),
         baseline_file])
-    if target.is_relative_to(prepared.store.root.resolve()):
+    if target.is_relative_to(plan.store.root.resolve()):
         raise PromptkitError(f"--output {output} is inside the template store "
-                             f"{prepared.store.root}; write the report elsewhere")
+                             f"{plan.store.root}; write the report elsewhere")
     try:  # find out now, not after every request has been paid for
         with tempfile.TemporaryFile(dir=target.parent):
             pass
@@ -180,76 +448,40 @@ def _check_output_path(output: str, prepared: Prepared, baseline_file: str | Non
                           f"{exc.strerror or exc}") from None
 
 
-def failed_providers(summary: Summary) -> list[str]:
-    """Providers none of whose requests succeeded: their rows say nothing about quality."""
-    answered: dict[str, bool] = {}
-    for row in summary.rows:
-        answered[row.provider_id] = answered.get(row.provider_id, False) or (
-            row.errors - row.input_errors < row.cases - row.input_errors
-            or row.input_errors == row.cases)
-    return [provider for provider, ok in answered.items() if not ok]
+def _run_sync(make: Callable[[], Any]) -> Any:
+    """Run a coroutine to the end, also from code that already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
-def broken_rows(summary: Summary) -> list[str]:
-    """Rows every case of which failed to render its prompt or its assertions: the eval's
-    input is wrong (an error found only at run time, for cases past the first)."""
-    return [f"every case of {row.label} failed before scoring: {row.first_input_error}"
-            for row in summary.rows if row.cases and row.input_errors == row.cases]
+class _ListHandler(logging.Handler):
+    def __init__(self, into: list[str]):
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
 
 
-def exit_code(report: EvalReport) -> int:
-    """3 when a provider was unreachable or failed every request (the run did not
-    complete); 1 when a gate failed (:meth:`EvalReport.failed_checks`: a threshold, a
-    significant regression with ``--fail-on-regression``, a drop past ``--max-drop``);
-    else 0."""
-    if broken_rows(report.summary):
-        return ExitCode.INVALID_INPUT
-    if report.outcome.unreachable or failed_providers(report.summary):
-        return EndpointError.exit_code
-    if report.failed_checks():
-        return ExitCode.FAILED
-    return ExitCode.OK
-
-
-def print_dry_run(request: EvalRequest, out: Console) -> None:
-    """Count requests, input tokens (tiktoken) and the cost they imply; call nothing.
-
-    Checks what a run would need first: every ``api_key_env`` set, the baseline readable.
-    Examples that a run would select by embeddings are estimated with the BM25 choice.
-    """
-    prepared = _prepare(request)
-    spec = prepared.spec
-    check_api_keys(prepared)
-    _load_baseline(request)
-    table = Table("prompt", "provider", "requests", "input tokens", "est. cost", box=None,
-                  title=f"dry run: {request.loaded.path}")
-    total_requests = 0
-    for provider in spec.providers:
-        for variant in spec.prompts:
-            tokens = 0
-            cases = 0
-            for case in prepared.cases(request.limit):
-                cases += 1
-                values = prepared.variables(variant, case, offline=True)
-                prompt = prepared.prompt(variant, provider, values)
-                tokens += count_prompt_tokens(prompt, provider.model) * prepared.samples(variant)
-            requests = cases * spec.repeat * prepared.samples(variant)
-            total_requests += requests
-            cost = "—"
-            if provider.price is not None:
-                max_out = prepared.body(variant, provider, "").get("max_tokens")
-                low = provider.price.cost(tokens * spec.repeat, 0)
-                cost = f"${low:.4f}"
-                if isinstance(max_out, int):
-                    high = provider.price.cost(tokens * spec.repeat, requests * max_out)
-                    cost += f"–${high:.4f}"
-            table.add_row(variant.id, provider.id, str(requests), f"{tokens * spec.repeat:,}",
-                          cost)
-    out.print(table)
-    out.print(f"{total_requests} requests; nothing was sent. Cost ranges assume between 0 "
-              "and max_tokens output tokens per request.", highlight=False)
-    by_embeddings = [v.id for v in spec.prompts if v.fewshot and v.fewshot.embeddings]
-    if by_embeddings:
-        out.print(f"{', '.join(by_embeddings)}: a run selects examples by embeddings; this "
-                  "estimate uses the examples BM25 selects, without calling the embeddings "
-                  "endpoint.", highlight=False)
+@contextlib.contextmanager
+def _collected_warnings() -> Iterator[list[str]]:
+    """Collect promptkit's warnings (the ``warnings`` module and the ``promptkit`` logger)
+    instead of letting them print: a library call prints nothing."""
+    collected: list[str] = []
+    logger = logging.getLogger("promptkit")
+    handler = _ListHandler(collected)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield collected
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    collected += list(dict.fromkeys(str(w.message) for w in caught))

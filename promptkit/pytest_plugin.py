@@ -20,13 +20,11 @@ promptkit costs other test suites nothing.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import io
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -35,8 +33,6 @@ if TYPE_CHECKING:
     from .comparing.comparison import Comparison
     from .reporting.summary import Row, Summary
     from .templates.store import TemplateStore
-
-T = TypeVar("T")
 
 _OPTIONS = {
     "templates": "Template store folder for the prompt_templates fixture (default: templates).",
@@ -80,10 +76,9 @@ def _baseline_ref(config: pytest.Config, baseline: str | Path | None) -> str | N
 
 @dataclass
 class EvalResult:
-    """An eval run from a test: its leaderboard, its comparison and the printed report."""
+    """An eval run from a test: its report, and assertions that fail with a readable one."""
 
     report: EvalReport
-    text: str  # the leaderboard (and comparison) as the CLI would print them
 
     @property
     def summary(self) -> Summary:
@@ -95,7 +90,20 @@ class EvalResult:
 
     @property
     def run_id(self) -> str:
-        return self.report.outcome.run.run_id
+        return self.report.run.run_id
+
+    @property
+    def text(self) -> str:
+        """The leaderboard (and comparison) as plain text, as the CLI prints them."""
+        from rich.console import Console
+
+        from .reporting.console import print_comparison, print_leaderboard
+
+        console = Console(record=True, width=140, color_system=None, file=io.StringIO())
+        print_leaderboard(self.summary, console, title=self.report.title)
+        if self.comparison is not None:
+            print_comparison(self.comparison, console)
+        return console.export_text()
 
     def row(self, prompt: str, provider: str | None = None) -> Row:
         """The leaderboard row of a prompt id (and provider id, when there are several)."""
@@ -113,13 +121,11 @@ class EvalResult:
 
     def assert_thresholds(self) -> None:
         """Fail unless every row reaches the spec's ``threshold`` and no provider failed."""
-        from .api import failed_providers
-
         failed = [r for r in self.summary.rows if r.meets_threshold is False]
         if failed:
             self._fail("threshold not met by " + ", ".join(
                 f"{r.label} ({r.pass_rate:.1%} < {r.threshold:.0%})" for r in failed))
-        broken = failed_providers(self.summary) + list(self.report.outcome.unreachable)
+        broken = self.report.failed_providers() + list(self.report.unreachable)
         if broken:
             self._fail(f"every request failed for provider(s) {', '.join(sorted(set(broken)))}")
 
@@ -143,16 +149,6 @@ class EvalResult:
         if self.comparison.regressed:
             lines = [verdict_line(self.comparison), "", *flip_lines(self.comparison, None)]
             self._fail("\n".join(lines))
-
-
-def _run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to the end, also from a test that already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make())
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 @pytest.fixture
@@ -185,35 +181,23 @@ def promptkit_eval(request: pytest.FixtureRequest) -> Callable[..., EvalResult]:
             providers: tuple[str, ...] = (), base_url: str | None = None,
             model: str | None = None, api: str | None = None,
             store_dir: str | Path | None = None, use_cache: bool | None = None) -> EvalResult:
-        from rich.console import Console
-
-        from .api import EvalRequest, run_and_report
+        from .api import evaluate
         from .errors import PromptkitError
-        from .running.spec import apply_overrides, load_spec
 
         base_url = base_url or _option(config, "base_url")
         try:
-            loaded = apply_overrides(
-                load_spec(_resolve(config, spec)), base_url=base_url,
+            report = evaluate(
+                _resolve(config, spec), base_url=base_url,
                 model=model or (_option(config, "model") if base_url else None),
                 api=api or (_option(config, "api") if base_url else None),  # type: ignore[arg-type]
-                prompt_ids=prompts, provider_ids=providers)
-            eval_request = EvalRequest(
-                loaded, limit=limit, quiet=True,
+                prompts=prompts, providers=providers, limit=limit, alpha=alpha,
                 use_cache=(not config.getoption("promptkit_no_cache")
                            if use_cache is None else use_cache),
-                store_dir=Path(store_dir) if store_dir is not None else None,
-                baseline=_baseline_ref(config, baseline),
-                alpha=alpha)
-            buffer = io.StringIO()
-            out = Console(file=buffer, width=140, color_system=None)
-            report = _run_sync(lambda: run_and_report(eval_request, out,
-                                                      Console(file=io.StringIO())))
+                store_dir=store_dir, baseline=_baseline_ref(config, baseline))
         except PromptkitError as exc:
             error = f"promptkit: {exc}"
         else:
-            report.outcome.runs.close()
-            return EvalResult(report, buffer.getvalue())
+            return EvalResult(report)
         pytest.fail(error, pytrace=False)  # outside the except: no chained traceback
 
     return run

@@ -69,6 +69,8 @@ class CaseResult:
     template_sha256: str | None = None
     answer: str | None = None  # the extracted (or voted) answer, with chain-of-thought
     votes: dict[str, int] | None = None  # self-consistency: answer -> samples that gave it
+    reasoning: str | None = None  # what a reasoning model sent apart (reasoning_content)
+    usage_estimated: bool = False  # the server reported no usage: tokens counted by tiktoken
 
     @property
     def key(self) -> tuple[str, str, str, int]:

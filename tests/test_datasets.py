@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from promptkit.builders.fewshot import load_pool
+from promptkit.builders.pools import load_pool
 from promptkit.datasets import CSV_FIELD_SIZE_LIMIT, content_id, count_cases, iter_cases
 from promptkit.errors import ConfigError
 

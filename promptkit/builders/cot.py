@@ -18,10 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from ..errors import ConfigError
 from .answers import ExtractSettings, extract_answer
-
-# Their old home: the runner and promptkit/__init__.py still import these from here.
-from .answers import majority_vote as majority_vote
-from .answers import normalize_answer as normalize_answer
 from .options import rename_deprecated, validate_settings
 
 __all__ = [

@@ -1,6 +1,14 @@
-"""The ``promptkit`` command line (see :mod:`.commands`)."""
+"""The ``promptkit`` command line: a thin layer over :mod:`promptkit.api` and presenters.
 
-from .commands import cli as cli
-from .commands import main as main
+:mod:`.app` holds the group and shared options; each module registers its commands:
+:mod:`.templates` (templates, render), :mod:`.evaluation` (eval, schema, serve),
+:mod:`.runs` (runs, baseline, compare, ab); :mod:`.present` prints what they return.
+"""
+
+from . import evaluation as evaluation
+from . import runs as runs
+from . import templates as templates
+from .app import cli as cli
+from .app import main as main
 
 __all__ = ["cli", "main"]

@@ -1,5 +1,5 @@
 """``python -m promptkit.cli``: the command line, as the ``promptkit`` script runs it."""
 
-from .commands import main
+from .app import main
 
 main()

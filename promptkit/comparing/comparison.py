@@ -173,6 +173,26 @@ class Comparison:
         return [row.undecided_reason() for row in self.gated if row.undecided]
 
 
+def gate_failures(comparison: Comparison, *, fail_on_regression: bool,
+                  max_drop: float | None) -> list[str]:
+    """The gate checks a comparison fails, one line each (empty: it passes).
+
+    ``fail_on_regression`` gates on a significant regression; ``max_drop`` (points) on a
+    gated row falling further. Either also fails a comparison the gate cannot vouch for.
+    """
+    failed = []
+    if fail_on_regression and comparison.regressed:
+        rows = ", ".join(f"{row.label} (p={row.p_adjusted:.3g})" for row in comparison.worse)
+        failed.append(f"regression: significantly worse than the baseline: {rows}")
+    if max_drop is not None and comparison.dropped:
+        rows = ", ".join(f"{row.label} fell {row.drop:.1f} points" for row in comparison.dropped)
+        failed.append(f"max-drop: more than {max_drop:g} points: {rows}")
+    if fail_on_regression or max_drop is not None:
+        failed += [f"comparison: {reason}; the gate cannot vouch for it"
+                   for reason in comparison.uncompared()]
+    return failed
+
+
 def _pairs(before: Side, after: Side) -> tuple[list[tuple[SideRow, SideRow]], list[str]]:
     """Match rows by prompt × provider; with one provider on each side under different
     ids (a baseline from one model, a run against another), match by prompt alone."""

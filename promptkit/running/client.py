@@ -197,10 +197,6 @@ class EndpointClient:
         self.answered = False
         self.unreachable: str | None = None
 
-    async def aclose(self) -> None:
-        """Close the SDK client (when it is not shared with other providers)."""
-        await self.client.close()
-
     async def embed(self, texts: list[str]) -> list[list[float]]:
         """Embeddings of ``texts`` from ``/v1/embeddings``, with the same retries.
 

@@ -28,6 +28,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,3 +243,24 @@ class LocalServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def serve_until_stopped(server: LocalServer, announce: Callable[[str], None]) -> str | None:
+    """Start ``server``, announce how to reach it, and wait until Ctrl+C, SIGTERM or its
+    exit (``promptkit serve``).
+
+    Returns:
+        None when stopped by the user; the server's last log lines when it exited.
+    """
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with server:
+        announce(f"serving {server.describe()}")
+        announce(f"base_url: {server.base_url}")
+        announce(f"model: {MODEL_ALIAS}")
+        announce(f"try: curl {server.base_url}/models")
+        try:
+            while server.process is not None and server.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return None
+        return server.log_tail()

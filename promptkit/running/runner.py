@@ -18,22 +18,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..datasets import Case, count_cases, iter_cases
+from ..datasets import Case
 from ..errors import ConfigError, GraderOutage, PromptkitError, RunError, StoreError
 from ..redact import redact, strip_userinfo
 from ..results import CaseResult, RunInfo
-from ..scoring.assertion import check_assertions
 from ..scoring.context import Output, ScoringContext
 from ..scoring.engine import score
-from ..templates import PromptTemplate, TemplateStore
-from .client import RETRYABLE, Completion, EndpointClient, Outcome, sdk_client_for
+from .cache import ResponseCache
+from .client import RETRYABLE, EndpointClient, RequestOutcome, sdk_client_for
 from .local import MODEL_ALIAS, LocalServer, find_engine
+from .plan import EvalPlan, check_api_keys
+from .responses import Completion
 from .spec import EvalSpec, LoadedSpec, PromptVariant, Provider
-from .storage import ResponseCache, RunStore, default_paths
+from .storage import RunStore, default_paths
 
 if TYPE_CHECKING:
-    from ..builders.cot import ChainOfThought, CotSettings
-    from ..builders.fewshot import FewShot, FewShotSettings
+    pass
 
 LOCAL_CONCURRENCY = 4  # parallel slots for a native llama-server on a small machine
 
@@ -52,237 +52,30 @@ class RunOptions:
 
 
 @dataclass
-class RunOutcome:
-    """A finished (or interrupted) run, for reporting and exit codes."""
+class FinishedRun:
+    """A run that ended (finished, or interrupted and resumable), for reports.
+
+    Holds no open database: :meth:`results` opens the run store while it streams.
+    """
 
     run: RunInfo
-    runs: RunStore
+    store_path: Path
     unreachable: dict[str, str] = field(default_factory=dict)  # provider id -> why
     engines: dict[str, str] = field(default_factory=dict)  # local provider id -> engine, model
 
-
-@dataclass
-class Prepared:
-    """A spec with templates loaded and inputs checked: ready to run or dry-run."""
-
-    loaded: LoadedSpec
-    store: TemplateStore
-    templates: dict[str, PromptTemplate]
-    fewshots: dict[str, FewShot] = field(default_factory=dict)  # by variant id
-    cots: dict[str, ChainOfThought] = field(default_factory=dict)  # by variant id
-    # BM25 stand-ins for selectors that rank by embeddings: what a dry run and the
-    # pre-run check use, since they must not call any endpoint.
-    lexical: dict[str, FewShot] = field(default_factory=dict)
-    embedders: list[GraderEmbedder] = field(default_factory=list)
-
-    @property
-    def spec(self) -> EvalSpec:
-        return self.loaded.spec
-
-    def cases(self, limit: int | None = None) -> Iterator[Case]:
-        return iter_cases(self.loaded.dataset_path, self.spec.cases, limit)
-
-    def count(self, limit: int | None = None) -> int:
-        return count_cases(self.loaded.dataset_path, self.spec.cases, limit)
-
-    def variables(self, variant: PromptVariant, case: Case, *, offline: bool = False
-                  ) -> dict[str, Any]:
-        """Template variables: the case's fields, the variant's vars, selected examples.
-
-        ``offline`` selects examples without calling an embeddings endpoint (BM25 in place
-        of embeddings), for dry runs and checks.
-        """
-        values = {**case.vars, **variant.vars}
-        if variant.id in self.fewshots:
-            selector = self.fewshots[variant.id]
-            if offline:
-                selector = self.lexical.get(variant.id, selector)
-            values[variant.fewshot.var] = selector(case.vars)
-        return values
-
-    def prompt(self, variant: PromptVariant, provider: Provider, values: dict[str, Any]
-               ) -> str | list[dict[str, str]]:
-        """The rendered prompt (messages or text), with the CoT trigger when configured."""
-        template = self.templates[variant.id]
-        prompt = (template.render(values) if provider.api == "chat"
-                  else template.render_text(values))
-        cot = self.cots.get(variant.id)
-        return cot.apply(prompt) if cot is not None else prompt
-
-    def samples(self, variant: PromptVariant) -> int:
-        """Requests per case: the self-consistency sample count, else 1."""
-        cot = self.cots.get(variant.id)
-        return cot.samples if cot is not None and cot.style == "self-consistency" else 1
-
-    def params(self, variant: PromptVariant, provider: Provider) -> dict[str, Any]:
-        """Model params: the template's, then the provider's, then the variant's win."""
-        return {**self.templates[variant.id].params, **provider.params, **variant.params}
-
-    def body(self, variant: PromptVariant, provider: Provider, prompt: Any) -> dict[str, Any]:
-        """The request body for one rendered prompt."""
-        key = "messages" if provider.api == "chat" else "prompt"
-        return {"model": provider.model or provider.id, key: prompt,
-                **self.params(variant, provider)}
-
-    def sampling(self, variant: PromptVariant, provider: Provider) -> bool:
-        """Whether answers vary between requests (then each sample is cached apart)."""
-        temperature = self.params(variant, provider).get("temperature", 1)
-        return self.spec.repeat > 1 or temperature != 0
-
-
-def prepare(loaded: LoadedSpec) -> Prepared:
-    """Load templates and check everything that would fail every case.
-
-    Raises:
-        PromptkitError: unknown template, assertion problems, or a first case that
-            cannot be rendered (usually a missing variable): invalid input, exit 2.
-    """
-    spec = loaded.spec
-    store = TemplateStore(loaded.templates_dir)
-    templates = {}
-    for i, variant in enumerate(spec.prompts):
-        try:
-            templates[variant.id] = store.get(variant.template)
-        except PromptkitError as exc:
-            raise loaded.error(str(exc), ["prompts", i]) from None
-    graders = {p.id for p in [*spec.providers, *spec.graders]}
-    try:
-        check_assertions(spec.assert_, graders)
-    except ConfigError as exc:
-        exc.filename = exc.filename or str(loaded.path)
-        exc.args = (str(exc),)
-        raise
-    prepared = Prepared(loaded, store, templates)
-    for i, variant in enumerate(spec.prompts):
-        for part, config, build, built in (
-                ("fewshot", variant.fewshot, lambda c: build_fewshot(prepared, c),
-                 prepared.fewshots),
-                ("cot", variant.cot, build_cot, prepared.cots)):
-            if config is None:
-                continue
-            try:
-                built[variant.id] = build(config)
-                if part == "fewshot" and config.embeddings:
-                    prepared.lexical[variant.id] = build_fewshot(prepared, config, lexical=True)
-            except ConfigError as exc:
-                if exc.filename:  # a bad pool row: its own file and line say more
-                    raise
-                path = ["prompts", i, part, *(exc.key_path.split(".") if exc.key_path else [])]
-                raise loaded.error(exc.message, path) from None
-    first = next(prepared.cases(1), None)
-    if first is None:
-        raise loaded.error("the dataset has no cases", ["dataset" if spec.dataset else "cases"])
-    for variant in spec.prompts:
-        for api in {p.api for p in spec.providers}:
-            probe = Provider.model_construct(api=api, id="probe")
-            try:
-                prepared.prompt(variant, probe, prepared.variables(variant, first,
-                                                                   offline=True))
-            except PromptkitError as exc:
-                raise type(exc)(f"{exc} (case {first.id!r}, prompt {variant.id!r})") from None
-    check_assertion_variables(prepared, first)
-    return prepared
-
-
-def check_api_keys(prepared: Prepared) -> None:
-    """Every ``api_key_env`` names a variable that is set to a usable key.
-
-    Raises:
-        ConfigError: located at the provider's ``api_key_env`` in the spec.
-    """
-    spec = prepared.spec
-    for where, providers in (("providers", spec.providers), ("graders", spec.graders)):
-        for index, provider in enumerate(providers):
-            try:
-                provider.api_key()
-            except ConfigError as exc:
-                raise prepared.loaded.error(exc.message, [where, index, "api_key_env"]) \
-                    from None
-
-
-def check_assertion_variables(prepared: Prepared, case: Case) -> None:
-    """Render every assertion string with the first case, before any request.
-
-    A typo such as ``value: "{{ lable }}"`` would otherwise fail every case: a silent 0%.
-
-    Raises:
-        ConfigError: naming the spec file, the assertion and the problem; for a missing
-            variable, the fields the case has.
-    """
-    loaded = prepared.loaded
-    for index, assertion in enumerate(prepared.spec.assert_):
-        for key, source in assertion.template_strings():
-            for variant in prepared.spec.prompts:
-                values = prepared.variables(variant, case, offline=True)
-                try:
-                    prepared.store.render_string(source, values)
-                except PromptkitError as exc:
-                    message = getattr(exc, "message", str(exc))
-                    if "is undefined" in message:
-                        fields = ", ".join(sorted(map(str, case.vars))) or "none"
-                        message += f" (case {case.id!r} has: {fields})"
-                    raise loaded.error(f"{source[:60]!r}: {message}",
-                                       ["assert", index, key]) from None
-
-
-def build_fewshot(prepared: Prepared, config: FewShotSettings, lexical: bool = False
-                  ) -> FewShot:
-    """The example selector of a variant's ``fewshot:`` settings (``lexical``: BM25 even
-    when ``embeddings:`` is set). The settings were validated with the spec; reading the
-    pool may still fail, naming the pool file."""
-    from ..builders.fewshot import few_shot
-
-    loaded = prepared.loaded
-    embed = None
-    if config.embeddings and not lexical:
-        embed = GraderEmbedder(grader(loaded, config.embeddings))
-        prepared.embedders.append(embed)
-    return few_shot(config, embed=embed, base_dir=loaded.base_dir)
-
-
-def grader(loaded: LoadedSpec, provider_id: str) -> Provider:
-    """The provider an ``embeddings:`` setting names; it must have a base_url."""
-    spec = loaded.spec
-    provider = next((p for p in [*spec.graders, *spec.providers] if p.id == provider_id), None)
-    if provider is None or provider.is_local:
-        raise ConfigError(f"embeddings provider {provider_id!r} must be listed in graders "
-                          "with a base_url", key_path="embeddings")
-    return provider
-
-
-class GraderEmbedder:
-    """A synchronous embedder (what few-shot selection calls) over the runner's client.
-
-    Example selection runs in a worker thread; each call hands the request to the run's
-    event loop, so embeddings get the same retries, rate limits and redaction as every
-    other request. Outside a run (no loop bound) it refuses to call anything.
-    """
-
-    def __init__(self, provider: Provider):
-        self.provider = provider
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.client: EndpointClient | None = None
-
-    def __call__(self, texts: list[str]) -> list[list[float]]:
-        if self.loop is None or self.client is None:
-            raise PromptkitError("embeddings are only requested during a run")
-        future = asyncio.run_coroutine_threadsafe(self.client.embed(texts), self.loop)
-        return future.result()
-
-
-def build_cot(config: CotSettings) -> ChainOfThought:
-    """The chain-of-thought setup of a variant's ``cot:`` (validated with the spec)."""
-    from ..builders.cot import chain_of_thought
-
-    return chain_of_thought(config)
+    def results(self, prompt_id: str | None = None, provider_id: str | None = None
+                ) -> Iterator[CaseResult]:
+        """The run's results in report order, streamed from the run store."""
+        with RunStore(self.store_path) as store:
+            yield from store.results(self.run.run_id, prompt_id, provider_id)
 
 
 class Runner:
-    """Runs one prepared spec against its providers."""
+    """Runs one plan spec against its providers."""
 
-    def __init__(self, prepared: Prepared, options: RunOptions, runs: RunStore,
+    def __init__(self, plan: EvalPlan, options: RunOptions, runs: RunStore,
                  cache: ResponseCache | None, servers: dict[str, LocalServer] | None = None):
-        self.prepared = prepared
+        self.plan = plan
         self.options = options
         self.runs = runs
         self.cache = cache
@@ -319,25 +112,25 @@ class Runner:
         return self.clients[provider.id]
 
     async def run(self, run: RunInfo) -> None:
-        spec = self.prepared.spec
+        spec = self.plan.spec
         for provider in [*spec.providers, *spec.graders]:
             if provider.id not in self.servers:
                 self.client_for(provider)
-        for embedder in self.prepared.embedders:
+        for embedder in self.plan.embedders:
             embedder.loop = asyncio.get_running_loop()
             embedder.client = self.client_for(embedder.provider)
         try:
             await _all_or_none(*(self._provider_pool(run, p) for p in spec.providers))
         finally:
-            for embedder in self.prepared.embedders:
+            for embedder in self.plan.embedders:
                 embedder.loop = embedder.client = None
             self.selection_pool.shutdown(wait=False, cancel_futures=True)
             await asyncio.gather(*(c.close() for c in self.sdk_clients.values()),
                                  return_exceptions=True)
 
     def _items(self, provider: Provider) -> Iterator[tuple[Case, PromptVariant, int]]:
-        spec = self.prepared.spec
-        for case in self.prepared.cases(self.options.limit):
+        spec = self.plan.spec
+        for case in self.plan.cases(self.options.limit):
             for variant, repeat in itertools.product(spec.prompts, range(spec.repeat)):
                 if (variant.id, provider.id, case.id, repeat) not in self.done:
                     yield case, variant, repeat
@@ -365,18 +158,18 @@ class Runner:
     async def run_case(self, provider: Provider, variant: PromptVariant, case: Case,
                        repeat: int) -> CaseResult:
         """One case: its request(s) and scores; every failure ends up in the result."""
-        prepared = self.prepared
-        template = prepared.templates[variant.id]
+        plan = self.plan
+        template = plan.templates[variant.id]
         result = CaseResult(variant.id, provider.id, case.id, case.index, repeat,
                             vars=case.vars, template_sha256=template.sha256)
         try:
             if variant.fewshot and variant.fewshot.embeddings:
                 # selection waits for an HTTP call: keep it off the loop
                 values = await asyncio.get_running_loop().run_in_executor(
-                    self.selection_pool, prepared.variables, variant, case)
+                    self.selection_pool, plan.variables, variant, case)
             else:
-                values = prepared.variables(variant, case)
-            prompt = prepared.prompt(variant, provider, values)
+                values = plan.variables(variant, case)
+            prompt = plan.prompt(variant, provider, values)
         except GraderOutage as exc:
             result.error, result.error_kind = str(exc), "grader"
             return result
@@ -387,11 +180,11 @@ class Runner:
             result.error = f"the prompt could not be built: {type(exc).__name__}"
             result.error_kind = "render"
             return result
-        body = prepared.body(variant, provider, prompt)
-        samples = prepared.samples(variant)
-        sampled = samples > 1 or prepared.sampling(variant, provider)
+        body = plan.body(variant, provider, prompt)
+        samples = plan.samples(variant)
+        sampled = samples > 1 or plan.sampling(variant, provider)
         if samples > 1:
-            body["temperature"] = prepared.cots[variant.id].temperature
+            body["temperature"] = plan.cots[variant.id].temperature
         answers = await asyncio.gather(*(
             self._request(body, provider, repeat * samples + i if sampled else None)
             for i in range(samples)))
@@ -427,11 +220,13 @@ class Runner:
                 result: CaseResult) -> tuple[str, float | None]:
         """The text the assertions see (the output, or the extracted or voted answer),
         and the samples' agreement under self-consistency."""
-        cot = self.prepared.cots.get(variant.id)
+        cot = self.plan.cots.get(variant.id)
         result.output = redact(completions[0].text)
+        result.reasoning = completions[0].reasoning
+        result.usage_estimated = any(c.usage_estimated for c in completions)
         if cot is None:
             return result.output.strip(), None
-        from ..builders.cot import majority_vote, normalize_answer
+        from ..builders.answers import majority_vote, normalize_answer
 
         answers = [cot.extract(c.text) for c in completions]
         if len(completions) == 1:
@@ -442,11 +237,12 @@ class Runner:
         for completion, answer in zip(completions, answers, strict=True):
             if answer is not None and normalize_answer(answer) == vote.answer:
                 result.output = redact(completion.text)  # a sample that gave the winner
+                result.reasoning = completion.reasoning
                 break
         return vote.answer or "", vote.agreement
 
     async def _request(self, body: dict[str, Any], provider: Provider, sample: int | None
-                       ) -> tuple[Completion | None, Outcome | None]:
+                       ) -> tuple[Completion | None, RequestOutcome | None]:
         """One answer: from the cache (no outcome) or from the endpoint."""
         key = self._cache_key(body, provider, sample) if self.cache is not None else ""
         if self.cache is not None and (record := self.cache.get(key)) is not None:
@@ -479,10 +275,10 @@ class Runner:
         output = Output(text=text, latency_s=result.latency_s,
                         ttft_s=result.ttft_s, input_tokens=result.input_tokens,
                         output_tokens=result.output_tokens, cost=result.cost)
-        context = ScoringContext(vars=variables, render=self.prepared.store.render_string,
+        context = ScoringContext(vars=variables, render=self.plan.store.render_string,
                                  judge=self._judge, embed=self._embed)
         try:
-            scored = await score(output, self.prepared.spec.assert_, context)
+            scored = await score(output, self.plan.spec.assert_, context)
         except GraderOutage as exc:
             result.error, result.error_kind = str(exc), "grader"
             return
@@ -494,14 +290,21 @@ class Runner:
         result.assertions = [dict(r.__dict__) for r in scored.results]
 
     def _grader(self, provider_id: str) -> EndpointClient:
-        spec = self.prepared.spec
+        spec = self.plan.spec
         provider = next(p for p in [*spec.graders, *spec.providers] if p.id == provider_id)
         return self.client_for(provider)
 
-    async def _judge(self, provider_id: str, messages: list[dict[str, Any]]) -> str:
+    async def _judge(self, provider_id: str, messages: list[dict[str, Any]], *,
+                     response_format: dict[str, Any] | None = None) -> str:
+        """Ask a judge (the chat API); its verdict is constrained to ``response_format``
+        (a JSON schema) unless the provider's ``params`` set ``response_format: null``."""
         client = self._grader(provider_id)
-        body = {"model": client.provider.model, "messages": messages, "temperature": 0,
-                **client.provider.params}
+        body: dict[str, Any] = {"model": client.provider.model, "messages": messages,
+                                "temperature": 0}
+        if response_format is not None:
+            body["response_format"] = response_format
+        body.update(client.provider.params)
+        body = {key: value for key, value in body.items() if value is not None}
         outcome = await client.request(body)
         if outcome.completion is None:
             message = f"judge {provider_id} failed: {outcome.error}"
@@ -577,26 +380,26 @@ def local_servers(providers: list[Provider]) -> dict[str, LocalServer]:
     return servers
 
 
-async def run_eval(prepared: Prepared, options: RunOptions) -> RunOutcome:
+async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
     """Run (or resume) an eval; results are committed as they finish.
 
     ``local`` providers get an embedded llama.cpp server, started on the first request
     the cache cannot answer and stopped when the run ends.
 
     Returns:
-        The run record and the store holding its results. An interrupted run is
+        The run record and where its results are stored. An interrupted run is
         marked ``interrupted`` and can be continued with ``resume=True``.
     """
-    loaded = prepared.loaded
-    spec = prepared.spec
+    loaded = plan.loaded
+    spec = plan.spec
     runs, cache = open_stores(loaded, options)
     eval_path = str(loaded.path.resolve())
     spec_hash = loaded.spec_hash()
-    planned = prepared.count(options.limit) * len(spec.prompts) * len(spec.providers) \
+    planned = plan.count(options.limit) * len(spec.prompts) * len(spec.providers) \
         * spec.repeat
     run = runs.last_unfinished(eval_path) if options.resume else None
     try:
-        check_api_keys(prepared)
+        check_api_keys(plan)
         if options.resume and run is None:
             last = runs.list_runs(eval_path, limit=1)
             what = (f"the last run of {loaded.path} ({last[0].run_id}) finished" if last
@@ -616,7 +419,7 @@ async def run_eval(prepared: Prepared, options: RunOptions) -> RunOutcome:
             cache.close()
         raise
     status = "failed"
-    runner = Runner(prepared, options, runs, cache, servers)
+    runner = Runner(plan, options, runs, cache, servers)
     try:
         with runs.run_lock(run.run_id):
             if options.resume:
@@ -642,7 +445,8 @@ async def run_eval(prepared: Prepared, options: RunOptions) -> RunOutcome:
     unreachable = {pid: c.unreachable for pid, c in runner.clients.items() if c.unreachable}
     unreachable.update(died)  # a crashed local server explains its lost connections
     engines = {pid: server.describe() for pid, server in servers.items() if server.launched}
-    return RunOutcome(runs.get_run(run.run_id), runs, unreachable, engines)
+    with runs:
+        return FinishedRun(runs.get_run(run.run_id), runs.path, unreachable, engines)
 
 
 def run_config(spec: EvalSpec) -> dict[str, Any]:

@@ -354,7 +354,44 @@ def load_spec(path: str | os.PathLike[str]) -> LoadedSpec:
     doc = YamlDocument(read_text(path, "eval spec"), str(path))
     if not isinstance(doc.data, dict):
         raise ConfigError("an eval spec must be a YAML mapping", str(path), 1)
-    return LoadedSpec(validate(EvalSpec, doc), path, doc)
+    loaded = LoadedSpec(validate(EvalSpec, doc), path, doc)
+    check_references(loaded)
+    return loaded
+
+
+def check_references(loaded: LoadedSpec) -> None:
+    """What one key cannot tell alone: the providers assertions and ``embeddings:`` name
+    exist, and each assertion type's own check (a ``python`` function imports, a regex
+    compiles) passes. Part of validating the spec, so a run never starts with them wrong.
+
+    Raises:
+        ConfigError: at the key in the spec file, with its line.
+    """
+    spec = loaded.spec
+    known = {p.id: p for p in [*spec.providers, *spec.graders]}
+    for index, variant in enumerate(spec.prompts):
+        embeddings = variant.fewshot.embeddings if variant.fewshot else None
+        if embeddings is not None and (embeddings not in known or known[embeddings].is_local):
+            raise loaded.error(f"embeddings provider {embeddings!r} must be listed in graders "
+                               "with a base_url", ["prompts", index, "fewshot", "embeddings"])
+    for index, assertion in enumerate(spec.assert_):
+        registered = assertion.registered_type
+        if registered.provider is not None:
+            role = registered.provider
+            if assertion.provider is None:
+                raise loaded.error(f"{registered.name} needs an explicit {role} provider (no "
+                                   f"default {role} is used)", ["assert", index, "provider"])
+            if assertion.provider not in known:
+                names = ", ".join(sorted(known)) or "none"
+                raise loaded.error(f"unknown provider {assertion.provider!r} (known: {names})",
+                                   ["assert", index, "provider"])
+        if registered.check is not None:
+            try:
+                registered.check(assertion)
+            except Exception as exc:  # a user's check (or import) failed: still this key's
+                message = str(exc) if isinstance(exc, ValueError) else \
+                    f"{type(exc).__name__}: {exc}"
+                raise loaded.error(message, ["assert", index, "value"]) from None
 
 
 def json_schema() -> dict[str, Any]:

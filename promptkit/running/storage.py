@@ -262,10 +262,6 @@ class RunStore(Database):
             raise PromptkitError(f"unknown run status {status!r}")
         self._update(run_id, "status = ?, finished_at = ?", (status, time.time()))
 
-    def update_planned(self, run_id: str, planned: int) -> None:
-        """Set the expected number of results of a run."""
-        self._update(run_id, "planned = ?", (planned,))
-
     def _update(self, run_id: str, assignments: str, values: tuple[Any, ...]) -> None:
         cursor = self._write(f"UPDATE runs SET {assignments} WHERE run_id = ?",
                              (*values, run_id))

@@ -29,6 +29,7 @@ from ..config import YamlDocument
 from ..errors import (
     ConfigError,
     PromptkitError,
+    TemplateError,
     TemplateNotFoundError,
     TemplateRenderError,
     TemplateSecurityError,
@@ -85,10 +86,12 @@ class TemplateInfo:
     name: str
     versions: list[int]
     labels: dict[str, int] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)  # the latest version's front matter tags
 
     @property
     def latest(self) -> int:
         return self.versions[-1]
+
 
 def cot_trigger(lang: str = "en") -> str:
     """Template global: the zero-shot chain-of-thought trigger in ``lang`` (en, zh, ...)."""
@@ -226,9 +229,19 @@ class TemplateStore:
             self._cache[key] = PromptTemplate(self, *key)
         return self._cache[key]
 
-    def list(self) -> list[TemplateInfo]:
-        """Every template with its versions and labels."""
-        return [TemplateInfo(n, self.versions(n), self.labels(n)) for n in self.names()]
+    def list(self, tag: str | None = None) -> list[TemplateInfo]:
+        """Every template with its versions, labels and tags; with ``tag``, only those
+        whose latest version's front matter lists it."""
+        infos = []
+        for name in self.names():
+            versions = self.versions(name)
+            try:
+                tags = self.get(f"{name}@{versions[-1]}").tags
+            except TemplateError:  # `templates check` reports it; the listing goes on
+                tags = []
+            if tag is None or tag in tags:
+                infos.append(TemplateInfo(name, versions, self.labels(name), tags))
+        return infos
 
     def _fewshot(self, pool: str, query: Any, k: int = 3, select: str = "similar",
                  **options: Any) -> list[dict[str, Any]]:
@@ -236,10 +249,11 @@ class TemplateStore:
 
         ``pool`` is a JSONL or CSV file inside the store; ``query`` is the text (or a
         mapping of fields) the examples should resemble. Options are those of
-        :func:`promptkit.fewshot.few_shot` (``fields``, ``label``, ``seed``,
-        ``mmr_lambda``, ``max_tokens``, ``template``).
+        :func:`promptkit.few_shot` (``fields``, ``label``, ``seed``, ``mmr_lambda``,
+        ``budget``, ``format``).
         """
-        from ..builders.fewshot import few_shot, load_pool
+        from ..builders.fewshot import few_shot
+        from ..builders.pools import load_pool
 
         key = (pool, select, k, tuple(sorted((n, repr(v)) for n, v in options.items())))
         selector = self._selectors.get(key)

@@ -16,7 +16,7 @@ import pytest
 
 from promptkit.builders.fewshot import FewShotSettings, few_shot
 from promptkit.errors import ConfigError
-from promptkit.running.runner import prepare
+from promptkit.running.plan import plan_eval
 from promptkit.running.spec import json_schema, load_spec
 
 REPO = Path(__file__).parents[2]
@@ -76,9 +76,9 @@ format: "Q: {question} A: {answer}"
                            format="Q: {question} A: {answer}").settings
     assert type(from_yaml) is FewShotSettings and type(from_python) is FewShotSettings
     assert from_yaml.model_dump(exclude={"pool"}) == from_python.model_dump(exclude={"pool"})
-    prepared = prepare(load_spec(path))
-    selector = prepared.fewshots["shots"]
-    assert selector.settings is prepared.spec.prompts[0].fewshot  # used as validated
+    plan = plan_eval(load_spec(path))
+    selector = plan.fewshots["shots"]
+    assert selector.settings is plan.spec.prompts[0].fewshot  # used as validated
     assert selector(QUERY) == few_shot(from_python)(QUERY)
     assert selector(QUERY)[0]["id"] == "p1"
 
@@ -195,13 +195,13 @@ def test_a_bad_setting_names_file_line_and_key(tmp_path: Path, fewshot: str, lin
 def test_pool_problems_name_the_pool_file(tmp_path: Path) -> None:
     path = write_spec(tmp_path, "{pool: missing.jsonl}")
     with pytest.raises(ConfigError, match=r"missing\.jsonl: dataset file not found"):
-        prepare(load_spec(path))
+        plan_eval(load_spec(path))
     path = write_spec(tmp_path, "{pool: pool.jsonl, fields: [questoin]}")
     with pytest.raises(ConfigError) as info:
-        prepare(load_spec(path))
+        plan_eval(load_spec(path))
     assert info.value.filename == str(tmp_path / "pool.jsonl")
     assert "'questoin' is in none of the pool's 3 examples" in str(info.value)
     (tmp_path / "bad.jsonl").write_text('{"question": "ok"}\n{"question": oops}\n')
     path.write_text(path.read_text().replace("pool.jsonl", "bad.jsonl"))
     with pytest.raises(ConfigError, match=r"bad\.jsonl:2: invalid JSON"):
-        prepare(load_spec(path))
+        plan_eval(load_spec(path))

@@ -95,6 +95,10 @@ def test_vars_file_and_json_values(tmp_path: Path) -> None:
 def test_templates_list_show_diff() -> None:
     listed = invoke("templates", "list")
     assert "summarize" in listed.output and "production→v2" in listed.output
+    assert "summarization, en, few-shot" in listed.output  # the latest version's tags
+    chinese = invoke("templates", "list", "--tag", "zh")
+    assert "summarize_zh" in chinese.output and "summarize " not in chinese.output
+    assert "math" in chinese.output
     shown = invoke("templates", "show", "summarize@production")
     assert shown.output.startswith("summarize@2  (")
     assert "sha256: " in shown.output and "input article: string, required" in shown.output

@@ -25,7 +25,7 @@ async def request(endpoint: FakeEndpoint, body=BODY, **settings):
     try:
         return await client.request(dict(body))
     finally:
-        await client.aclose()
+        await client.client.close()
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -142,7 +142,7 @@ async def test_unreachable_endpoint_fails_fast_after_the_first_case() -> None:
     second = await client.request(dict(BODY))
     assert second.error.startswith("endpoint unreachable") and second.attempts == 0
     assert time.monotonic() - started < 0.1
-    await client.aclose()
+    await client.client.close()
 
 
 async def test_api_key_is_sent_and_redacted_from_errors(endpoint: FakeEndpoint) -> None:
@@ -176,7 +176,7 @@ async def test_limit_bounds_requests_in_flight(endpoint: FakeEndpoint) -> None:
     watcher = asyncio.create_task(watch())
     await asyncio.gather(*(client.request(dict(BODY)) for _ in range(6)))
     watcher.cancel()
-    await client.aclose()
+    await client.client.close()
     assert peak == 2
 
 
@@ -310,7 +310,7 @@ async def test_errors_are_redacted_before_they_are_shortened(endpoint: FakeEndpo
     client = EndpointClient(Provider(id="f", base_url=endpoint.base_url, model="m",
                                      stream=False), endpoint.base_url, key)
     outcome = await client.request(dict(BODY))
-    await client.aclose()
+    await client.client.close()
     assert outcome.error_kind == "client"
     for form in (key, key[:20], quote(key, safe="")[:20], key.upper()[:20]):
         assert form not in outcome.error

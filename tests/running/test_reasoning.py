@@ -12,7 +12,8 @@ import pytest
 
 from promptkit import TemplateSecurityError, TemplateStore
 from promptkit.errors import ConfigError
-from promptkit.running.runner import RunOptions, prepare, run_eval
+from promptkit.running.plan import plan_eval
+from promptkit.running.runner import RunOptions, run_eval
 from promptkit.running.spec import load_spec
 from promptkit.testing import FakeEndpoint, Reply
 
@@ -55,7 +56,7 @@ def make_eval(tmp_path: Path, endpoint: FakeEndpoint, prompts: str) -> Path:
 
 
 def run(path: Path, **options):
-    outcome = asyncio.run(run_eval(prepare(load_spec(path)), RunOptions(**options)))
+    outcome = asyncio.run(run_eval(plan_eval(load_spec(path)), RunOptions(**options)))
     return list(outcome.results())
 
 
@@ -126,19 +127,19 @@ def test_bad_fewshot_and_cot_settings_name_their_key(tmp_path: Path,
     template: math@1
     fewshot: {pool: pool.jsonl, select: balanced}""")
     with pytest.raises(ConfigError, match=r"eval\.yaml:\d+: prompts\[0\]\.fewshot.*label"):
-        prepare(load_spec(path))
+        plan_eval(load_spec(path))
     path = make_eval(tmp_path, endpoint, """\
   - id: bad
     template: math@1
     cot: {style: zero-shot, extract: {method: regex, pattern: "(unclosed"}}""")
     with pytest.raises(ConfigError, match=r"prompts\[0\]\.cot"):
-        prepare(load_spec(path))
+        plan_eval(load_spec(path))
 
 
 def test_shipped_reasoning_eval_compares_selectors_and_cot_styles() -> None:
-    prepared = prepare(load_spec(REPO / "evals" / "reasoning.yaml"))
-    selects = {v.fewshot.select for v in prepared.spec.prompts if v.fewshot}
-    styles = {v.cot.style for v in prepared.spec.prompts if v.cot}
+    plan = plan_eval(load_spec(REPO / "evals" / "reasoning.yaml"))
+    selects = {v.fewshot.select for v in plan.spec.prompts if v.fewshot}
+    styles = {v.cot.style for v in plan.spec.prompts if v.cot}
     assert {"first", "similar", "mmr"} <= selects
     assert {"none", "zero-shot", "few-shot", "self-consistency"} <= styles
 

@@ -11,7 +11,8 @@ import pytest
 
 from promptkit.errors import PromptkitError, TemplateRenderError
 from promptkit.running.cache import ResponseCache
-from promptkit.running.runner import RunOptions, prepare, run_eval
+from promptkit.running.plan import plan_eval
+from promptkit.running.runner import RunOptions, run_eval
 from promptkit.running.spec import load_spec
 from promptkit.running.storage import RunStore
 from promptkit.testing import FakeEndpoint, Reply
@@ -55,8 +56,8 @@ def make_eval(tmp_path: Path, endpoint: FakeEndpoint, cases: int = 3, stream: bo
 
 
 def run(path: Path, **options) -> tuple:
-    prepared = prepare(load_spec(path))
-    outcome = asyncio.run(run_eval(prepared, RunOptions(**options)))
+    plan = plan_eval(load_spec(path))
+    outcome = asyncio.run(run_eval(plan, RunOptions(**options)))
     results = list(outcome.results())
     return outcome, results
 
@@ -158,14 +159,14 @@ def test_missing_variable_in_every_case_is_invalid_input(tmp_path: Path,
     path = make_eval(tmp_path, endpoint)
     (tmp_path / "data.jsonl").write_text('{"id": "a", "text": "no article field"}\n')
     with pytest.raises(TemplateRenderError, match="'article' is undefined"):
-        prepare(load_spec(path))
+        plan_eval(load_spec(path))
 
 
 def test_unknown_template_is_invalid_input(tmp_path: Path, endpoint: FakeEndpoint) -> None:
     path = make_eval(tmp_path, endpoint)
     path.write_text(path.read_text().replace("summarize@1", "summarise@1"))
     with pytest.raises(PromptkitError, match=r"eval\.yaml:3: prompts\[0\]: .*unknown template"):
-        prepare(load_spec(path))
+        plan_eval(load_spec(path))
 
 
 def test_resume_requests_only_what_is_missing(tmp_path: Path, endpoint: FakeEndpoint) -> None:
@@ -248,7 +249,7 @@ def test_an_assertion_naming_a_missing_field_is_invalid_input(tmp_path: Path,
     path.write_text(path.read_text().replace("{{{{ keyword }}}}", "{{ keywrod }}")
                     .replace('"{{ keyword }}"', '"{{ keywrod }}"'))
     with pytest.raises(PromptkitError) as info:
-        prepare(load_spec(path))
+        plan_eval(load_spec(path))
     message = str(info.value)
     assert "eval.yaml:" in message and "assert[0].value" in message
     assert "'keywrod' is undefined (case 'c0' has: article, id, keyword)" in message
@@ -265,7 +266,7 @@ def test_an_assertion_that_cannot_render_is_invalid_input(tmp_path: Path,
     path = make_eval(tmp_path, endpoint)
     path.write_text(path.read_text().replace('"{{ keyword }}"', f'"{value}"'))
     with pytest.raises(PromptkitError, match=problem):
-        prepare(load_spec(path))
+        plan_eval(load_spec(path))
     assert endpoint.count == 0
 
 
@@ -357,3 +358,11 @@ dataset: data.jsonl"""
         assert (sent or {}).get("type") == expected
         if expected:
             assert sent["json_schema"]["schema"]["required"] == ["pass", "score", "reason"]
+
+
+def test_reasoning_and_estimated_usage_are_kept_with_the_result(tmp_path: Path,
+                                                               endpoint: FakeEndpoint) -> None:
+    endpoint.default = Reply.text("keyword0 here", reasoning_content="let me think", usage=False)
+    _, results = run(make_eval(tmp_path, endpoint, cases=1))
+    assert all(r.reasoning == "let me think" and r.usage_estimated for r in results)
+    assert all(r.output_tokens == 3 for r in results)  # "keyword0 here": 3 cl100k tokens

@@ -198,7 +198,7 @@ def test_get_run_in_an_empty_store(runs: RunStore) -> None:
         runs.get_run("last")
 
 
-def test_finish_update_planned_and_last_unfinished(runs: RunStore) -> None:
+def test_finish_planned_and_last_unfinished(runs: RunStore) -> None:
     done = runs.create_run("a.yaml", "h", {})
     runs.finish_run(done.run_id, "finished")
     assert runs.last_unfinished("a.yaml") is None
@@ -208,9 +208,8 @@ def test_finish_update_planned_and_last_unfinished(runs: RunStore) -> None:
     found = runs.last_unfinished("a.yaml")
     assert found is not None and found.run_id == broken.run_id
     assert found.status == "interrupted" and found.finished_at is not None
-    running = runs.create_run("a.yaml", "h", {})
+    running = runs.create_run("a.yaml", "h", {}, planned=12)
     assert runs.last_unfinished("a.yaml").run_id == running.run_id
-    runs.update_planned(running.run_id, 12)
     runs.finish_run(running.run_id, "failed")
     info = runs.get_run(running.run_id)
     assert (info.status, info.planned) == ("failed", 12)

@@ -13,7 +13,8 @@ import pytest
 
 import promptkit
 from promptkit.errors import ConfigError, PromptkitError
-from promptkit.running.runner import RunOptions, prepare, run_eval
+from promptkit.running.plan import plan_eval
+from promptkit.running.runner import RunOptions, run_eval
 from promptkit.running.spec import load_spec
 from promptkit.running.storage import RunStore
 from promptkit.scoring import registry
@@ -185,7 +186,7 @@ def test_a_registered_type_scores_a_yaml_eval_run(tmp_path: Path, endpoint: Fake
     spec.write_text(SPEC.format(base_url=endpoint.base_url))
     endpoint.default = Reply.text("key0 and key0 once again")  # 5 words, 2 with key0
 
-    outcome = asyncio.run(run_eval(prepare(load_spec(spec)), RunOptions()))
+    outcome = asyncio.run(run_eval(plan_eval(load_spec(spec)), RunOptions()))
     with RunStore(tmp_path / ".promptkit" / "runs.db") as store:
         results = {r.case_id: r for r in store.results(outcome.run.run_id)}
 
