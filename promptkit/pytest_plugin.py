@@ -20,7 +20,6 @@ promptkit costs other test suites nothing.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,16 +93,11 @@ class EvalResult:
 
     @property
     def text(self) -> str:
-        """The leaderboard (and comparison) as plain text, as the CLI prints them."""
-        from rich.console import Console
+        """The leaderboard (and comparison) as a Markdown summary: plain text that reads
+        in a test report as it would on a pull request."""
+        from .reporting.markdown import markdown_summary
 
-        from .reporting.console import print_comparison, print_leaderboard
-
-        console = Console(record=True, width=140, color_system=None, file=io.StringIO())
-        print_leaderboard(self.summary, console, title=self.report.title)
-        if self.comparison is not None:
-            print_comparison(self.comparison, console)
-        return console.export_text()
+        return markdown_summary(self.summary, self.comparison, title=self.report.title)
 
     def row(self, prompt: str, provider: str | None = None) -> Row:
         """The leaderboard row of a prompt id (and provider id, when there are several)."""
