@@ -70,13 +70,15 @@ every field as ``name: value``.)"""
 DEFAULT_SEPARATOR = "\n\n"
 """What :meth:`FewShot.text` puts between two examples."""
 
-Embedder = Callable[[list[str]], list[list[float]]]
+TextEmbedder = Callable[[list[str]], list[list[float]]]
+"""A synchronous embedder for selection: texts in, one vector each out. (Scoring's
+async :class:`promptkit.scoring.Embedder` also takes the provider id.)"""
 
 
 def few_shot(pool: PoolSource | FewShotSettings, k: int = 3, select: SelectName = "similar",
              *, fields: Sequence[str] | None = None, label: str | None = None, seed: int = 0,
              mmr_lambda: float = 0.5, budget: int | None = None,
-             format: str | None = DEFAULT_EXAMPLE_FORMAT, embed: Embedder | None = None,
+             format: str | None = DEFAULT_EXAMPLE_FORMAT, embed: TextEmbedder | None = None,
              model: str | None = None, base_dir: Path | None = None,
              **deprecated: Any) -> FewShot:
     """Build a few-shot selector over a pool of examples.
@@ -174,7 +176,7 @@ class FewShot:
             pool's first example as ``name: value``).
     """
 
-    def __init__(self, settings: FewShotSettings, *, embed: Embedder | None = None,
+    def __init__(self, settings: FewShotSettings, *, embed: TextEmbedder | None = None,
                  model: str | None = None, base_dir: Path | None = None):
         """Read the pool of ``settings``.
 
@@ -420,7 +422,7 @@ class FewShot:
         return index.embeddings
 
 
-def _embed(embed: Embedder, texts: list[str]) -> list[list[float]]:
+def _embed(embed: TextEmbedder, texts: list[str]) -> list[list[float]]:
     vectors = [list(vector) for vector in embed(texts)]
     if len(vectors) != len(texts):
         raise ValueError(f"embed returned {len(vectors)} vectors for {len(texts)} texts")

@@ -1,6 +1,6 @@
 """One side of a comparison: a stored run or a committed baseline file, per case.
 
-A :class:`Side` holds, for each prompt × provider, one :class:`CaseOutcome` per case id
+A :class:`Side` holds, for each prompt × provider, one :class:`SideCase` per case id
 (every sample of the case: one per repeat), plus what produced it: the model, the
 template version and its sha256, the params. :func:`side_from_run` reads one from the run
 store, :func:`load_baseline` from a JSON file that :func:`save_baseline` wrote.
@@ -35,7 +35,7 @@ OUTPUT_CHARS = 2000  # outputs are kept to show next to a flipped case, not to r
 
 
 @dataclass
-class CaseOutcome:
+class SideCase:
     """One case of one prompt × provider: the outcome of each of its samples.
 
     ``passes`` has one entry per sample (repeat): ``True`` passed, ``False`` failed (an
@@ -94,7 +94,7 @@ class SideRow:
     template: str | None = None
     template_sha256: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
-    cases: dict[str, CaseOutcome] = field(default_factory=dict)
+    cases: dict[str, SideCase] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -127,7 +127,7 @@ def sample_outcome(result: CaseResult) -> bool | None:
     return result.passed and result.error is None
 
 
-def _fold(case_id: str, samples: list[CaseResult]) -> CaseOutcome:
+def _fold(case_id: str, samples: list[CaseResult]) -> SideCase:
     passes = [sample_outcome(r) for r in samples]
     answered = [r for r, p in zip(samples, passes, strict=True) if p is not None]
     metrics: dict[str, list[float]] = {}
@@ -136,7 +136,7 @@ def _fold(case_id: str, samples: list[CaseResult]) -> CaseOutcome:
             metrics.setdefault(name, []).append(value)
     shown = next((r for r in answered if r.output is not None), samples[0])
     # Rounded as the baseline file is, so a run and its saved baseline compare equal.
-    return CaseOutcome(
+    return SideCase(
         case_id, passes,
         score=round(sum(r.score for r in answered) / len(answered), DIGITS) if answered else 0.0,
         metrics={name: round(sum(values) / len(values), DIGITS)
@@ -258,7 +258,7 @@ class _CaseModel(BaseModel):
                 raise ValueError(f"metric {name!r} is {number}, not a number in [0, 1]")
         return value
 
-    def outcome(self, fmt: int) -> CaseOutcome:
+    def outcome(self, fmt: int) -> SideCase:
         if fmt == 1:  # a folded verdict: rebuild per-sample outcomes from the rate
             if not self.answered:
                 passes: list[bool | None] = [None] * self.samples
@@ -270,7 +270,7 @@ class _CaseModel(BaseModel):
             passes = list(self.passes)
         else:
             passes = [self.passed]
-        return CaseOutcome(self.id, passes, self.score, self.metrics, self.output, self.error)
+        return SideCase(self.id, passes, self.score, self.metrics, self.output, self.error)
 
 
 class _RowModel(BaseModel):
@@ -296,7 +296,7 @@ class _BaselineModel(BaseModel):
     rows: list[_RowModel] = Field(min_length=1)
 
 
-def _case_json(case: CaseOutcome) -> str:
+def _case_json(case: SideCase) -> str:
     data: dict[str, Any] = {"id": case.case_id}
     if case.samples == 1:
         data["passed"] = case.passes[0]

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .baseline import CaseOutcome, Side, SideRow
+from .baseline import Side, SideCase, SideRow
 from .stats import (
     Interval,
     holm,
@@ -53,8 +53,8 @@ class Flip:
     """A case whose pass fraction changed (with one sample: passed on one side only)."""
 
     case_id: str
-    before: CaseOutcome
-    after: CaseOutcome
+    before: SideCase
+    after: SideCase
 
     @property
     def regressed(self) -> bool:
@@ -225,7 +225,7 @@ def _setting_warnings(b: SideRow, a: SideRow) -> list[str]:
     return warnings
 
 
-def _metric_changes(pairs: list[tuple[CaseOutcome, CaseOutcome]], seed: int,
+def _metric_changes(pairs: list[tuple[SideCase, SideCase]], seed: int,
                     resamples: int) -> list[MetricChange]:
     columns: dict[str, tuple[list[float], list[float]]] = {
         PASS_RATE: ([b.pass_rate for b, _ in pairs], [a.pass_rate for _, a in pairs]),

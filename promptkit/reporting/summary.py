@@ -117,7 +117,7 @@ class Summary:
 
 
 @dataclass
-class _Group:
+class _RowTotals:
     """Running totals of one prompt × provider while results stream by."""
 
     cases: int = 0
@@ -237,13 +237,13 @@ def summarize(results: Iterable[CaseResult], threshold: float | None = None, *,
         their common cases (exact McNemar, or sign-flip with repeats) at ``alpha``;
         otherwise the leader and every row it does not significantly beat are tied.
     """
-    groups: dict[tuple[str, str], _Group] = {}
+    groups: dict[tuple[str, str], _RowTotals] = {}
     prompt_order: dict[str, int] = {}
     provider_order: dict[str, int] = {}
     for r in results:
         group = groups.get((r.prompt_id, r.provider_id))
         if group is None:
-            group = groups[(r.prompt_id, r.provider_id)] = _Group()
+            group = groups[(r.prompt_id, r.provider_id)] = _RowTotals()
             prompt_order.setdefault(r.prompt_id, len(prompt_order))
             provider_order.setdefault(r.provider_id, len(provider_order))
         group.add(r)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..comparing.baseline import CaseOutcome
+from ..comparing.baseline import SideCase
 from ..comparing.comparison import PASS_RATE, Comparison, Flip, MetricChange, RowComparison
 from ..terminal import printable_line
 from .summary import Row, Summary
@@ -338,7 +338,7 @@ def _notes(comparison: Comparison) -> list[Note]:
               for label in comparison.only_after)]
 
 
-def _samples(outcome: CaseOutcome) -> str:
+def _samples(outcome: SideCase) -> str:
     if outcome.samples == 1:
         return "pass" if outcome.passed else "fail"
     answered = outcome.answered

@@ -7,18 +7,18 @@ import random
 
 import pytest
 
-from promptkit.comparing.baseline import CaseOutcome, Side, SideRow
+from promptkit.comparing.baseline import Side, SideCase, SideRow
 from promptkit.comparing.comparison import PASS_RATE, compare
 from promptkit.comparing.stats import mcnemar_one_sided
 
 
 def case(case_id: str, passed: bool | list[bool | None], score: float | None = None,
-         output: str = "", **metrics: float) -> CaseOutcome:
+         output: str = "", **metrics: float) -> SideCase:
     passes = passed if isinstance(passed, list) else [passed]
     answered = [p for p in passes if p is not None]
     if score is None:
         score = sum(answered) / len(answered) if answered else 0.0
-    return CaseOutcome(case_id, passes, score, metrics, output or case_id)
+    return SideCase(case_id, passes, score, metrics, output or case_id)
 
 
 def row(prompt: str, outcomes: list[bool], provider: str = "p", *, scores=None,
@@ -237,7 +237,7 @@ def test_cases_the_endpoint_did_not_answer_are_left_out_not_blamed() -> None:
     before = row("a", [True] * 10)
     after = row("a", [True] * 10)
     for cid in ("c00", "c01", "c02", "c03", "c04", "c05"):
-        after.cases[cid] = CaseOutcome(cid, [None], 0.0, error="HTTP 503")
+        after.cases[cid] = SideCase(cid, [None], 0.0, error="HTTP 503")
     (result,) = compare(side("b", before), side("n", after)).rows
     assert result.cases == 4 and result.regressed == [] and result.verdict != "worse"
     assert ("6 case(s) the endpoint or a grader did not answer (rate limit, server error, "
@@ -255,7 +255,7 @@ def test_a_gate_cannot_vouch_for_cases_it_did_not_compare() -> None:
                                     "change?)"]
     outages = row("a", [False] * 30)
     for cid in list(outages.cases)[1:]:
-        outages.cases[cid] = CaseOutcome(cid, [None], 0.0, error="HTTP 500")
+        outages.cases[cid] = SideCase(cid, [None], 0.0, error="HTTP 500")
     lost = compare(side("b", before), side("n", outages))
     assert lost.rows[0].cases == 1 and "29 lost to outages" in lost.uncompared()[0]
     assert compare(side("b", before), side("n", row("x", [True]))).uncompared() == [

@@ -6,17 +6,17 @@ from collections.abc import Callable
 
 import pytest
 
-from promptkit.comparing.baseline import CaseOutcome, Side, SideRow
+from promptkit.comparing.baseline import Side, SideCase, SideRow
 from promptkit.comparing.comparison import Comparison, compare
 
 Outcome = bool | list[bool | None]
 
 
-def case(case_id: str, passed: Outcome, output: str = "") -> CaseOutcome:
+def case(case_id: str, passed: Outcome, output: str = "") -> SideCase:
     passes = passed if isinstance(passed, list) else [passed]
     answered = [p for p in passes if p is not None]
     score = sum(answered) / len(answered) if answered else 0.0
-    return CaseOutcome(case_id, passes, score, {}, output or case_id)
+    return SideCase(case_id, passes, score, {}, output or case_id)
 
 
 def side_row(prompt: str, outcomes: list[Outcome], provider: str = "p", model: str = "m"
@@ -60,9 +60,9 @@ def two_rows() -> Comparison:
               side_row("gone", [True])]
     after = [side_row("a", [False] * 8 + [True] * 2), side_row("b", [True] * 4, model="m2")]
     hostile = before[0].cases.pop("c00")
-    before[0].cases[HOSTILE_ID] = CaseOutcome(HOSTILE_ID, hostile.passes, hostile.score, {},
+    before[0].cases[HOSTILE_ID] = SideCase(HOSTILE_ID, hostile.passes, hostile.score, {},
                                               "line one | two\nline <three>")
     regressed = after[0].cases.pop("c00")
-    after[0].cases[HOSTILE_ID] = CaseOutcome(HOSTILE_ID, regressed.passes, regressed.score,
+    after[0].cases[HOSTILE_ID] = SideCase(HOSTILE_ID, regressed.passes, regressed.score,
                                              {}, "now | worse\n**bold**")
     return compare(Side("base", before), Side("new", after))

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from markupsafe import escape
 
-from promptkit.comparing.baseline import CaseOutcome, Side, SideRow
+from promptkit.comparing.baseline import Side, SideCase, SideRow
 from promptkit.comparing.comparison import Comparison, compare
 from promptkit.reporting import cases
 from promptkit.reporting.html import ENVIRONMENT, html_chunks, write_html
@@ -80,9 +80,9 @@ def make_comparison() -> Comparison:
     is unchanged but its template changed; one row is only in the baseline, one only now."""
     ids = [*CASE_IDS, *(f"extra-{i}" for i in range(6, 12))]
 
-    def outcome(i: int, passed: bool, word: str) -> CaseOutcome:
+    def outcome(i: int, passed: bool, word: str) -> SideCase:
         error = HOSTILE if (i == 9 and word == "old") else None
-        return CaseOutcome(ids[i], [passed], float(passed), {"rouge-l": 0.5},
+        return SideCase(ids[i], [passed], float(passed), {"rouge-l": 0.5},
                            None if error else f"the answer is {i} <b>{word}</b> {HOSTILE}",
                            error)
 
