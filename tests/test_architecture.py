@@ -99,6 +99,10 @@ def test_the_map_names_every_room() -> None:
         assert re.search(rf"\*\*{name}\*\*", text), name
     folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
     assert folders - {"cli"} <= set(ALLOWED), folders - set(ALLOWED)
+    unnamed = [module_name(p) for p in modules()
+               if p.stem not in ("__init__", "__main__") and not re.search(
+                   rf"\b{p.stem}\b", text)]
+    assert not unnamed, f"modules missing from ARCHITECTURE.md: {unnamed}"
 
 
 def _functions(tree: ast.AST) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
