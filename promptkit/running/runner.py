@@ -74,8 +74,11 @@ class Runner:
     """Runs one plan spec against its providers."""
 
     def __init__(self, plan: EvalPlan, options: RunOptions, runs: RunStore,
-                 cache: ResponseCache | None, servers: dict[str, LocalServer] | None = None):
+                 cache: ResponseCache | None, servers: dict[str, LocalServer] | None = None,
+                 providers: list[Provider] | None = None):
         self.plan = plan
+        # The providers as run (see local_servers); the spec's own stay as validated.
+        self.providers = providers if providers is not None else list(plan.spec.providers)
         self.options = options
         self.runs = runs
         self.cache = cache
@@ -113,14 +116,14 @@ class Runner:
 
     async def run(self, run: RunInfo) -> None:
         spec = self.plan.spec
-        for provider in [*spec.providers, *spec.graders]:
+        for provider in [*self.providers, *spec.graders]:
             if provider.id not in self.servers:
                 self.client_for(provider)
         for embedder in self.plan.embedders:
             embedder.loop = asyncio.get_running_loop()
             embedder.client = self.client_for(embedder.provider)
         try:
-            await _all_or_none(*(self._provider_pool(run, p) for p in spec.providers))
+            await _all_or_none(*(self._provider_pool(run, p) for p in self.providers))
         finally:
             for embedder in self.plan.embedders:
                 embedder.loop = embedder.client = None
@@ -291,7 +294,7 @@ class Runner:
 
     def _grader(self, provider_id: str) -> EndpointClient:
         spec = self.plan.spec
-        provider = next(p for p in [*spec.graders, *spec.providers] if p.id == provider_id)
+        provider = next(p for p in [*spec.graders, *self.providers] if p.id == provider_id)
         return self.client_for(provider)
 
     async def _judge(self, provider_id: str, messages: list[dict[str, Any]], *,
@@ -361,23 +364,30 @@ def open_stores(loaded: LoadedSpec, options: RunOptions) -> tuple[RunStore, Resp
         raise
 
 
-def local_servers(providers: list[Provider]) -> dict[str, LocalServer]:
-    """One llama.cpp server per ``local`` provider, checked (engine, model) but not started:
-    the runner starts each on its first request the cache cannot answer."""
+def local_servers(providers: list[Provider]) -> tuple[list[Provider], dict[str, LocalServer]]:
+    """One llama.cpp server per ``local`` provider, checked (engine, model) but not started
+    (the runner starts each on its first request the cache cannot answer), and the
+    providers as the run uses them: a local one with the concurrency its engine serves and
+    the served model's alias. The validated spec itself is left as it was (and stored so).
+    """
     servers: dict[str, LocalServer] = {}
+    running = []
     for provider in providers:
         if not provider.is_local:
+            running.append(provider)
             continue
-        engine = find_engine()
-        if engine.name != "llama-server":
-            provider.concurrency = 1  # llama-cpp-python's server answers one at a time
+        concurrency = provider.concurrency
+        if find_engine().name != "llama-server":
+            concurrency = 1  # llama-cpp-python's server answers one at a time
         elif "concurrency" not in provider.model_fields_set:
-            provider.concurrency = LOCAL_CONCURRENCY
-        provider.model = provider.model or MODEL_ALIAS
-        server = LocalServer(provider.local_model, parallel=provider.concurrency)
+            concurrency = LOCAL_CONCURRENCY
+        provider = provider.model_copy(update={"concurrency": concurrency,
+                                               "model": provider.model or MODEL_ALIAS})
+        server = LocalServer(provider.local_model, parallel=concurrency)
         server.check()
         servers[provider.id] = server
-    return servers
+        running.append(provider)
+    return running, servers
 
 
 async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
@@ -410,7 +420,7 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
             raise ConfigError(f"the spec changed since run {run.run_id}; resume needs the "
                               "same spec (run without --resume to start a new run)",
                               str(loaded.path))
-        servers = local_servers(spec.providers)
+        providers, servers = local_servers(spec.providers)
         if run is None:
             run = runs.create_run(eval_path, spec_hash, run_config(spec), planned)
     except BaseException:
@@ -419,7 +429,7 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
             cache.close()
         raise
     status = "failed"
-    runner = Runner(plan, options, runs, cache, servers)
+    runner = Runner(plan, options, runs, cache, servers, providers)
     try:
         with runs.run_lock(run.run_id):
             if options.resume:

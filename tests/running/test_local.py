@@ -213,3 +213,19 @@ def test_serve_prints_a_base_url_that_answers() -> None:
     while time.monotonic() < deadline and set(server_pids()) - before:
         time.sleep(0.2)
     assert set(server_pids()) <= before
+
+
+@local_model
+@needs_extra
+def test_a_local_provider_runs_with_its_engine_settings_but_the_spec_is_kept() -> None:
+    from promptkit.running.runner import LOCAL_CONCURRENCY, local_servers
+    from promptkit.running.spec import Provider
+
+    spec_provider = Provider.model_validate("local")
+    before = spec_provider.model_dump()
+    running, servers = local_servers([spec_provider])
+    assert spec_provider.model_dump() == before  # the validated spec is not changed
+    (provider,) = running
+    assert provider.model == "gemma-3-270m" and set(servers) == {"local"}
+    assert provider.concurrency in (1, LOCAL_CONCURRENCY)
+    assert not servers["local"].launched  # checked, not started
