@@ -22,3 +22,11 @@ def printable(text: object) -> str:
 def printable_line(text: object) -> str:
     """:func:`printable` on one line: newlines and tabs become spaces as well."""
     return printable(" ".join(str(text).split()))
+
+
+def clip(text: str | None, limit: int, missing: str = "(no output)") -> str:
+    """:func:`printable_line` cut to ``limit`` characters (``missing`` for no text)."""
+    if text is None:
+        return missing
+    flat = printable_line(text)
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"

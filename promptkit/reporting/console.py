@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..comparing.comparison import Comparison
-from ..terminal import printable, printable_line
+from ..terminal import clip, printable, printable_line
 from .summary import Summary
 from .views import (
     Column,
@@ -82,13 +82,6 @@ def print_leaderboard(summary: Summary, console: Console, title: str | None = No
         console.print(Text(f"(too narrow to show: {', '.join(hidden)})"), highlight=False)
 
 
-def _short(text: str | None) -> str:
-    if text is None:
-        return "(no output)"
-    flat = printable_line(text)
-    return flat if len(flat) <= SHORT_CHARS else flat[:SHORT_CHARS - 1] + "…"
-
-
 def _group_lines(group: FlipGroup, limit: int | None) -> list[str]:
     shown = group.flips if limit is None else group.flips[:limit]
     lines = []
@@ -96,8 +89,8 @@ def _group_lines(group: FlipGroup, limit: int | None) -> list[str]:
         flaky = "  [flaky]" if flip.flaky else ""
         lines += [f"{flip.change}  {printable_line(flip.case_id)}  "
                   f"({printable_line(flip.label)}){flaky}",
-                  f"    before: {_short(flip.before)}",
-                  f"    now:    {_short(flip.after)}"]
+                  f"    before: {clip(flip.before, SHORT_CHARS)}",
+                  f"    now:    {clip(flip.after, SHORT_CHARS)}"]
     if len(group.flips) > len(shown):
         lines.append(f"    ... and {len(group.flips) - len(shown)} more {group.kind} in "
                      f"{printable_line(group.label)}")

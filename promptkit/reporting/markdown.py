@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from ..comparing.comparison import Comparison
-from ..terminal import printable_line
+from ..terminal import clip, printable_line
 from .summary import Summary
 from .views import Column, ComparisonView, FlipView, comparison_view, leaderboard_view
 
@@ -26,13 +26,6 @@ _INLINE = re.compile(r"([\\`*_\[\]<>|~&$])")
 def markdown_text(text: object) -> str:
     """``text`` on one line, shown literally by a GitHub-flavoured Markdown renderer."""
     return _INLINE.sub(r"\\\1", printable_line(text))
-
-
-def _clip(text: str | None) -> str:
-    if text is None:
-        return "(no output)"
-    flat = printable_line(text)
-    return flat if len(flat) <= TEXT_CHARS else flat[:TEXT_CHARS - 1] + "…"
 
 
 def markdown_table(columns: list[Column], rows: list[list[str]]) -> list[str]:
@@ -53,7 +46,8 @@ def _flips(flips: list[FlipView]) -> list[str]:
                Column("label", "prompt × provider", text=True),
                Column("before", "baseline", text=True), Column("after", "now", text=True)]
     rows = [[flip.change + (" (flaky)" if flip.flaky else ""), flip.case_id, flip.label,
-             _clip(flip.before), _clip(flip.after)] for flip in flips[:MAX_FLIPS]]
+             clip(flip.before, TEXT_CHARS), clip(flip.after, TEXT_CHARS)]
+            for flip in flips[:MAX_FLIPS]]
     lines = [f"#### Flipped cases ({len(flips):,})", "", *markdown_table(columns, rows)]
     if len(flips) > MAX_FLIPS:
         lines += ["", f"… and {len(flips) - MAX_FLIPS:,} more (the .html report shows them "
