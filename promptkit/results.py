@@ -71,6 +71,8 @@ class CaseResult:
     votes: dict[str, int] | None = None  # self-consistency: answer -> samples that gave it
     reasoning: str | None = None  # what a reasoning model sent apart (reasoning_content)
     usage_estimated: bool = False  # the server reported no usage: tokens counted by tiktoken
+    prompt: str | list[dict[str, Any]] | None = None  # as sent: chat messages or text
+    examples: list[dict[str, Any]] | None = None  # the few-shot examples chosen
 
     @property
     def key(self) -> tuple[str, str, str, int]:

@@ -170,13 +170,14 @@ class _RowTotals:
             self.cost = (self.cost or 0.0) + r.cost
         self.requests += r.requests
         self.cached += r.cached
-        if r.cached or r.error is not None or r.latency_s is None:
-            return  # a cache hit or a failed call says nothing about the endpoint's speed
+        if r.error is not None or r.latency_s is None:
+            return  # a failed call (or an answer cached before latencies were) says nothing
+        # A cache hit carries the latency its answer was measured with when first asked.
         self.latencies.append(r.latency_s)
         if r.ttft_s is not None:
             self.ttfts.append(r.ttft_s)
         generation = r.generation_s
-        if generation is None and r.requests == 1:  # a record from before generation_s
+        if generation is None and r.requests <= 1 and r.votes is None:  # one request
             generation = r.latency_s - (r.ttft_s or 0.0)
         if r.output_tokens and generation is not None:
             self.generated_tokens += r.output_tokens

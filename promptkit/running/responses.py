@@ -31,6 +31,10 @@ class Completion:
     reasoning: str | None = None
     usage_estimated: bool = False
     refusal: str | None = None
+    # How long the request that produced it took (kept in the cache, so a cached answer
+    # still shows the latency it was measured with).
+    latency_s: float | None = None
+    ttft_s: float | None = None
 
     def to_record(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -173,6 +173,9 @@ class Runner:
             else:
                 values = plan.variables(variant, case)
             prompt = plan.prompt(variant, provider, values)
+            result.prompt = prompt
+            if variant.fewshot is not None:
+                result.examples = values.get(variant.fewshot.var)
         except GraderOutage as exc:
             result.error, result.error_kind = str(exc), "grader"
             return result
@@ -200,6 +203,11 @@ class Runner:
                     result.ttft_s = min(result.ttft_s or outcome.ttft_s, outcome.ttft_s)
                 if completion is None:
                     result.error, result.error_kind = outcome.error, outcome.error_kind
+            elif completion is not None:  # from the cache: the latency it was measured with
+                result.latency_s = max(result.latency_s or 0.0, completion.latency_s or 0.0) \
+                    if completion.latency_s is not None else result.latency_s
+                if completion.ttft_s is not None:
+                    result.ttft_s = min(result.ttft_s or completion.ttft_s, completion.ttft_s)
             if completion is not None:
                 completions.append(completion)
         result.requests = sum(outcome is not None for _, outcome in answers)
@@ -252,9 +260,11 @@ class Runner:
             return Completion(**{k: v for k, v in record.items()
                                  if k in Completion.__dataclass_fields__}), None
         outcome = await self.client_for(provider).request(body)
-        if outcome.completion is not None and self.cache is not None and \
-                self._cacheable(body, outcome.completion):
-            self.cache.put(key, outcome.completion.to_record())
+        if outcome.completion is not None:
+            outcome.completion.latency_s = outcome.latency_s
+            outcome.completion.ttft_s = outcome.ttft_s
+            if self.cache is not None and self._cacheable(body, outcome.completion):
+                self.cache.put(key, outcome.completion.to_record())
         return outcome.completion, outcome
 
     def _cacheable(self, body: dict[str, Any], completion: Completion) -> bool:

@@ -366,3 +366,28 @@ def test_reasoning_and_estimated_usage_are_kept_with_the_result(tmp_path: Path,
     _, results = run(make_eval(tmp_path, endpoint, cases=1))
     assert all(r.reasoning == "let me think" and r.usage_estimated for r in results)
     assert all(r.output_tokens == 3 for r in results)  # "keyword0 here": 3 cl100k tokens
+
+
+def test_a_cached_answer_keeps_the_latency_it_was_measured_with(tmp_path: Path,
+                                                                 endpoint: FakeEndpoint) -> None:
+    from promptkit.reporting.summary import summarize
+
+    path = make_eval(tmp_path, endpoint, cases=2)
+    endpoint.default = Reply.text("keyword0", latency=0.05)
+    _, first = run(path)
+    _, again = run(path)
+    assert all(r.cached and r.requests == 0 for r in again)
+    assert [r.latency_s for r in again] == [r.latency_s for r in first]
+    assert all(r.latency_s >= 0.05 for r in again)
+    rows = summarize(again).rows
+    assert all(row.latency_p50 is not None and row.cached == row.cases for row in rows)
+
+
+def test_results_keep_the_prompt_as_sent_and_the_examples_chosen(tmp_path: Path,
+                                                                  endpoint: FakeEndpoint) -> None:
+    _, results = run(make_eval(tmp_path, endpoint, cases=1))
+    (zero,) = [r for r in results if r.prompt_id == "summarize@1"]
+    assert zero.prompt == endpoint.requests[0].body["messages"] or zero.prompt == \
+        endpoint.requests[1].body["messages"]
+    assert "Article number 0 about keyword0." in zero.prompt[-1]["content"]
+    assert zero.examples is None  # no fewshot: settings on this variant
