@@ -3,8 +3,9 @@
 Modules: :mod:`.fake` (:class:`FakeEndpoint`, :class:`RecordedRequest`), :mod:`.reply`
 (:class:`Reply`), :mod:`.payloads` (the OpenAI bodies and chunks, :func:`fake_embedding`),
 :mod:`.http_server` (the generic HTTP/1.1 server under it) and :mod:`.cli`
-(``python -m promptkit.testing``). pytest users get the ``fake_endpoint`` fixture from
-promptkit's plugin.
+(``python -m promptkit.testing``, scripted with ``--script`` and ``--responder`` as
+:meth:`FakeEndpoint.script` and :meth:`FakeEndpoint.respond_with` script it from Python).
+pytest users get the ``fake_endpoint`` fixture from promptkit's plugin.
 """
 
 from .cli import main as main

@@ -29,6 +29,10 @@ Endpoints: ``POST /v1/chat/completions`` and ``POST /v1/completions`` (both also
 :func:`fake_embedding` vectors: deterministic, and closer for similar texts. A completion
 request takes its reply from the scripted FIFO queue (:meth:`FakeEndpoint.script`), else from
 the responder function (:meth:`FakeEndpoint.respond_with`), else :attr:`FakeEndpoint.default`.
+A responder gets the :class:`RecordedRequest` (its JSON ``body`` as a dict, ``prompt_text``,
+``path``, ``headers``) and returns a ``str`` (the answer text), a ``dict`` (the response body
+as given; see :func:`as_reply` for streamed requests), a :class:`Reply` or ``None`` (the
+default); ``python -m promptkit.testing --responder module:function`` takes the same function.
 Embeddings and models requests never consume the queue; embeddings answer normally unless
 :attr:`FakeEndpoint.embeddings_reply` is set (to script an embeddings outage). For answers no
 well-behaved server sends, :meth:`Reply.raw` sends any body and :meth:`Reply.events` any
@@ -44,7 +48,8 @@ responder, the echo default, no ``embeddings_reply``, no recorded requests and a
         assert my_app.ask("Capital of France?", base_url=fake_endpoint.base_url) == "Paris"
         assert fake_endpoint.count == 2
 
-From a shell: ``python -m promptkit.testing --port 8000 --latency 0.1 [--reply TEXT]``.
+From a shell: ``python -m promptkit.testing --port 8000 --latency 0.1 [--reply TEXT]
+[--script replies.jsonl] [--responder module:function]`` (see :mod:`promptkit.testing.cli`).
 
 The HTTP side is :mod:`promptkit.testing.http_server` (HTTP/1.1 on ``asyncio.start_server``
 in a daemon thread); the bodies and chunks come from :mod:`promptkit.testing.payloads`.
@@ -67,9 +72,12 @@ from .http_server import HTTPRequest, HTTPServer, Response
 from .payloads import fake_embedding
 from .reply import Reply
 
-__all__ = ["FakeEndpoint", "RecordedRequest", "Reply", "Responder", "fake_embedding"]
+__all__ = [
+    "FakeEndpoint", "RecordedRequest", "Reply", "Responder", "as_reply", "fake_embedding",
+]
 
-Responder = Callable[["RecordedRequest"], "Reply | None"]
+Responder = Callable[["RecordedRequest"], "str | dict[str, Any] | Reply | None"]
+"""A function deciding each completion's reply: see :func:`as_reply` for what it returns."""
 
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"
@@ -101,6 +109,34 @@ class RecordedRequest:
 
 def _scripted_message(status: int, message: str | None) -> str:
     return f"Error {status} scripted by promptkit.testing" if message is None else message
+
+
+def as_reply(answer: object, request: RecordedRequest) -> Reply | None:
+    """What a responder's answer means: the one contract of :meth:`FakeEndpoint.respond_with`
+    and ``python -m promptkit.testing --responder``.
+
+    - a ``str``: the answer text, ``Reply.text(answer)``;
+    - a ``dict``: a whole response body, ``Reply.raw(answer)`` (status 200, sent as given).
+      When the request streams (``"stream": true``), a chat completion (its ``choices`` each
+      hold a ``message``) is streamed as its chunks, one per choice carrying the whole
+      message, and any other dict as one event, either followed by ``data: [DONE]``
+      (:func:`~promptkit.testing.payloads.dict_as_events`);
+    - a :class:`Reply`: sent as it is;
+    - ``None``: the endpoint's :attr:`~FakeEndpoint.default`, returned as ``None``.
+
+    Anything else is a 500 whose error message names the type returned.
+    """
+    if answer is None or isinstance(answer, Reply):
+        return answer
+    if isinstance(answer, str):
+        return Reply.text(answer)
+    if isinstance(answer, dict):
+        if isinstance(request.body, dict) and request.body.get("stream"):
+            return Reply.events(*payloads.dict_as_events(answer))
+        return Reply.raw(answer)
+    problem = (f"the responder returned {type(answer).__name__}: return a str, a dict, "
+               "a Reply or None")
+    return Reply.status(500, body=problem)
 
 
 class FakeEndpoint:
@@ -170,9 +206,11 @@ class FakeEndpoint:
     def respond_with(self, responder: Responder | None) -> None:
         """Decide each reply with ``responder(request)`` when the script queue is empty.
 
-        The function runs on the server's thread, so it must be quick: express delays with
-        ``latency=``. Returning ``None`` falls back to :attr:`default`; raising answers 500.
-        ``None`` removes the responder.
+        The function gets the :class:`RecordedRequest` and returns a ``str`` (the answer
+        text), a ``dict`` (the response body, sent as given), a :class:`Reply`, or ``None``
+        for :attr:`default` (exactly: :func:`as_reply`); anything else, or raising, answers
+        500 with a message saying why. It runs on the server's thread, so it must be quick:
+        express delays with ``latency=``. ``None`` removes the responder.
         """
         self._responder = responder
 
@@ -258,17 +296,17 @@ class FakeEndpoint:
             if self._queue:
                 return self._queue.popleft()
         responder = self._responder
-        if responder is not None:
-            try:
-                reply = responder(request)
-            except Exception as exc:  # report the test's bug to the client, keep serving
-                return Reply.status(500, body=f"respond_with function raised {exc!r}")
-            if isinstance(reply, Reply):
-                return reply
-            if reply is not None:
-                problem = f"respond_with function returned {type(reply).__name__}, not a Reply"
-                return Reply.status(500, body=problem)
-        return self.default
+        if responder is None:
+            return self.default
+        try:  # report a bug in the test's or app's function to the client, keep serving
+            answer = responder(request)
+        except Exception as exc:
+            return Reply.status(500, body=f"the responder raised {exc!r}")
+        try:
+            reply = as_reply(answer, request)
+        except (TypeError, ValueError) as exc:  # a dict that JSON cannot encode
+            return Reply.status(500, body=f"the responder's answer cannot be sent: {exc}")
+        return self.default if reply is None else reply
 
     async def _answer_completion(self, request: RecordedRequest, response: Response) -> None:
         """Answer a chat or completions request with the reply chosen for it."""

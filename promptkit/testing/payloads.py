@@ -2,8 +2,8 @@
 
 Pure functions from a request body and a :class:`~promptkit.testing.reply.Reply` to what
 OpenAI would send: chat and legacy completion payloads and their streamed chunks, estimated
-``usage``, embeddings (:func:`fake_embedding`), and the error body the ``openai`` SDK reads
-into its exceptions.
+``usage``, embeddings (:func:`fake_embedding`), the error body the ``openai`` SDK reads
+into its exceptions, and the stream a responder's dict becomes (:func:`dict_as_events`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ __all__ = [
     "chat_chunks",
     "completion_chunks",
     "completion_payload",
+    "dict_as_events",
     "echo_text",
     "embeddings_payload",
     "error_body",
@@ -219,4 +220,35 @@ def completion_chunks(
             events.append({**base, "choices": [_text_choice(index, piece, finish)], **usage_field})
     if counts:
         events.append({**base, "choices": [], "usage": counts})
+    return events
+
+
+def dict_as_events(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The server-sent events a responder's dict is streamed as, when the request streams.
+
+    A chat completion (a dict whose ``choices`` all hold a ``message``) becomes one
+    ``chat.completion.chunk`` per choice, its whole message as the ``delta`` (tool calls
+    numbered with ``index``) and its ``finish_reason``, then a chunk with no choices carrying
+    its ``usage`` if it has one. Any other dict (a chunk, a legacy completion, an error) is
+    one event, sent as given.
+    """
+    choices = body.get("choices")
+    if not choices or not isinstance(choices, list) or not all(
+        isinstance(choice, dict) and isinstance(choice.get("message"), dict) for choice in choices
+    ):
+        return [body]
+    header = {key: value for key, value in body.items() if key not in ("choices", "usage")}
+    header["object"] = "chat.completion.chunk"
+    events = []
+    for position, choice in enumerate(choices):
+        delta = dict(choice["message"])
+        if isinstance(delta.get("tool_calls"), list):
+            delta["tool_calls"] = [{"index": index, **call} if isinstance(call, dict) else call
+                                   for index, call in enumerate(delta["tool_calls"])]
+        streamed = {"index": choice.get("index", position), "delta": delta,
+                    "logprobs": choice.get("logprobs"),
+                    "finish_reason": choice.get("finish_reason")}
+        events.append({**header, "choices": [streamed]})
+    if body.get("usage") is not None:
+        events.append({**header, "choices": [], "usage": body["usage"]})
     return events

@@ -2,22 +2,52 @@
 
 A :class:`Reply` only describes an answer (text, echo, an HTTP error, a raw body, a stream of
 events, malformed JSON, an HTML page, a hang, a dropped stream, each maybe after some
-latency); :class:`~promptkit.testing.fake.FakeEndpoint` sends it.
+latency); :class:`~promptkit.testing.fake.FakeEndpoint` sends it. :meth:`Reply.from_dict`
+builds one from a JSON object (a line of ``python -m promptkit.testing --script``).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Reply", "ReplyKind", "Usage"]
+__all__ = ["SCRIPT_KEYS", "Reply", "ReplyKind", "Usage"]
 
 ReplyKind = Literal[
     "text", "echo", "status", "malformed_json", "html", "hang", "drop_stream", "raw", "events"
 ]
 Usage = dict[str, int] | Literal[False] | None
+
+# What a JSON value may be: (the Python types json.loads gives, how the error names them).
+_NUMBER = ((int, float), "a number")
+_INTEGER = ((int,), "an integer")
+_STRING = ((str,), "a string")
+_OPTIONAL_STRING = ((str, type(None)), "a string or null")
+_HEADERS = ((dict,), "an object of strings")
+_USAGE = ((dict, bool, type(None)), "an object, false or null")
+
+SCRIPT_KEYS: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
+    "text": {"content": ((str, list), "a string or a list of strings"),
+             "finish_reason": _STRING, "reasoning_content": _OPTIONAL_STRING, "usage": _USAGE,
+             "latency": _NUMBER, "chunk_delay": _NUMBER},
+    "echo": {"usage": _USAGE, "latency": _NUMBER, "chunk_delay": _NUMBER},
+    "status": {"code": _INTEGER, "body": ((dict, str, type(None)), "an object, a string or null"),
+               "retry_after": ((int, float, type(None)), "a number or null"),
+               "headers": _HEADERS, "latency": _NUMBER},
+    "raw": {"body": ((dict, str), "an object or a string"), "status": _INTEGER,
+            "headers": _HEADERS, "latency": _NUMBER},
+    "events": {"events": ((list,), "a list of objects and strings"),
+               "done": ((bool,), "true or false"), "latency": _NUMBER, "chunk_delay": _NUMBER},
+    "malformed_json": {"latency": _NUMBER},
+    "html": {"status": _INTEGER, "latency": _NUMBER},
+    "hang": {},
+    "drop_stream": {"after_chunks": _INTEGER, "content": _OPTIONAL_STRING, "latency": _NUMBER},
+}
+"""The keys of a :meth:`Reply.from_dict` object besides ``kind``, per kind: each kind's class
+method's keyword arguments (``events`` takes its events as a list), with their JSON types."""
 
 
 @dataclass(frozen=True)
@@ -195,3 +225,60 @@ class Reply:
         contents = None if content is None else (content,)
         return cls("drop_stream", content=contents, latency=latency, after_chunks=after_chunks)
 
+    @classmethod
+    def from_dict(cls, fields: Mapping[str, Any]) -> Reply:
+        """The reply a JSON object describes: ``kind`` names the class method (``"text"`` when
+        omitted) and the other keys are its arguments (:data:`SCRIPT_KEYS`).
+
+        ``{"content": "Paris"}`` is ``Reply.text("Paris")``; ``{"kind": "status", "code": 429,
+        "retry_after": 1}`` is ``Reply.status(429, retry_after=1)``; ``{"kind": "events",
+        "events": [{"a": 1}, "text"], "done": false}`` is ``Reply.events({"a": 1}, "text",
+        done=False)``.
+
+        Raises:
+            ValueError: An unknown kind or key, a missing argument, a value of the wrong JSON
+                type or out of range; the message says which, in one line.
+        """
+        arguments = dict(fields)
+        kind = arguments.pop("kind", "text")
+        if not isinstance(kind, str) or kind not in SCRIPT_KEYS:
+            raise ValueError(f"unknown kind {kind!r} (kinds: {', '.join(SCRIPT_KEYS)})")
+        keys = SCRIPT_KEYS[kind]
+        for key, value in arguments.items():
+            if key not in keys:
+                known = f"keys: {', '.join(keys)}" if keys else f"{kind} takes none"
+                raise ValueError(f"{kind}: unknown key {key!r} ({known})")
+            _check_json_type(kind, key, value, *keys[key])
+        builder = getattr(cls, kind)
+        missing = [name for name, parameter in inspect.signature(builder).parameters.items()
+                   if parameter.default is parameter.empty and name not in arguments
+                   and parameter.kind is not parameter.VAR_POSITIONAL]
+        if missing:
+            raise ValueError(f"{kind}: missing {missing[0]!r}")
+        events = arguments.pop("events", ())
+        try:
+            return builder(*events, **arguments)
+        except ValueError as exc:
+            raise ValueError(f"{kind}: {exc}") from None
+
+
+def _check_json_type(kind: str, key: str, value: Any, types: tuple[type, ...], name: str) -> None:
+    """Refuse a value of the wrong JSON type (true is not a number, 1 is not true)."""
+    wrong_bool = isinstance(value, bool) and (bool not in types or (value and key == "usage"))
+    if wrong_bool or not isinstance(value, types):  # usage may be false, never true
+        raise ValueError(f"{kind}: {key!r} must be {name}, not {_json_type(value)}")
+    items = value.values() if isinstance(value, dict) and key == "headers" else value
+    if isinstance(value, list | dict) and key in ("content", "events", "headers"):
+        allowed = (str, dict) if key == "events" else (str,)
+        odd = [item for item in items if not isinstance(item, allowed)]
+        if odd:
+            held = f"{_json_type(value)} holding {_json_type(odd[0])}"
+            raise ValueError(f"{kind}: {key!r} must be {name}, not {held}")
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return json.dumps(value)
+    names = { int: "an integer", float: "a number", str: "a string",
+             list: "a list", dict: "an object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)

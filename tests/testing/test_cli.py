@@ -2,44 +2,104 @@
 
 from __future__ import annotations
 
+import importlib
+import json
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import openai
+import pytest
 
 import promptkit.testing
+from promptkit.testing import FakeEndpoint
 from promptkit.testing.cli import main
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]
+README = Path(__file__).parent.parent.parent / "README.md"
+PROG = "python -m promptkit.testing"
+
+# A user's responder module, one answer of each type of the contract.
+RESPONDER_MODULE = '''
+from promptkit.testing import Reply
+
+TOOL_CALL = {
+    "id": "chatcmpl-tool", "object": "chat.completion", "created": 0, "model": "m",
+    "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+        "role": "assistant", "content": None,
+        "tool_calls": [{"id": "call_1", "type": "function",
+                        "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}],
+    }}],
+}
+
+
+def answer(request):
+    prompt = request.prompt_text
+    if prompt.startswith("text"):
+        return f"you said {prompt} to {request.path}"
+    if prompt.startswith("dict"):
+        return TOOL_CALL
+    if prompt.startswith("reply"):
+        return Reply.status(503, body="scripted outage")
+    if prompt.startswith("number"):
+        return 42
+    return None
+'''
 
 
 @contextmanager
-def serving(*args: str) -> Iterator[str]:
-    """Run the command line server; yield the base URL it prints; stop it with SIGTERM."""
+def serving(*args: str, cwd: Path | None = None) -> Iterator[openai.OpenAI]:
+    """Run the command line server; yield an SDK client for it; stop it with SIGTERM."""
     command = [sys.executable, "-m", "promptkit.testing", "--port", "0", *args]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=cwd) as process:
         try:
             assert process.stdout is not None
-            yield process.stdout.readline().strip()
+            base_url = process.stdout.readline().strip()
+            assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+            with openai.OpenAI(base_url=base_url, api_key="test", max_retries=0) as sdk:
+                yield sdk
         finally:
             process.terminate()  # SIGTERM: the server stops cleanly and exits 0
         assert process.wait(timeout=5) == 0
 
 
+def ask(sdk: openai.OpenAI, content: str, **kwargs):
+    messages = [{"role": "user", "content": content}]
+    return sdk.chat.completions.create(model="m", messages=messages, **kwargs)
+
+
+def text_of(sdk: openai.OpenAI, content: str) -> str | None:
+    return ask(sdk, content).choices[0].message.content
+
+
+@pytest.fixture
+def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Write a module into tmp_path; return a function importing it in this process too."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    written: list[str] = []
+
+    def write(name: str, source: str):
+        (tmp_path / f"{name}.py").write_text(source)
+        written.append(name)
+        return lambda: importlib.import_module(name)
+
+    yield write
+    for name in written:
+        sys.modules.pop(name, None)
+
+
 def test_command_line_server() -> None:
-    with serving("--reply", "pong") as base_url:
-        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
-        with openai.OpenAI(base_url=base_url, api_key="test", max_retries=0) as sdk:
-            result = sdk.chat.completions.create(model="m", messages=USER)
-        assert result.choices[0].message.content == "pong"
+    with serving("--reply", "pong") as sdk:
+        assert text_of(sdk, "ping") == "pong"
 
 
 def test_command_line_latency_and_model() -> None:
-    with serving("--latency", "0.3", "--model", "tiny") as base_url, \
-            openai.OpenAI(base_url=base_url, api_key="test", max_retries=0) as sdk:
+    with serving("--latency", "0.3", "--model", "tiny") as sdk:
         assert [model.id for model in sdk.models.list()] == ["tiny"]
         started = time.monotonic()
         result = sdk.chat.completions.create(model="m", messages=USER)
@@ -49,3 +109,192 @@ def test_command_line_latency_and_model() -> None:
 
 def test_main_is_exported_by_the_package() -> None:
     assert promptkit.testing.main is main
+
+
+def test_help_shows_script_and_responder_with_the_contract(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--script FILE.jsonl" in shown and "--responder MODULE:FUNCTION" in shown
+    assert ("returns a str (the answer text), a dict (the response body, sent as given; "
+            "streamed requests get a chat completion as its chunks), a "
+            "promptkit.testing.Reply, or None (the default answer)") in shown
+    assert '{"kind": "status", "code": 429, "retry_after": 1} or {"content": "Paris"}' in shown
+
+
+def test_the_responder_is_imported_from_the_current_directory(user_module) -> None:
+    user_module("replies_app", RESPONDER_MODULE)
+    with serving("--responder", "replies_app:answer", "--reply", "default",
+                 cwd=Path.cwd()) as sdk:
+        assert text_of(sdk, "text hi") == "you said text hi to /v1/chat/completions"
+        call = ask(sdk, "dict").choices[0].message.tool_calls[0]  # the dict, as given
+        assert (call.id, call.function.name) == ("call_1", "weather")
+        dict_prompt = [{"role": "user", "content": "dict"}]
+        with sdk.chat.completions.stream(model="m", messages=dict_prompt) as stream:
+            streamed = stream.get_final_completion()  # the dict, as its chunks
+        assert streamed.choices[0].message.tool_calls[0].function.arguments == '{"city": "Paris"}'
+        with pytest.raises(openai.InternalServerError, match="scripted outage"):
+            ask(sdk, "reply")
+        with pytest.raises(openai.InternalServerError, match="returned int: return a str"):
+            ask(sdk, "number")
+        assert text_of(sdk, "anything else") == "default"  # None
+
+
+def test_latency_delays_the_responders_text_answers(user_module) -> None:
+    user_module("slow_app", "def answer(request):\n    return 'late'\n")
+    with serving("--responder", "slow_app:answer", "--latency", "0.3", cwd=Path.cwd()) as sdk:
+        started = time.monotonic()
+        assert text_of(sdk, "hi") == "late"
+        assert time.monotonic() - started >= 0.3
+
+
+def test_one_responder_function_answers_alike_from_the_command_line_and_respond_with(
+    user_module,
+) -> None:
+    module = user_module("replies_app", RESPONDER_MODULE)()
+    prompts = ["text a", "dict", "anything else"]
+    with FakeEndpoint(default=promptkit.testing.Reply.text("default")) as endpoint, \
+            openai.OpenAI(base_url=endpoint.base_url, api_key="t", max_retries=0) as sdk:
+        endpoint.respond_with(module.answer)  # the very function the command line imports
+        in_process = [ask(sdk, prompt).choices[0].message.model_dump() for prompt in prompts]
+    with serving("--responder", "replies_app:answer", "--reply", "default",
+                 cwd=Path.cwd()) as sdk:
+        from_shell = [ask(sdk, prompt).choices[0].message.model_dump() for prompt in prompts]
+    assert in_process == from_shell
+    assert in_process[0]["content"] == "you said text a to /v1/chat/completions"
+
+
+def test_the_readme_classifier_answers_alike_from_the_command_line_and_respond_with(
+    user_module,
+) -> None:
+    source = re.search(r"```python\n(# app_module\.py.*?)```", README.read_text(), re.S)
+    assert source, "README.md's classifier example"
+    classify = user_module("app_module", source.group(1))().classify
+    reviews = ["I love it, great value", "Awful: it came broken", "It is a chair"]
+    with FakeEndpoint() as endpoint, \
+            openai.OpenAI(base_url=endpoint.base_url, api_key="t", max_retries=0) as sdk:
+        endpoint.respond_with(classify)
+        in_process = [text_of(sdk, review) for review in reviews]
+    with serving("--responder", "app_module:classify", cwd=Path.cwd()) as sdk:
+        from_shell = [text_of(sdk, review) for review in reviews]
+    assert in_process == from_shell == ["positive", "negative", "neutral"]
+
+
+SCRIPT = [
+    {"kind": "status", "code": 429, "retry_after": 1},
+    {"content": "Paris"},
+    {"kind": "text", "content": ["42", "41"], "finish_reason": "length"},
+    {"kind": "raw", "body": {"choices": [{"index": 0, "message": {"content": "raw body"}}]}},
+    {"kind": "events", "events": [{"choices": [{"index": 0, "delta": {"content": "ev"}}]}]},
+    {"kind": "html", "status": 502},
+    {"kind": "malformed_json"},
+]
+
+
+def test_script_lines_are_replayed_in_order_then_the_responder_then_the_default(
+    user_module,
+) -> None:
+    (Path.cwd() / "replies.jsonl").write_text("\n".join(map(json.dumps, SCRIPT)) + "\n\n")
+    user_module("replies_app", RESPONDER_MODULE)
+    with serving("--script", "replies.jsonl", "--responder", "replies_app:answer",
+                 "--reply", "default", cwd=Path.cwd()) as sdk:
+        with pytest.raises(openai.RateLimitError) as limited:
+            ask(sdk, "text 1")
+        assert limited.value.response.headers["retry-after"] == "1"
+        assert text_of(sdk, "text 2") == "Paris"
+        voted = ask(sdk, "text 3", n=2)
+        assert [c.message.content for c in voted.choices] == ["42", "41"]
+        assert voted.choices[0].finish_reason == "length"
+        assert text_of(sdk, "text 4") == "raw body"
+        assert [c.choices[0].delta.content for c in ask(sdk, "text 5", stream=True)] == ["ev"]
+        with pytest.raises(openai.InternalServerError):
+            ask(sdk, "text 6")
+        with pytest.raises(json.JSONDecodeError):
+            ask(sdk, "text 7")
+        assert text_of(sdk, "text 8") == "you said text 8 to /v1/chat/completions"
+        assert text_of(sdk, "anything else") == "default"
+
+
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        (['{"content": "a"}', '{"kind": "txt"}'], "2: unknown kind 'txt' (kinds: text, echo,"),
+        (['{"content": "a"}', "", '{"content": '], "3: not JSON: Expecting value (column 13)"),
+        (['["Paris"]'], '1: expected a JSON object like {"content": "Paris"}'),
+        (['{"kind": "status", "code": 429, "retry-after": 1}'],
+         "1: status: unknown key 'retry-after' (keys: code, body, retry_after, headers, latency)"),
+        (['{"kind": "raw"}'], "1: raw: missing 'body'"),
+        (['{"latency": "1", "content": "a"}'], "1: text: 'latency' must be a number, not a string"),
+    ],
+)
+def test_a_bad_script_line_is_one_line_naming_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], lines: list[str], error: str
+) -> None:
+    script = tmp_path / "replies.jsonl"
+    script.write_text("\n".join(lines) + "\n")
+    assert main(["--script", str(script)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"{PROG}: error: {script}:{error}")
+    assert captured.err.count("\n") == 1
+
+
+def test_a_missing_or_binary_script_is_one_line_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.jsonl"
+    assert main(["--script", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"{PROG}: error: {missing}: cannot read the script: No such file or directory\n"
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b'{"content": "a"}\n\xff\xfe\n')
+    assert main(["--script", str(binary)]) == 2
+    assert capsys.readouterr().err == f"{PROG}: error: {binary}:2: not UTF-8 text\n"
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ("classify", "--responder 'classify': expected MODULE:FUNCTION, e.g. app:classify"),
+        ("app:", "--responder 'app:': expected MODULE:FUNCTION"),
+        ("no_such_app:classify", "--responder no_such_app:classify: cannot import no_such_app: "
+                                 "ModuleNotFoundError: No module named 'no_such_app'"),
+        ("pk_broken_app:classify", "--responder pk_broken_app:classify: cannot import "
+                                   "pk_broken_app: SyntaxError: "),
+        ("pk_user_app:missing", "--responder pk_user_app:missing: pk_user_app has no missing"),
+        ("pk_user_app:LABELS", "--responder pk_user_app:LABELS: LABELS is not callable "
+                               "(it is a list)"),
+        ("pk_user_app:two", "--responder pk_user_app:two: two must take one argument"),
+    ],
+)
+def test_a_bad_responder_spec_is_one_line_and_exit_code_2(
+    user_module, capsys: pytest.CaptureFixture[str], spec: str, error: str
+) -> None:
+    user_module("pk_broken_app", "def classify(request)\n    return 'x'\n")
+    user_module("pk_user_app", "LABELS = []\ndef two(a, b):\n    pass\n"
+                               "class Labels:\n    def classify(request):\n        pass\n")
+    assert main(["--responder", spec]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"{PROG}: error: {error}")
+    assert captured.err.count("\n") == 1
+
+
+def test_a_dotted_function_name_is_found(user_module) -> None:
+    from promptkit.testing.cli import load_responder
+
+    module = user_module("pk_user_app", "class Labels:\n    def classify(request):\n"
+                                        "        return 'x'\n")()
+    assert load_responder("pk_user_app:Labels.classify") is module.Labels.classify
+
+
+def test_the_command_line_exits_2_before_serving(tmp_path: Path) -> None:
+    (tmp_path / "replies.jsonl").write_text('{"kind": "hang", "latency": 1}\n')
+    for option in (["--responder", "no_such_app:classify"], ["--script", "replies.jsonl"]):
+        done = subprocess.run([sys.executable, "-m", "promptkit.testing", "--port", "0", *option],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=30)
+        assert (done.returncode, done.stdout) == (2, "")
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"{PROG}: error: ")

@@ -11,6 +11,7 @@ from promptkit.testing import Reply, fake_embedding
 from promptkit.testing.payloads import (
     chat_chunks,
     completion_chunks,
+    dict_as_events,
     echo_text,
     error_body,
     prompt_text,
@@ -84,3 +85,29 @@ def test_chunks_concatenate_back_to_exactly_the_text() -> None:
         == text
     assert legacy[-1] == {**BASE, "choices": [], "usage": counts}
     assert all(chunk["usage"] is None for chunk in legacy[:-1])
+
+
+def test_a_chat_completion_dict_streams_as_one_chunk_per_choice_then_its_usage() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    completion = {**BASE, "choices": [
+        {"index": 0, "message": {"role": "assistant", "tool_calls": [call, call]},
+         "finish_reason": "tool_calls"},
+        {"message": {"role": "assistant", "content": "hi"}},
+    ], "usage": {"total_tokens": 3}}
+    header = {**BASE, "object": "chat.completion.chunk"}
+    assert dict_as_events(completion) == [
+        {**header, "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [
+            {"index": 0, **call}, {"index": 1, **call}]}, "logprobs": None,
+            "finish_reason": "tool_calls"}]},
+        {**header, "choices": [{"index": 1, "delta": {"role": "assistant", "content": "hi"},
+                                "logprobs": None, "finish_reason": None}]},
+        {**header, "choices": [], "usage": {"total_tokens": 3}},
+    ]
+    assert completion["choices"][0]["message"]["tool_calls"] == [call, call]  # not changed
+
+
+def test_any_other_dict_streams_as_one_event() -> None:
+    for body in ({"error": {"message": "x"}}, {"choices": []}, {"choices": [{"text": "a"}]},
+                 {**BASE, "object": "chat.completion.chunk",
+                  "choices": [{"index": 0, "delta": {"content": "a"}}]}):
+        assert dict_as_events(body) == [body]

@@ -1,12 +1,17 @@
-"""Tests for promptkit.testing.reply: building replies (sending them is test_fake's job)."""
+"""Tests for promptkit.testing.reply: building replies, also from JSON (a script line).
+
+Sending them is test_fake's job."""
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+from typing import get_args
 
 import pytest
 
 from promptkit.testing import Reply
+from promptkit.testing.reply import SCRIPT_KEYS, ReplyKind
 
 
 def test_text_keeps_one_or_several_contents_as_a_tuple() -> None:
@@ -54,3 +59,73 @@ def test_events_drop_stream_and_the_rest_record_their_kind() -> None:
 def test_replies_are_immutable() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         Reply.echo().latency = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"content": "Paris"}, Reply.text("Paris")),
+        ({"kind": "text", "content": ["42", "41"], "finish_reason": "length",
+          "reasoning_content": "hmm", "usage": False, "latency": 0.5, "chunk_delay": 0.1},
+         Reply.text(["42", "41"], finish_reason="length", reasoning_content="hmm", usage=False,
+                    latency=0.5, chunk_delay=0.1)),
+        ({"kind": "echo", "usage": {"prompt_tokens": 3}, "latency": 1},
+         Reply.echo(usage={"prompt_tokens": 3}, latency=1)),
+        ({"kind": "status", "code": 429, "retry_after": 1},
+         Reply.status(429, retry_after=1)),
+        ({"kind": "status", "code": 500, "body": {"error": "x"}, "headers": {"x-a": "b"},
+          "latency": 0.2},
+         Reply.status(500, body={"error": "x"}, headers={"x-a": "b"}, latency=0.2)),
+        ({"kind": "raw", "body": {"choices": []}, "status": 201, "headers": {"x-a": "b"}},
+         Reply.raw({"choices": []}, status=201, headers={"x-a": "b"})),
+        ({"kind": "raw", "body": "not json"}, Reply.raw("not json")),
+        ({"kind": "events", "events": [{"a": 1}, "text"], "done": False, "chunk_delay": 0.1},
+         Reply.events({"a": 1}, "text", done=False, chunk_delay=0.1)),
+        ({"kind": "events"}, Reply.events()),
+        ({"kind": "malformed_json", "latency": 0.1}, Reply.malformed_json(latency=0.1)),
+        ({"kind": "html", "status": 502}, Reply.html(502)),
+        ({"kind": "hang"}, Reply.hang()),
+        ({"kind": "drop_stream", "after_chunks": 3, "content": "cut", "latency": 0.1},
+         Reply.drop_stream(3, content="cut", latency=0.1)),
+    ],
+)
+def test_from_dict_calls_the_kinds_class_method_with_the_other_keys(fields, expected) -> None:
+    assert Reply.from_dict(fields) == expected
+
+
+def test_script_keys_are_each_kinds_arguments() -> None:
+    assert set(SCRIPT_KEYS) == set(get_args(ReplyKind))
+    for kind, keys in SCRIPT_KEYS.items():
+        assert list(keys) == list(inspect.signature(getattr(Reply, kind)).parameters), kind
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({}, "text: missing 'content'"),
+        ({"kind": "txt"}, "unknown kind 'txt' (kinds: text, echo, status, raw, events, "
+                          "malformed_json, html, hang, drop_stream)"),
+        ({"kind": ["text"]}, "unknown kind ['text']"),
+        ({"kind": "status"}, "status: missing 'code'"),
+        ({"kind": "status", "code": 429, "retry-after": 1},
+         "status: unknown key 'retry-after' (keys: code, body, retry_after, headers, latency)"),
+        ({"kind": "hang", "latency": 1}, "hang: unknown key 'latency' (hang takes none)"),
+        ({"kind": "status", "code": "429"}, "status: 'code' must be an integer, not a string"),
+        ({"content": "x", "latency": True}, "text: 'latency' must be a number, not true"),
+        ({"content": "x", "usage": True},
+         "text: 'usage' must be an object, false or null, not true"),
+        ({"content": ["a", 1]},
+         "text: 'content' must be a string or a list of strings, not a list holding an integer"),
+        ({"kind": "events", "events": [{}, None]},
+         "events: 'events' must be a list of objects and strings, not a list holding null"),
+        ({"kind": "raw", "body": None}, "raw: 'body' must be an object or a string, not null"),
+        ({"kind": "status", "code": 99}, "status: not an HTTP status code: 99"),
+        ({"content": "x", "latency": -1}, "text: latency and chunk_delay must be >= 0"),
+        ({"content": []}, "text: content must not be an empty sequence"),
+    ],
+)
+def test_from_dict_says_what_is_wrong_in_one_line(fields, message) -> None:
+    with pytest.raises(ValueError) as caught:
+        Reply.from_dict(fields)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
