@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,17 +23,26 @@ from promptkit.errors import ConfigError
 REPO = Path(__file__).parents[2]
 
 
+# Servers started by this test session inherit this mark in their environment, so a
+# server another process on the machine runs at the same time is not counted.
+SESSION_MARK = f"PROMPTKIT_TEST_SESSION={uuid.uuid4().hex}"
+os.environ["PROMPTKIT_TEST_SESSION"] = SESSION_MARK.split("=", 1)[1]
+
+
 def server_pids() -> list[int]:
-    """Processes that look like a llama.cpp server (either engine)."""
+    """Processes of this test session that look like a llama.cpp server (either engine)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            if b"llama_cpp.server" not in cmdline and b"llama-server" not in cmdline:
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"llama_cpp.server" in cmdline or b"llama-server" in cmdline:
+        if SESSION_MARK.encode() in environ:
             pids.append(int(entry.name))
     return pids
 
@@ -46,7 +56,9 @@ def test_missing_extra_names_the_install_command() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=60)
     assert proc.returncode == 2
+    assert 'pip install "promptkit-evals[local] @ SOURCE"' in proc.stderr
     assert 'pip install -e ".[local]"' in proc.stderr
+    assert 'pip install "promptkit[local]"' not in proc.stderr  # PyPI's promptkit is another
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
