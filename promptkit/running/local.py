@@ -34,7 +34,10 @@ from pathlib import Path
 
 from ..errors import ConfigError, LocalServerError
 
-INSTALL_HINT = 'pip install -e ".[local]"  (or: pip install "promptkit[local]")'
+# The distribution is promptkit-evals (PyPI's "promptkit" is another project); it is
+# installed from a path, a wheel or a git URL, never by bare name from PyPI.
+INSTALL_HINT = ('pip install "promptkit-evals[local] @ SOURCE" (SOURCE: the path, wheel or '
+                'git URL promptkit came from; in a promptkit checkout: pip install -e ".[local]")')
 MODEL_ALIAS = "gemma-3-270m"
 DEFAULT_CTX = 4096
 READY_TIMEOUT = 180.0
