@@ -1,8 +1,12 @@
 """Eval datasets: JSONL, CSV or inline cases, read as a stream.
 
-A case's fields become template variables and assertion variables. Its id is the
-``id`` field when present, else derived from its content, so the same case keeps
-the same id across runs and files (baselines match cases by id).
+A case's fields become template variables and assertion variables, except the reserved
+keys (:data:`RESERVED_KEYS`), which configure the run: ``id``, ``assert`` (assertions of
+this case alone), and ``turns``, ``tool_results``, ``tool_handler``, ``category`` (for
+multi-turn and tool-calling cases). In a CSV file, ``assert``, ``turns`` and
+``tool_results`` cells hold JSON. A case's id is its ``id`` when present, else derived
+from its other, non-reserved content, so the same case keeps the same id across runs and
+files (baselines match cases by id).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +31,72 @@ CSV_FIELD_SIZE_LIMIT = 16 * 1024 * 1024
 # What ``errors="surrogateescape"`` turns a byte that is not UTF-8 into.
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
+RESERVED_KEYS = ("id", "assert", "turns", "tool_results", "tool_handler", "category")
+"""Case keys that configure the run rather than feed the template."""
+JSON_CELLS = ("assert", "turns", "tool_results")
+"""Reserved keys whose CSV cells are read as JSON."""
+
 
 @dataclass(frozen=True)
 class Case:
-    """One dataset row."""
+    """One dataset row.
+
+    Attributes:
+        index: Its position in the dataset (0-based).
+        id: Its ``id``, or a hash of its content.
+        vars: The template and assertion variables (its fields but the reserved keys).
+        reserved: The reserved keys it has (``assert``, ``category``, ...).
+        line: The file line it starts on (None for inline cases).
+    """
 
     index: int
     id: str
     vars: dict[str, Any]
+    reserved: dict[str, Any] = field(default_factory=dict)
+    line: int | None = None
+
+    @property
+    def asserts(self) -> list[Any]:
+        """This case's own assertions, as written (validated by the runner)."""
+        return self.reserved.get("assert") or []
+
+    @property
+    def query(self) -> dict[str, Any]:
+        """What few-shot selection compares with: its variables, and its ``id`` when it has
+        one (so the case itself is never one of its examples)."""
+        given = self.reserved.get("id")
+        return self.vars if given is None else {**self.vars, "id": given}
 
 
 def content_id(fields: dict[str, Any]) -> str:
-    """A stable id from a case's content: 12 hex digits of sha256 of its canonical JSON."""
-    text = json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str)
+    """A stable id from a case's content: 12 hex digits of sha256 of its canonical JSON
+    (reserved keys left out: they configure the case, they are not the case)."""
+    content = {k: v for k, v in fields.items() if k not in RESERVED_KEYS}
+    text = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _split(fields: dict[str, Any], csv_cells: bool, where: str, lineno: int | None,
+           key_prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(template variables, reserved keys) of a row; JSON cells parsed for CSV."""
+    variables, reserved = {}, {}
+    for key, value in fields.items():
+        if key not in RESERVED_KEYS:
+            variables[key] = value
+            continue
+        if csv_cells and key in JSON_CELLS and isinstance(value, str):
+            if not value.strip():
+                continue
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise ConfigError(f"the {key!r} cell must hold JSON: {exc}", where, lineno,
+                                  f"{key_prefix}{key}") from None
+        if key == "assert" and not isinstance(value, list):
+            raise ConfigError("a case's assert must be a list of assertions", where, lineno,
+                              f"{key_prefix}{key}")
+        reserved[key] = value
+    return variables, reserved
 
 
 def _lines(path: Path, newline: str | None) -> Iterator[tuple[int, str]]:
@@ -202,7 +258,10 @@ def iter_cases(path: Path | None = None, inline: list[dict[str, Any]] | None = N
             if case_id in seen:  # identical rows stay distinct cases
                 case_id = f"{case_id}-{index}"
         seen.add(case_id)
-        yield Case(index, case_id, fields)
+        csv_cells = path is not None and path.suffix.lower() == ".csv"
+        prefix = "" if path is not None else f"cases[{index}]."
+        variables, reserved = _split(fields, csv_cells, where, lineno, prefix)
+        yield Case(index, case_id, variables, reserved, lineno)
 
 
 def count_cases(path: Path | None = None, inline: list[dict[str, Any]] | None = None,

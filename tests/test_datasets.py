@@ -20,7 +20,7 @@ def test_jsonl_cases_with_and_without_ids(tmp_path: Path) -> None:
     path.write_text('{"id": "a", "x": 1}\n\n{"x": 2}\n{"x": 2}\n')
     cases = list(iter_cases(path))
     assert [c.index for c in cases] == [0, 1, 2]
-    assert cases[0].id == "a" and cases[0].vars == {"id": "a", "x": 1}
+    assert cases[0].id == "a" and cases[0].vars == {"x": 1}
     assert cases[1].id == content_id({"x": 2})
     assert cases[2].id == f"{content_id({'x': 2})}-2"  # identical rows stay distinct
     assert count_cases(path) == 3 and count_cases(path, limit=2) == 2
@@ -38,7 +38,7 @@ def test_csv_cases(tmp_path: Path) -> None:
                     encoding="utf-8")
     cases = list(iter_cases(path))
     assert cases[0].vars["article"] == 'Hello, "world"\nline two'
-    assert cases[1].vars == {"id": "c2", "article": "新闻"}
+    assert cases[1].vars == {"article": "新闻"}
     assert count_cases(path) == 2
 
 
@@ -102,7 +102,7 @@ def error_of(path: Path) -> ConfigError:
 def test_utf8_bom_does_not_rename_the_id_column(name: str) -> None:
     cases = list(iter_cases(HOSTILE / name))
     assert [case.id for case in cases] == ["q1", "q2"]
-    assert cases[0].vars == {"id": "q1", "question": "What is 2+2?"}
+    assert cases[0].vars == {"question": "What is 2+2?"}
     assert count_cases(HOSTILE / name) == 2
 
 
@@ -162,8 +162,8 @@ def test_csv_blank_lines_are_skipped_and_counted_alike() -> None:
     path = HOSTILE / "blank_lines.csv"
     cases = list(iter_cases(path))
     assert [case.vars for case in cases] == [
-        {"id": "q1", "question": "first line\nsecond line"},
-        {"id": "q2", "question": "plain"},
+        {"question": "first line\nsecond line"},
+        {"question": "plain"},
     ]
     assert count_cases(path) == 2  # the blank lines were once counted as cases
 

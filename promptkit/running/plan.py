@@ -9,21 +9,29 @@ input (exit 2), before a request is paid for. A dry run uses the same plan.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from ..builders.cot import CotSettings
 from ..builders.fewshot_settings import FewShotSettings
+from ..config import format_path
 from ..datasets import Case, count_cases, iter_cases
 from ..errors import ConfigError, PromptkitError
+from ..scoring.assertion import Assertion
 from ..templates import PromptTemplate, TemplateStore
 from .client import EndpointClient
-from .spec import EvalSpec, LoadedSpec, PromptVariant, Provider
+from .spec import EvalSpec, LoadedSpec, PromptVariant, Provider, check_references_of
 
 if TYPE_CHECKING:
     from ..builders.cot import ChainOfThought
     from ..builders.fewshot import FewShot
+
+_ASSERTION_LIST = TypeAdapter(list[Assertion])
+
 
 @dataclass
 class EvalPlan:
@@ -38,16 +46,37 @@ class EvalPlan:
     # pre-run check use, since they must not call any endpoint.
     lexical: dict[str, FewShot] = field(default_factory=dict)
     embedders: list[GraderEmbedder] = field(default_factory=list)
+    case_assertion_cache: dict[str, list[Assertion]] = field(default_factory=dict)
 
     @property
     def spec(self) -> EvalSpec:
         return self.loaded.spec
 
     def cases(self, limit: int | None = None) -> Iterator[Case]:
-        return iter_cases(self.loaded.dataset_path, self.spec.cases, limit)
+        return iter_cases(self.loaded.dataset_path, self.inline_rows, limit)
 
     def count(self, limit: int | None = None) -> int:
-        return count_cases(self.loaded.dataset_path, self.spec.cases, limit)
+        return count_cases(self.loaded.dataset_path, self.inline_rows, limit)
+
+    def assertions(self, variant: PromptVariant, case: Case) -> list[Assertion]:
+        """The assertions a case is scored with: the spec's (unless the variant's
+        ``assert_mode`` is ``replace``), the variant's, then the case's own."""
+        base = [] if variant.assert_mode == "replace" else self.spec.assert_
+        return [*base, *variant.assert_, *case_assertions(self, case)]
+
+    def located_assertions(self, variant: PromptVariant, index: int, case: Case
+                           ) -> Iterator[tuple[list[str | int], Assertion]]:
+        """(key path, assertion) of :meth:`assertions`; the path is in the spec, or starts
+        with ``"case"`` for the case's own (then it is within the case's row)."""
+        if variant.assert_mode != "replace":
+            yield from ((["assert", i], a) for i, a in enumerate(self.spec.assert_))
+        yield from ((["prompts", index, "assert", i], a) for i, a in enumerate(variant.assert_))
+        yield from ((["case", "assert", i], a) for i, a in enumerate(case_assertions(self, case)))
+
+    @property
+    def inline_rows(self) -> list[dict[str, Any]] | None:
+        cases = self.spec.cases
+        return None if cases is None else [case.as_row() for case in cases]
 
     def variables(self, variant: PromptVariant, case: Case, *, offline: bool = False
                   ) -> dict[str, Any]:
@@ -61,7 +90,7 @@ class EvalPlan:
             selector = self.fewshots[variant.id]
             if offline:
                 selector = self.lexical.get(variant.id, selector)
-            values[variant.fewshot.var] = selector(case.vars)
+            values[variant.fewshot.var] = selector(case.query)
         return values
 
     def prompt(self, variant: PromptVariant, provider: Provider, values: dict[str, Any]
@@ -128,7 +157,11 @@ def plan_eval(loaded: LoadedSpec) -> EvalPlan:
                                                                    offline=True))
             except PromptkitError as exc:
                 raise type(exc)(f"{exc} (case {first.id!r}, prompt {variant.id!r})") from None
-    check_assertion_variables(plan, first)
+    check_assertion_texts(plan, first)
+    for case in plan.cases():  # every case's own assertions, before any request
+        if case.asserts:
+            case_assertions(plan, case)
+            check_assertion_texts(plan, case, own_only=True)
     return plan
 
 
@@ -148,29 +181,72 @@ def check_api_keys(plan: EvalPlan) -> None:
                     from None
 
 
-def check_assertion_variables(plan: EvalPlan, case: Case) -> None:
-    """Render every assertion string with the first case, before any request.
+def check_assertion_texts(plan: EvalPlan, case: Case, *, own_only: bool = False) -> None:
+    """Render every assertion string of every variant with a case, before any request (a
+    typo such as ``value: "{{ lable }}"`` would otherwise fail every case).
 
-    A typo such as ``value: "{{ lable }}"`` would otherwise fail every case: a silent 0%.
+    ``own_only`` checks only the case's own assertions, with its variables and the
+    variants' (no example selection: an assertion of one case need not cost a search).
 
     Raises:
-        ConfigError: naming the spec file, the assertion and the problem; for a missing
-            variable, the fields the case has.
+        ConfigError: naming the spec file (or the case's dataset line), the assertion and
+            the problem; for a missing variable, the fields the case has.
     """
     loaded = plan.loaded
-    for index, assertion in enumerate(plan.spec.assert_):
-        for key, source in assertion.template_strings():
-            for variant in plan.spec.prompts:
-                values = plan.variables(variant, case, offline=True)
+    for index, variant in enumerate(plan.spec.prompts):
+        located = [(where, a) for where, a in plan.located_assertions(variant, index, case)
+                   if where[0] == "case" or not own_only]
+        if not located:
+            continue
+        values = _light_variables(variant, case) if own_only else \
+            plan.variables(variant, case, offline=True)
+        for where, assertion in located:
+            for key, source in assertion.template_strings():
                 try:
                     plan.store.render_string(source, values)
                 except PromptkitError as exc:
-                    message = getattr(exc, "message", str(exc))
+                    message = str(exc)
                     if "is undefined" in message:
                         fields = ", ".join(sorted(map(str, case.vars))) or "none"
                         message += f" (case {case.id!r} has: {fields})"
-                    raise loaded.error(f"{source[:60]!r}: {message}",
-                                       ["assert", index, key]) from None
+                    if where[0] == "case":  # the case's own: its dataset line
+                        raise ConfigError(f"{source[:60]!r}: {message}",
+                                          str(loaded.dataset_path or loaded.path),
+                                          case.line, format_path([*where[1:], key])) from None
+                    raise loaded.error(f"{source[:60]!r}: {message}", [*where, key]) from None
+
+
+def _light_variables(variant: PromptVariant, case: Case) -> dict[str, Any]:
+    values = {**case.vars, **variant.vars}
+    if variant.fewshot is not None:
+        values[variant.fewshot.var] = []
+    return values
+
+
+def case_assertions(plan: EvalPlan, case: Case) -> list[Assertion]:
+    """A case's own ``assert`` list, validated (once per distinct list).
+
+    Raises:
+        ConfigError: at the case's dataset line and the key path within its ``assert``.
+    """
+    raw = case.asserts
+    if not raw or all(isinstance(a, Assertion) for a in raw):
+        return list(raw)
+    key = json.dumps(raw, sort_keys=True, default=str)
+    found = plan.case_assertion_cache.get(key)
+    if found is None:
+        where = str(plan.loaded.dataset_path or plan.loaded.path)
+        try:
+            found = _ASSERTION_LIST.validate_python(raw)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            path = format_path(["assert", *error["loc"]])
+            message = error["msg"].removeprefix("Value error, ")
+            raise ConfigError(message, where, case.line, path) from None
+        check_references_of(found, plan.spec, lambda message, path: ConfigError(
+            message, where, case.line, format_path(["assert", *path])))
+        plan.case_assertion_cache[key] = found
+    return found
 
 
 def build_fewshot(plan: EvalPlan, config: FewShotSettings, lexical: bool = False

@@ -33,7 +33,7 @@ from .spec import EvalSpec, LoadedSpec, PromptVariant, Provider
 from .storage import RunStore, default_paths
 
 if TYPE_CHECKING:
-    pass
+    from ..scoring.assertion import Assertion
 
 LOCAL_CONCURRENCY = 4  # parallel slots for a native llama-server on a small machine
 
@@ -194,27 +194,7 @@ class Runner:
         answers = await asyncio.gather(*(
             self._request(body, provider, repeat * samples + i if sampled else None)
             for i in range(samples)))
-        completions = []
-        for completion, outcome in answers:
-            if outcome is not None:
-                result.attempts += outcome.attempts
-                result.latency_s = max(result.latency_s or 0.0, outcome.latency_s or 0.0)
-                if outcome.ttft_s is not None:
-                    result.ttft_s = min(result.ttft_s or outcome.ttft_s, outcome.ttft_s)
-                if completion is None:
-                    result.error, result.error_kind = outcome.error, outcome.error_kind
-            elif completion is not None:  # from the cache: the latency it was measured with
-                result.latency_s = max(result.latency_s or 0.0, completion.latency_s or 0.0) \
-                    if completion.latency_s is not None else result.latency_s
-                if completion.ttft_s is not None:
-                    result.ttft_s = min(result.ttft_s or completion.ttft_s, completion.ttft_s)
-            if completion is not None:
-                completions.append(completion)
-        result.requests = sum(outcome is not None for _, outcome in answers)
-        result.cached = result.requests == 0
-        timed = [o for _, o in answers if o is not None and o.latency_s is not None]
-        if len(timed) == samples:  # every sample was asked for and timed
-            result.generation_s = sum(o.latency_s - (o.ttft_s or 0.0) for o in timed)
+        completions = _collect(result, answers, samples)
         if result.error is not None:
             return result
         result.input_tokens = sum(c.input_tokens or 0 for c in completions)
@@ -222,7 +202,7 @@ class Runner:
         if provider.price is not None:
             result.cost = provider.price.cost(result.input_tokens, result.output_tokens)
         scored_text, agreement = self._answer(variant, completions, result)
-        await self._score(result, scored_text, values)
+        await self._score(result, scored_text, values, plan.assertions(variant, case))
         if agreement is not None:
             result.metrics["agreement"] = agreement
         return result
@@ -284,14 +264,15 @@ class Runner:
         return ResponseCache.key(where, provider.model or provider.id, provider.api,
                                  body, sample)
 
-    async def _score(self, result: CaseResult, text: str, variables: dict[str, Any]) -> None:
+    async def _score(self, result: CaseResult, text: str, variables: dict[str, Any],
+                     assertions: list[Assertion]) -> None:
         output = Output(text=text, latency_s=result.latency_s,
                         ttft_s=result.ttft_s, input_tokens=result.input_tokens,
                         output_tokens=result.output_tokens, cost=result.cost)
         context = ScoringContext(vars=variables, render=self.plan.store.render_string,
                                  judge=self._judge, embed=self._embed)
         try:
-            scored = await score(output, self.plan.spec.assert_, context)
+            scored = await score(output, assertions, context)
         except GraderOutage as exc:
             result.error, result.error_kind = str(exc), "grader"
             return
@@ -479,3 +460,30 @@ def run_config(spec: EvalSpec) -> dict[str, Any]:
         if provider.get("base_url"):
             provider["base_url"] = strip_userinfo(provider["base_url"])
     return config
+
+
+def _collect(result: CaseResult, answers: list[tuple[Completion | None, RequestOutcome | None]],
+             samples: int) -> list[Completion]:
+    """Record a case's answers' attempts, timings and error in ``result``; the completions."""
+    completions = []
+    for completion, outcome in answers:
+        if outcome is not None:
+            result.attempts += outcome.attempts
+            result.latency_s = max(result.latency_s or 0.0, outcome.latency_s or 0.0)
+            if outcome.ttft_s is not None:
+                result.ttft_s = min(result.ttft_s or outcome.ttft_s, outcome.ttft_s)
+            if completion is None:
+                result.error, result.error_kind = outcome.error, outcome.error_kind
+        elif completion is not None:  # from the cache: the latency it was measured with
+            if completion.latency_s is not None:
+                result.latency_s = max(result.latency_s or 0.0, completion.latency_s)
+            if completion.ttft_s is not None:
+                result.ttft_s = min(result.ttft_s or completion.ttft_s, completion.ttft_s)
+        if completion is not None:
+            completions.append(completion)
+    result.requests = sum(outcome is not None for _, outcome in answers)
+    result.cached = result.requests == 0
+    timed = [o for _, o in answers if o is not None and o.latency_s is not None]
+    if len(timed) == samples:  # every sample was asked for and timed
+        result.generation_s = sum(o.latency_s - (o.ttft_s or 0.0) for o in timed)
+    return completions

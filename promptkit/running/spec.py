@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -212,7 +213,7 @@ class Provider(BaseModel):
 class PromptVariant(BaseModel):
     """A template reference plus what this variant changes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     id: str = ""
     template: str
@@ -220,6 +221,10 @@ class PromptVariant(BaseModel):
     vars: dict[str, Any] = Field(default_factory=dict, description="Extra template variables.")
     fewshot: FewShotSettings | None = None
     cot: CotSettings | None = None
+    assert_: list[Assertion] = Field(default_factory=list, alias="assert", description=(
+        "Assertions of this variant only, added to the spec's (see assert_mode)."))
+    assert_mode: Literal["add", "replace"] = Field("add", description=(
+        "add: the spec's assertions, then this variant's; replace: this variant's only."))
 
     @model_validator(mode="before")
     @classmethod
@@ -256,6 +261,27 @@ class GateSpec(BaseModel):
                 and (self.providers is None or provider_id in self.providers))
 
 
+class InlineCase(BaseModel):
+    """One entry of ``cases:``: template variables, plus reserved keys that configure it."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    id: str | int | None = None
+    assert_: list[Assertion] | None = Field(None, alias="assert", description=(
+        "Assertions of this case only, added to the variant's."))
+    category: str | None = Field(None, description="A group for per-category leaderboards.")
+
+    def as_row(self) -> dict[str, Any]:
+        """The case as a dataset row (its assertions already validated)."""
+        row: dict[str, Any] = dict(self.model_extra or {})
+        for key in ("id", "category"):
+            if getattr(self, key) is not None:
+                row[key] = getattr(self, key)
+        if self.assert_ is not None:
+            row["assert"] = list(self.assert_)
+        return row
+
+
 class EvalSpec(BaseModel):
     """An eval: prompts × providers × dataset cases × repeats, scored by assertions."""
 
@@ -269,7 +295,9 @@ class EvalSpec(BaseModel):
     graders: list[Provider] = Field(default_factory=list, description="Providers used only by "
                                     "llm-judge and similar assertions, not evaluated.")
     dataset: str | None = Field(None, description="JSONL or CSV file, relative to the spec.")
-    cases: list[dict[str, Any]] | None = None
+    cases: list[InlineCase] | None = Field(None, description=(
+        "Cases written in the spec: their fields are template variables, but the reserved "
+        "keys id, assert, turns, tool_results, tool_handler and category."))
     assert_: list[Assertion] = Field(default_factory=list, alias="assert")
     threshold: float | None = Field(None, ge=0, le=1, description="Pass rate each "
                                     "prompt × provider must reach.")
@@ -374,24 +402,39 @@ def check_references(loaded: LoadedSpec) -> None:
         if embeddings is not None and (embeddings not in known or known[embeddings].is_local):
             raise loaded.error(f"embeddings provider {embeddings!r} must be listed in graders "
                                "with a base_url", ["prompts", index, "fewshot", "embeddings"])
-    for index, assertion in enumerate(spec.assert_):
+    check_references_of(spec.assert_, spec, lambda message, path: loaded.error(
+        message, ["assert", *path]))
+    for index, variant in enumerate(spec.prompts):
+        check_references_of(variant.assert_, spec, lambda message, path, i=index: loaded.error(
+            message, ["prompts", i, "assert", *path]))
+    for index, case in enumerate(spec.cases or []):
+        check_references_of(case.assert_ or [], spec, lambda message, path, i=index:
+                            loaded.error(message, ["cases", i, "assert", *path]))
+
+
+def check_references_of(assertions: list[Assertion], spec: EvalSpec,
+                        error: Callable[[str, list[str | int]], ConfigError]) -> None:
+    """:func:`check_references` for one list of assertions; ``error(message, path)``
+    makes the error for the key path within the list."""
+    known = {p.id: p for p in [*spec.providers, *spec.graders]}
+    for index, assertion in enumerate(assertions):
         registered = assertion.registered_type
         if registered.provider is not None:
             role = registered.provider
             if assertion.provider is None:
-                raise loaded.error(f"{registered.name} needs an explicit {role} provider (no "
-                                   f"default {role} is used)", ["assert", index, "provider"])
+                raise error(f"{registered.name} needs an explicit {role} provider (no "
+                            f"default {role} is used)", [index, "provider"])
             if assertion.provider not in known:
                 names = ", ".join(sorted(known)) or "none"
-                raise loaded.error(f"unknown provider {assertion.provider!r} (known: {names})",
-                                   ["assert", index, "provider"])
+                raise error(f"unknown provider {assertion.provider!r} (known: {names})",
+                            [index, "provider"])
         if registered.check is not None:
             try:
                 registered.check(assertion)
             except Exception as exc:  # a user's check (or import) failed: still this key's
                 message = str(exc) if isinstance(exc, ValueError) else \
                     f"{type(exc).__name__}: {exc}"
-                raise loaded.error(message, ["assert", index, "value"]) from None
+                raise error(message, [index, "value"]) from None
 
 
 def json_schema() -> dict[str, Any]:

@@ -33,7 +33,8 @@ class Assertion(BaseModel):
             ``levenshtein`` and ``similar``; ``value`` may hold it instead.
         threshold: Pass mark in ``[0, 1]`` for scored types; defaults in
             :data:`~promptkit.scoring.registry.DEFAULT_THRESHOLDS`.
-        weight: Share of this assertion in the case score; 0 still has to pass.
+        weight: Share of this assertion in the case score; 0 makes it informational:
+            its result and metric are reported, but it never fails the case.
         metric: Name to aggregate the score under; defaults to ``type``.
         provider: Provider id that judges (``llm-judge``) or embeds (``similar``).
         n: The n-gram order of ``rouge-n`` (default 1).

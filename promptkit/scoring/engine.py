@@ -46,7 +46,8 @@ class CaseScore:
     """The outcome of all assertions on one output.
 
     Attributes:
-        passed: Every assertion passed (none errored).
+        passed: Every assertion with a weight above 0 passed (none errored); an
+            assertion of weight 0 is informational: reported, never failing the case.
         score: The weighted mean of the assertion scores (1.0 with no assertions).
         results: One result per assertion, in order.
         metrics: Metric name -> weighted mean score of the assertions under that name.
@@ -125,7 +126,7 @@ async def score(output: Output, assertions: Sequence[Assertion], ctx: ScoringCon
         if result.error is None:
             by_metric.setdefault(result.metric, []).append(result)
     return CaseScore(
-        passed=all(r.passed for r in results),
+        passed=all(r.passed for r in results if r.weight > 0),
         score=_weighted_mean(results),
         results=results,
         metrics={name: _weighted_mean(group) for name, group in by_metric.items()},

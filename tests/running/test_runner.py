@@ -252,7 +252,7 @@ def test_an_assertion_naming_a_missing_field_is_invalid_input(tmp_path: Path,
         plan_eval(load_spec(path))
     message = str(info.value)
     assert "eval.yaml:" in message and "assert[0].value" in message
-    assert "'keywrod' is undefined (case 'c0' has: article, id, keyword)" in message
+    assert "'keywrod' is undefined (case 'c0' has: article, keyword)" in message
     assert endpoint.count == 0
 
 

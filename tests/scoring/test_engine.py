@@ -26,7 +26,7 @@ async def test_weighted_score_metrics_and_case_pass(make_ctx):
     ]
     case = await score(Output(text=ZH_OUTPUT), assertions, make_ctx())
     assert [r.passed for r in case.results] == [True, True, True, False]
-    assert not case.passed  # a weight-0 assertion still has to pass
+    assert case.passed  # a weight-0 assertion is informational: reported, never failing
     # (2 * 1 + 1 * 0.5 + 3 * 0.75 + 0 * 0) / (2 + 1 + 3 + 0) = 4.75 / 6
     assert case.score == pytest.approx(4.75 / 6)
     # quality = (1 * 0.5 + 3 * 0.75) / 4 = 0.6875
@@ -35,6 +35,25 @@ async def test_weighted_score_metrics_and_case_pass(make_ctx):
         "quality": pytest.approx(0.6875),
         "max-words": 0.0,
     }
+
+
+@pytest.mark.usefixtures("restore_registry")
+async def test_weight_zero_is_informational_even_when_it_errors(make_ctx):
+    @register_assertion("always-raises")
+    def always_raises(assertion, output, ctx):
+        raise RuntimeError("no verdict")
+
+    assertions = [Assertion(type="contains", value="a", weight=0, metric="info"),
+                  Assertion(type="always-raises", weight=0),
+                  Assertion(type="contains", value="b")]
+    case = await score(Output(text="b"), assertions, make_ctx())
+    assert [r.passed for r in case.results] == [False, False, True]
+    assert case.results[1].error == "RuntimeError: no verdict"
+    assert case.passed and case.score == 1.0  # weight 0 neither fails it nor scores
+    assert case.metrics == {"info": 0.0, "contains": 1.0}  # but its metric is reported
+    failing = await score(Output(text="a"), assertions, make_ctx())
+    assert not failing.passed  # a weighted assertion still decides
+    assert failing.metrics == {"info": 1.0, "contains": 0.0}
 
 
 async def test_all_passing_case(make_ctx):
