@@ -123,16 +123,18 @@ class _RowTotals:
     cases: int = 0
     passed: int = 0
     errors: int = 0
-    score_sum: float = 0.0
-    metric_sums: dict[str, float] = field(default_factory=dict)
-    metric_counts: dict[str, int] = field(default_factory=dict)
+    # Scores, metric values and costs are kept (8 bytes each) and summed with math.fsum
+    # at the end: a running float sum depends on the order results arrive in, and the
+    # mean score and the cost rank the rows that the ★ and = marks go to.
+    scores: array = field(default_factory=lambda: array("d"))
+    metric_values: dict[str, array] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     ttfts: list[float] = field(default_factory=list)
     generated_tokens: int = 0
     generation_s: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
-    cost: float | None = None
+    costs: array = field(default_factory=lambda: array("d"))
     requests: int = 0
     cached: int = 0
     input_errors: int = 0
@@ -160,14 +162,13 @@ class _RowTotals:
         if r.error_kind in INPUT_KINDS:
             self.input_errors += 1
             self.first_input_error = self.first_input_error or r.error
-        self.score_sum += r.score
+        self.scores.append(r.score)
         for name, value in r.metrics.items():
-            self.metric_sums[name] = self.metric_sums.get(name, 0.0) + value
-            self.metric_counts[name] = self.metric_counts.get(name, 0) + 1
+            self.metric_values.setdefault(name, array("d")).append(value)
         self.input_tokens += r.input_tokens or 0
         self.output_tokens += r.output_tokens or 0
         if r.cost is not None:
-            self.cost = (self.cost or 0.0) + r.cost
+            self.costs.append(r.cost)
         self.requests += r.requests
         self.cached += r.cached
         if r.error is not None or r.latency_s is None:
@@ -199,14 +200,16 @@ class _RowTotals:
         flaky = int(np.count_nonzero((answered_passes > 0) & (answered_passes < answered)))
         return Row(
             prompt_id, provider_id, self.cases, self.passed, self.errors, pass_rate, low, high,
-            score=self.score_sum / self.cases,
-            metrics={k: self.metric_sums[k] / self.metric_counts[k] for k in self.metric_sums},
+            score=math.fsum(self.scores) / self.cases,
+            metrics={name: math.fsum(values) / len(values)
+                     for name, values in self.metric_values.items()},
             latency_p50=percentile(self.latencies, 50),
             latency_p95=percentile(self.latencies, 95),
             ttft_p50=percentile(self.ttfts, 50),
             tokens_per_s=(self.generated_tokens / self.generation_s
                           if self.generation_s > 0 else None),
-            input_tokens=self.input_tokens, output_tokens=self.output_tokens, cost=self.cost,
+            input_tokens=self.input_tokens, output_tokens=self.output_tokens,
+            cost=math.fsum(self.costs) if self.costs else None,
             requests=self.requests, cached=self.cached, threshold=threshold,
             # The tolerance keeps 7/10 from failing a 0.7 threshold on float rounding.
             meets_threshold=None if threshold is None else pass_rate >= threshold - 1e-9,
@@ -216,10 +219,13 @@ class _RowTotals:
         )
 
 
-def _rank(row: Row) -> tuple[float, float, float, float]:
-    """Sort key, smallest best: pass rate, then score, then cost, then latency."""
+def _rank(row: Row) -> tuple[float, float, float, float, str]:
+    """Sort key, smallest best: pass rate, then score, then cost, then latency; rows equal
+    on all four go by prompt id, so the leader never depends on the order results came
+    in (each of these is computed order-free: fractions by case index, exact sums, sorted
+    latencies)."""
     return (-row.pass_rate, -row.score, math.inf if row.cost is None else row.cost,
-            math.inf if row.latency_p50 is None else row.latency_p50)
+            math.inf if row.latency_p50 is None else row.latency_p50, row.prompt_id)
 
 
 def summarize(results: Iterable[CaseResult], threshold: float | None = None, *,
@@ -233,7 +239,8 @@ def summarize(results: Iterable[CaseResult], threshold: float | None = None, *,
 
     Returns:
         The rows in prompt order then provider order, as first seen. Per provider, rows
-        are ranked by pass rate, then mean score, lower cost, lower p50 latency; the
+        are ranked by pass rate, then mean score, lower cost, lower p50 latency (then
+        prompt id, so the marks depend on the results alone, not their order); the
         leader gets ★ only when it beats the runner-up by the one-sided paired test on
         their common cases (exact McNemar, or sign-flip with repeats) at ``alpha``;
         otherwise the leader and every row it does not significantly beat are tied.

@@ -161,7 +161,7 @@ def _pair(prompt: str, passed: bool, score: float, **fields) -> CaseResult:
         ([_pair("x", True, 1), _pair("y", True, 1, cost=0.5)], "y"),  # known cost beats none
         ([_pair("x", True, 1, cost=0.1, latency_s=2.0),
           _pair("y", True, 1, cost=0.1, latency_s=1.0)], "y"),  # then latency
-        ([_pair("x", True, 1), _pair("y", True, 1)], "x"),  # a full tie keeps the first
+        ([_pair("y", True, 1), _pair("x", True, 1)], "x"),  # a full tie: the first prompt id
     ],
 )
 def test_leader_ranking_and_one_case_wins_nothing(results: list[CaseResult],
@@ -223,3 +223,61 @@ def test_the_star_needs_a_win_over_every_other_variant() -> None:
     assert not a.best and a.tied and c.tied
     assert a.best_p == pytest.approx(0.19576, abs=1e-5)  # vs C, Holm across B and C
     assert summary.winners == []
+
+
+def _marks(summary: Summary) -> dict[tuple[str, str], tuple[bool, bool, float | None]]:
+    return {(r.prompt_id, r.provider_id): (r.best, r.tied, r.best_p) for r in summary.rows}
+
+
+def _leader_depends_on_a_tie() -> list[CaseResult]:
+    """A and B pass 17 of 40 cases each with the same score (a full tie on every ranking
+    key); C passes 10 cases, all of them among A's. A beats C (p = 1/128, 1/64 after
+    Holm) but B does not (p ≈ 0.12): whether C is tied depends on who leads."""
+    passes = {"A": range(0, 17), "B": range(17, 34), "C": range(0, 10)}
+    return [result(prompt, "m", i, passed=i in cases, score=float(i in cases))
+            for prompt, cases in passes.items() for i in range(40)]
+
+
+def _scores_summed_in_another_order() -> list[CaseResult]:
+    """X and Y pass the same number of cases with the same scores, in another order: their
+    mean scores are equal, though float sums in arrival order differ in the last bit."""
+    scores = [0.1, 0.2, 0.3, 0.7, 0.6, 0.9, 0.35, 0.05] * 3
+    return [*(result("Y", "m", i, passed=i < 12, score=s) for i, s in enumerate(scores)),
+            *(result("X", "m", i, passed=i >= 12, score=s)
+              for i, s in enumerate(reversed(scores))),
+            *(result("Z", "m", i, passed=i < 2, score=0.0) for i in range(24))]
+
+
+def _repeats_by_sign_flip() -> list[CaseResult]:
+    """Three repeats of 30 cases: "good" and "poor" differ on more than 20, so the paired
+    test behind their marks samples sign patterns (with a fixed seed) instead of
+    enumerating them."""
+    rng = random.Random(3)
+    return [result(prompt, "m", i, repeat=rep, passed=rng.random() < rate)
+            for prompt, rate in (("good", 0.8), ("fair", 0.6), ("poor", 0.4))
+            for i in range(30) for rep in range(3)]
+
+
+@pytest.mark.parametrize("make", [_leader_depends_on_a_tie, _scores_summed_in_another_order,
+                                  _repeats_by_sign_flip])
+def test_marks_depend_on_the_results_not_on_when_or_in_which_order(make) -> None:
+    results = make()
+    marks = _marks(summarize(results))
+    assert _marks(summarize(make())) == marks  # the same results again
+    assert _marks(summarize(list(reversed(results)))) == marks
+    rng = random.Random(11)
+    for _ in range(5):
+        shuffled = list(results)
+        rng.shuffle(shuffled)
+        assert _marks(summarize(shuffled)) == marks
+
+
+def test_a_full_tie_goes_to_the_first_prompt_id_whatever_the_order() -> None:
+    results = _leader_depends_on_a_tie()
+    for order in (results, list(reversed(results))):
+        rows = {r.prompt_id: r for r in summarize(order).rows}
+        assert rows["A"].best_p is not None and rows["B"].best_p is None  # A leads
+        assert rows["A"].tied and rows["B"].tied and not rows["C"].tied
+        assert not any(row.best for row in rows.values())
+    assert summarize(_scores_summed_in_another_order()).rows[0].score == \
+        summarize(_scores_summed_in_another_order()).rows[1].score
