@@ -37,8 +37,20 @@ def markdown_table(columns: list[Column], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+# What would make a list item's text a heading, a nested list or a setext underline.
+_BLOCK_START = re.compile(r"[#=+-]|\d{1,9}(?=[.)])")
+
+
 def _bullets(lines: list[str]) -> list[str]:
-    return [f"- {markdown_text(line)}" for line in lines]
+    items = []
+    for line in lines:
+        text = markdown_text(line)
+        start = _BLOCK_START.match(text)
+        if start:  # escape the marker: "\# 1", "1\. x"
+            text = (text[:start.end()] + "\\" + text[start.end():] if start.group().isdigit()
+                    else "\\" + text)
+        items.append(f"- {text}")
+    return items
 
 
 def _flips(flips: list[FlipView]) -> list[str]:
@@ -78,14 +90,16 @@ def markdown_summary(summary: Summary, comparison: Comparison | None = None,
     Args:
         summary: The leaderboard.
         comparison: A comparison with a baseline: its table, verdict and first
-            ``MAX_FLIPS`` flipped cases follow the leaderboard.
+            ``MAX_FLIPS`` flipped cases follow the leaderboard (or stand alone when
+            ``summary`` has no rows, as for ``promptkit compare`` of two baseline files).
         title: The heading (default "promptkit report").
     """
     view = leaderboard_view(summary)
     lines = [f"## {markdown_text(title or 'promptkit report')}", ""]
     if view.rows:
         lines += [*markdown_table(view.columns, [row.cells for row in view.rows]), ""]
-    lines += [*_bullets(view.footer), ""]
+    if view.rows or comparison is None:  # a comparison of baseline files has no leaderboard
+        lines += [*_bullets(view.footer), ""]
     if comparison is not None:
         lines += _comparison(comparison_view(comparison))
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -21,6 +21,7 @@ from xml.sax.saxutils import quoteattr
 from ..errors import PromptkitError
 from ..files import atomic_write
 from ..results import RESULT_FORMAT, CaseResult, RunInfo
+from .cases import check_name, is_informational
 from .summary import Summary
 
 if TYPE_CHECKING:
@@ -79,10 +80,14 @@ def write_output(path: str | Path, summary: Summary, results: Iterable[CaseResul
     """Write a report file, its format chosen by the suffix of ``path``.
 
     ``.json``: one document with the run, the summary rows and every result.
-    ``.jsonl``: one result per line, each with ``run_id``. ``.csv``: one row per result,
-    metrics as ``metric:<name>`` columns and the case's variables as one JSON ``vars``
-    column. ``.xml``: JUnit, one ``<testsuite>`` per prompt × provider (consecutive
-    results of one pair, as ``RunStore.results`` yields them). ``.html``: one static page
+    ``.jsonl``: one result per line, each with ``run_id`` (results are
+    ``CaseResult.to_dict()``: the prompt as sent, the examples chosen, the answer, votes,
+    reasoning and every assertion's outcome included). ``.csv``: one row per result,
+    metrics as ``metric:<name>`` columns, why it failed as ``failed_checks``
+    (:func:`failed_checks`) and the case's variables as one JSON ``vars`` column.
+    ``.xml``: JUnit, one ``<testsuite>`` per prompt × provider (consecutive results of
+    one pair, as ``RunStore.results`` yields them), a failure's message its
+    :func:`failed_checks`. ``.html``: one static page
     with the leaderboard, charts, the comparison with a baseline (when given) and every
     case (:mod:`.html`). ``.md``: the leaderboard and the comparison as GitHub-flavoured
     Markdown, for ``$GITHUB_STEP_SUMMARY`` (:mod:`.markdown`; it reads no results).
@@ -173,6 +178,24 @@ def _write_jsonl(file: IO[str], summary: Summary, results: Iterable[CaseResult],
         file.write(_json({"run_id": run_id, **result.to_dict()}) + "\n")
 
 
+def failed_checks(result: CaseResult) -> str:
+    """Why a result failed: each failed assertion's name (its ``metric``, else its
+    ``type``) and reason, ``; ``-separated: ``rouge: rouge-l 0.21 < 0.4; length: words 52 >
+    40``. An assertion that could not be evaluated gives ``name: error: message``. One of
+    weight 0 is informational (it never fails a case), so it is left out. ``""`` when no
+    assertion failed."""
+    reasons = []
+    for assertion in result.assertions:
+        if (assertion.get("passed") and assertion.get("error") is None) \
+                or is_informational(assertion):
+            continue
+        reason, error = assertion.get("reason") or "", assertion.get("error")
+        if error is not None:
+            reason = f"{reason} (error: {error})" if reason else f"error: {error}"
+        reasons.append(f"{check_name(assertion)}: {reason or 'failed'}")
+    return "; ".join(reasons)
+
+
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
@@ -193,7 +216,8 @@ def _write_csv(file: IO[str], summary: Summary, results: Iterable[CaseResult],
     writer = csv.writer(file)
     writer.writerow([csv_cell(cell) for cell in [
         "run_id", "prompt_id", "provider_id", "case_id", "case_index", "repeat", "passed",
-        "score", *(f"metric:{m}" for m in metrics), "error_kind", "error", "latency_s",
+        "score", *(f"metric:{m}" for m in metrics), "error_kind", "error", "failed_checks",
+        "latency_s",
         "ttft_s", "input_tokens", "output_tokens", "cost", "cached", "requests", "output",
         "vars"]])
     run_id = run.run_id if run is not None else ""
@@ -202,8 +226,9 @@ def _write_csv(file: IO[str], summary: Summary, results: Iterable[CaseResult],
             run_id, r.prompt_id, r.provider_id, r.case_id, r.case_index, r.repeat,
             "true" if r.passed and r.error is None else "false", r.score,
             *(r.metrics.get(m, "") for m in metrics),
-            r.error_kind, r.error, r.latency_s, r.ttft_s, r.input_tokens, r.output_tokens,
-            r.cost, "true" if r.cached else "false", r.requests, r.output, _json(r.vars),
+            r.error_kind, r.error, failed_checks(r), r.latency_s, r.ttft_s, r.input_tokens,
+            r.output_tokens, r.cost, "true" if r.cached else "false", r.requests, r.output,
+            _json(r.vars),
         ]])
 
 
@@ -211,10 +236,6 @@ def _xml_text(value: Any) -> str:
     return _XML_FORBIDDEN.sub("\ufffd", str(value))
 
 
-def _failure_message(result: CaseResult) -> str:
-    reasons = [f"{a.get('type', 'assertion')}: {a.get('error') or a.get('reason') or 'failed'}"
-               for a in result.assertions if not a.get("passed")]
-    return "; ".join(reasons) or "failed"
 
 
 def _testcase(result: CaseResult) -> ET.Element:
@@ -228,7 +249,7 @@ def _testcase(result: CaseResult) -> ET.Element:
                                               "type": _xml_text(result.error_kind or "error")})
         error.text = _xml_text(result.error)
     elif not result.passed:
-        message = _xml_text(_failure_message(result))
+        message = _xml_text(failed_checks(result) or "failed")
         failure = ET.SubElement(case, "failure", {"message": message, "type": "assertion"})
         failure.text = message
     if result.output is not None and (result.error is not None or not result.passed):

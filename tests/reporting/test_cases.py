@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 
 from helpers import handcrafted, result
-from promptkit.reporting.cases import PREVIEW_CHARS, CaseRows, case_row, check_view
+from promptkit.reporting.cases import (
+    PREVIEW_CHARS,
+    TEXT_CHARS,
+    Block,
+    CaseRows,
+    case_row,
+    check_name,
+    check_view,
+)
+from promptkit.results import CaseResult
 
 
 def test_a_row_per_result_with_its_outcome_output_and_checks() -> None:
@@ -13,12 +22,14 @@ def test_a_row_per_result_with_its_outcome_output_and_checks() -> None:
     row = case_row(failed, flipped=True)
     assert (row.prompt_id, row.provider_id, row.case_id, row.repeat) == ("p1", "a", "c1", 0)
     assert (row.status, row.flipped, row.score, row.latency) == ("fail", True, "0.500", "2.00s")
-    assert (row.output, row.preview, row.prompt) == ("answer 1", None, "")
+    assert (row.output.text, row.preview, row.prompt, row.examples) == ("answer 1", None, [],
+                                                                         [])
+    assert (row.answer, row.votes, row.reasoning) == (None, [], None)
     assert [(c.type, c.status, c.reason) for c in row.checks] == [
         ("rouge-l", "fail", "0.40 < 0.5"), ("llm-judge", "pass", "fine")]
     assert row.checks_passed == "1/2 passed"
     error = case_row(errored)
-    assert (error.status, error.output, error.latency) == (
+    assert (error.status, error.output.text, error.latency) == (
         "error", "timeout: timed out after 60s", "5.00s")
     assert case_row(cached).latency == "cached"
 
@@ -32,8 +43,68 @@ def test_long_or_multiline_outputs_get_a_one_line_preview() -> None:
 
 def test_an_assertion_that_errored_shows_its_error() -> None:
     check = check_view({"type": "python", "passed": False, "reason": "", "error": "boom"})
-    assert (check.status, check.reason) == ("error", "boom")
-    assert check_view({}).type == "assertion"
+    assert (check.status, check.reason, check.error) == ("error", "", "boom")
+    both = check_view({"type": "llm-judge", "passed": False, "reason": "no verdict",
+                       "error": "HTTP 500"})
+    assert (both.status, both.reason, both.error) == ("error", "no verdict", "HTTP 500")
+    assert check_view({}).type == "assertion" and check_view({}).status == "fail"
+
+
+def test_a_check_is_named_by_its_metric_else_its_type_with_its_score() -> None:
+    record = {"type": "rouge-l", "metric": "rouge", "passed": False, "score": 0.21,
+              "weight": 1.0, "reason": "rouge-l 0.21 < 0.4", "error": None}
+    check = check_view(record)
+    assert (check.name, check.type, check.score, check.reason, check.status) == (
+        "rouge", "rouge-l", "0.210", "rouge-l 0.21 < 0.4", "fail")
+    assert check_name(record) == "rouge"
+    assert check_name({"type": "contains", "metric": None}) == "contains"  # older records
+    assert check_view({"type": "contains", "passed": True}).score == ""
+    assert not check.informational
+    assert check_view({**record, "weight": 0}).informational  # reported, never failing
+
+
+def test_a_chat_prompt_is_a_block_per_message_labelled_with_its_role() -> None:
+    row = case_row(CaseResult("p", "m", "c0", 0, output="x", prompt=[
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Describe:"},
+                                     {"type": "image_url", "image_url": {"url": "data:..."}}]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "t1"}]},
+        {"role": "user", "content": "Thanks", "name": "ana"}]))
+    assert row.chat and row.prompt_summary == "prompt · 4 messages"
+    assert [b.label for b in row.prompt] == ["system", "user", "assistant", "user"]
+    assert row.prompt[0].text == "Be brief."
+    assert row.prompt[1].text == "Describe:\n[image_url]"  # no data URL in the page
+    assert '"tool_calls"' in row.prompt[2].text and '"t1"' in row.prompt[2].text
+    assert row.prompt[3].text.startswith("Thanks\n") and '"ana"' in row.prompt[3].text
+
+
+def test_a_completions_prompt_is_one_unlabelled_block() -> None:
+    row = case_row(CaseResult("p", "m", "c0", 0, output="x", prompt="Q: 2+2?\nA:"))
+    assert row.prompt == [Block("", "Q: 2+2?\nA:")] and not row.chat
+    assert row.prompt_summary == "prompt · text"
+
+
+def test_examples_answer_votes_and_reasoning() -> None:
+    row = case_row(CaseResult(
+        "p", "m", "c0", 0, output="so 4", answer="4", votes={"5": 1, "4": 3, "3": 1},
+        reasoning="2 and 2 make 4", examples=[{"q": "1+1", "a": "2", "n": 1},
+                                              {"q": "2+3", "a": "5"}]))
+    assert [[(b.label, b.text) for b in example] for example in row.examples] == [
+        [("q", "1+1"), ("a", "2"), ("n", "1")], [("q", "2+3"), ("a", "5")]]
+    assert row.answer == Block("", "4") and row.answer_preview == "4"
+    assert row.votes == [("4", 3), ("3", 1), ("5", 1)]  # most first, then by answer
+    assert row.votes_summary == "3 of 5 votes"
+    assert row.reasoning == Block("", "2 and 2 make 4")
+    long = case_row(CaseResult("p", "m", "c0", 0, answer="word " * 40))
+    assert long.answer_preview == ("word " * 40)[:80] + "…" and long.votes_summary == ""
+
+
+def test_long_texts_are_cut_and_say_how_much() -> None:
+    text = "x" * (TEXT_CHARS + 7)
+    row = case_row(CaseResult("p", "m", "c0", 0, output=text, prompt=text, reasoning=text,
+                              examples=[{"article": text}]))
+    for block in (row.output, row.prompt[0], row.reasoning, row.examples[0][0]):
+        assert block is not None and (len(block.text), block.cut) == (TEXT_CHARS, 7)
 
 
 def test_rows_stop_at_the_limit_and_count_the_rest() -> None:
@@ -41,6 +112,7 @@ def test_rows_stop_at_the_limit_and_count_the_rest() -> None:
     shown = list(rows)
     assert [row.case_id for row in shown] == ["c0", "c0", "c1"]
     assert [row.flipped for row in shown] == [False, False, True]
+    assert [row.number for row in shown] == [1, 2, 3]  # names the row's parts on the page
     assert (rows.shown, rows.left_out) == (3, 6)
     everything = CaseRows(handcrafted())
     assert len(list(everything)) == 9 and everything.left_out == 0

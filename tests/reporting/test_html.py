@@ -44,7 +44,10 @@ PAYLOADS = [
     "-->",
     "]]>",
     "<!-- ' \" &amp; </pre></details></td></tr></table>",
+    "</div></details></summary><script>document.documentElement.setAttribute('data-xss',"
+    "'details')</script>",
 ]
+DETAILS = PAYLOADS[8]  # closes the <details> a prompt or an example is folded in
 HOSTILE = " ".join(PAYLOADS)
 PROMPTS = ("zero-shot", "few-shot" + PAYLOADS[0])
 PROVIDERS = ("model-a", "模型乙" + PAYLOADS[3])
@@ -52,6 +55,30 @@ CASE_IDS = [f"case-{i}" for i in range(5)] + [PAYLOADS[1]]
 PASSING = {(PROMPTS[0], PROVIDERS[0]): 2, (PROMPTS[0], PROVIDERS[1]): 2,
            (PROMPTS[1], PROVIDERS[0]): 5, (PROMPTS[1], PROVIDERS[1]): 4}
 METRIC = "rouge-l" + PAYLOADS[2]
+
+
+def explained(prompt: str, i: int) -> dict:
+    """What a result records of why it passed or failed: the prompt as sent (chat messages
+    for zero-shot, text for few-shot), the examples chosen, the voted answer, the
+    reasoning and the assertions, each holding a payload."""
+    chat = prompt == PROMPTS[0]
+    return {
+        "prompt": [{"role": "system", "content": f"Summarize in one line. {DETAILS}"},
+                   {"role": "user", "content": f"Article {i}: 北京 {HOSTILE}"}] if chat
+        else f"Example: {DETAILS}\nArticle {i}: 北京 {HOSTILE}\nSummary:",
+        "examples": [{"article": f"an example article {DETAILS}", "summary": "示例摘要"},
+                     {"article": "a second example", "summary": PAYLOADS[0]}],
+        "answer": f"answer {i} {PAYLOADS[1]}",
+        "votes": {f"answer {i} {PAYLOADS[1]}": 3, f"other {DETAILS}": 2},
+        "reasoning": f"thinking about case {i} {DETAILS}",
+        "assertions": [
+            {"type": "rouge-l", "metric": METRIC, "passed": i < 3, "score": 0.1 * i,
+             "weight": 1.0, "reason": f"rouge-l {0.1 * i:.2f} < 0.4 {DETAILS}", "error": None},
+            {"type": "max-words", "metric": "length", "passed": False, "score": 0.0,
+             "weight": 1.0, "reason": "words 52 > 40", "error": None},
+            {"type": "python", "metric": "python", "passed": False, "score": 0.0,
+             "weight": 1.0, "reason": "", "error": f"boom {DETAILS}"}],
+    }
 
 
 def make_results() -> list[CaseResult]:
@@ -68,7 +95,7 @@ def make_results() -> list[CaseResult]:
                         passed=i < PASSING[(prompt, provider)], score=0.2 + 0.1 * i,
                         metrics={METRIC: 0.1 * i}, latency_s=(0.3 + 0.05 * i) * (p + 1),
                         ttft_s=0.1, input_tokens=100, output_tokens=20,
-                        cost=(0.0002 + 0.001 * p) * (i + 1)))
+                        cost=(0.0002 + 0.001 * p) * (i + 1), **explained(prompt, i)))
     error = out[3]
     error.output, error.error, error.error_kind, error.passed = None, HOSTILE, "server", False
     out[4].output = PAYLOADS[3]  # short enough to be shown without <details>
@@ -387,31 +414,75 @@ def test_results_are_not_held_while_the_page_is_written() -> None:
     assert most <= 2
 
 
-def test_case_rows_show_each_assertion_and_the_prompt_when_there_is_one(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_case_rows_show_each_assertion_with_its_name_reason_and_error() -> None:
     checked = CaseResult("p", "m", "c0", 0, output="out", assertions=[
-        {"type": "rouge-l", "passed": False, "reason": "0.40 < 0.5", "error": None},
+        {"type": "rouge-l", "metric": "rouge", "passed": False, "score": 0.21,
+         "reason": "rouge-l 0.21 < 0.4", "error": None},
         {"type": "python", "passed": False, "reason": "", "error": "boom <x>"},
-        {"type": "contains", "passed": True, "reason": ""}])
+        {"type": "contains", "passed": True, "reason": ""},
+        {"type": "max-words", "passed": False, "weight": 0, "reason": "words 9 > 5"}])
     html = render(summarize([checked]), [checked])
-    assert "<summary>1/3 passed</summary>" in html
-    assert '<span class="fail">fail</span> rouge-l: 0.40 &lt; 0.5</li>' in html
-    assert '<span class="error">error</span> python: boom &lt;x&gt;</li>' in html
-    assert '<span class="pass">pass</span> contains</li>' in html
-    assert "<summary>prompt</summary>" not in html  # no prompt recorded: nothing shown
+    assert '<summary>1/4 passed</summary><ul class="checks" id="c1-checks">' in html
+    assert ('<li><span class="fail">fail</span> max-words <span class="tag">informational'
+            '</span>: words 9 &gt; 5</li>') in html
+    assert ('<li><span class="fail">fail</span> rouge <span class="meta">(rouge-l)</span> '
+            '<span class="meta">0.210</span>: rouge-l 0.21 &lt; 0.4</li>') in html
+    assert ('<li><span class="error">error</span> python<div class="error">error: '
+            'boom &lt;x&gt;</div></li>') in html
+    assert '<li><span class="pass">pass</span> contains</li>' in html
+    for part in ("prompt", "example", "answer", "reasoning"):
+        assert f'id="c1-{part}' not in html  # nothing recorded: nothing shown
     plain = CaseResult("p", "m", "c1", 1, output="out")
     assert '<td class="l"></td>' in render(summarize([plain]), [plain])  # no checks
 
-    def with_prompt(result: CaseResult, flipped: bool = False) -> cases.CaseRow:
-        row = row_of(result, flipped)
-        row.prompt = "System: be brief\nUser: <article>"
-        return row
 
-    row_of = cases.case_row
-    monkeypatch.setattr(cases, "case_row", with_prompt)
-    html = render(summarize([checked]), [checked])
-    assert ("<details><summary>prompt</summary><pre>System: be brief\nUser: &lt;article&gt;"
-            "</pre></details>") in html
+def test_case_rows_fold_the_prompt_examples_answer_votes_and_reasoning() -> None:
+    result = CaseResult(
+        "p", "m", "c0", 0, output="It is 4.", answer="4", votes={"4": 3, "<5>": 2},
+        reasoning="2 + 2 = 4", examples=[{"q": "1+1", "a": "2"}],
+        prompt=[{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "2+2 <b>?</b>"}])
+    html = render(summarize([result]), [result, CaseResult("p", "m", "c1", 1, prompt="Q:")])
+    assert ('<details><summary>prompt · 2 messages</summary><div id="c1-prompt">'
+            '<div class="block"><span class="role">system</span><pre>Be brief.</pre></div>'
+            '<div class="block"><span class="role">user</span><pre>2+2 &lt;b&gt;?&lt;/b&gt;'
+            '</pre></div></div></details>') in html
+    assert ('<details><summary>1 example</summary><div id="c1-examples"><div class="example">'
+            '<span class="meta">example 1</span><div class="block"><span class="role">q'
+            '</span><pre>1+1</pre></div><div class="block"><span class="role">a</span>'
+            '<pre>2</pre></div></div></div></details>') in html
+    assert ('<td class="out">It is 4.<details class="answer"><summary>answer: 4 (3 of 5 '
+            'votes)</summary><div id="c1-answer"><div class="block"><pre>4</pre></div>'
+            '<ul class="votes"><li>4 → 3</li><li>&lt;5&gt; → 2</li></ul></div></details>'
+            '</td>') in html
+    assert ('<details><summary>reasoning</summary><div id="c1-reasoning"><div class="block">'
+            '<pre>2 + 2 = 4</pre></div></div></details>') in html
+    assert ('<details><summary>prompt · text</summary><div id="c2-prompt"><div class="block">'
+            '<pre>Q:</pre></div></div></details>') in html  # completions: one text
+
+
+def test_long_texts_in_case_rows_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cases, "TEXT_CHARS", 10)
+    result = CaseResult("p", "m", "c0", 0, output="o" * 200, prompt="p" * 25)
+    html = render(summarize([result]), [result])
+    assert "<pre>pppppppppp</pre><span class=\"meta\">… 15 more characters" in html
+    assert "<pre>oooooooooo</pre><span class=\"meta\">… 190 more characters" in html
+
+
+def test_every_part_of_a_row_holds_its_payload_as_text(page_html: str) -> None:
+    """The prompt, each example, the answer and votes, the reasoning and the check reasons
+    of the first row: each part is balanced markup whose text is the payload as it was."""
+    first = page_html[page_html.index('<tr data-prompt'):]
+    first = first[:first.index("</tr>") + 5]
+    page = Page(f"<table><tbody>{first}</tbody></table>")
+    assert page.mismatched == [] and page.open == []
+    assert [name for name, _ in page.tags].count("details") == 7  # none was closed early
+    text = "".join(page.text)
+    for shown in (f"Summarize in one line. {DETAILS}", f"Article 0: 北京 {HOSTILE}",
+                  f"an example article {DETAILS}", PAYLOADS[0], f"answer 0 {PAYLOADS[1]} → 3",
+                  f"other {DETAILS} → 2", f"thinking about case 0 {DETAILS}",
+                  f"rouge-l 0.00 < 0.4 {DETAILS}", f"error: boom {DETAILS}"):
+        assert shown in text
 
 
 def test_long_diffs_and_many_flips_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -433,15 +504,17 @@ needs_chromium = pytest.mark.skipif(
     reason="`chromium` is not on PATH (Debian's chromium package; .ci/run installs it)")
 
 
-def chromium(page: Path, *args: str) -> str:
-    """Open ``page`` in headless Chromium with a fresh profile; its stdout."""
+def chromium(page: Path, *args: str, fragment: str = "") -> str:
+    """Open ``page`` (at ``#fragment``) in headless Chromium with a fresh profile; its
+    stdout."""
     assert CHROMIUM, "CI needs Debian's chromium for the HTML report tests (.ci/run)"
     profile = tempfile.mkdtemp(prefix="profile-", dir=page.parent)
     proc = subprocess.run(
         [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
          "--disable-dev-shm-usage", "--disable-background-networking", "--no-first-run",
          "--disable-extensions", "--hide-scrollbars", f"--user-data-dir={profile}",
-         "--virtual-time-budget=3000", *args, page.as_uri()],
+         "--virtual-time-budget=3000", *args,
+         page.as_uri() + (f"#{fragment}" if fragment else "")],
         capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
@@ -493,6 +566,46 @@ def test_the_csp_alone_blocks_an_unescaped_payload(tmp_path: Path, page_html: st
     page.write_text(f"<!DOCTYPE html><html><head>{meta.group(0)}</head><body>"
                     f"{PAYLOADS[0]}{PAYLOADS[1]}{PAYLOADS[3]}</body></html>")
     assert "data-xss" not in start_tag(chromium(page, "--dump-dom"), "html")
+
+
+WHY = {  # what each folded part of the first case row shows once opened
+    "prompt": ["system", f"Summarize in one line. {DETAILS}", "user",
+               f"Article 0: 北京 {HOSTILE}"],
+    "examples": ["example 1", "article", f"an example article {DETAILS}", "summary",
+                 "示例摘要", "example 2", PAYLOADS[0]],
+    "answer": [f"answer: answer 0 {PAYLOADS[1][:60]}", "… (3 of 5 votes)",
+               f"answer 0 {PAYLOADS[1]}answer 0 {PAYLOADS[1]} → 3",
+               f"other {DETAILS} → 2"],
+    "checks": [f"pass {METRIC} (rouge-l) 0.000: rouge-l 0.00 < 0.4 {DETAILS}",
+               "fail length (max-words) 0.000: words 52 > 40",
+               f"error python 0.000error: boom {DETAILS}"],
+    "reasoning": [f"thinking about case 0 {DETAILS}"],
+}
+
+
+@needs_chromium
+@pytest.mark.parametrize("part", list(WHY))
+def test_a_link_to_a_part_of_a_case_opens_it_and_shows_why(report: Path, part: str) -> None:
+    """Chromium opens the <details> holding ``#c1-<part>`` (no script needed): the prompt
+    with its roles, the examples, the answer and votes, the check reasons, the reasoning,
+    each payload in them shown as text."""
+    dom = chromium(report, "--dump-dom", fragment=f"c1-{part}")
+    assert "data-xss" not in start_tag(dom, "html")
+    assert 'data-ready="1"' in start_tag(dom, "body")
+    opened = re.findall(r"<details[^>]* open=\"\"[^>]*>(.*?)</details>", dom, re.S)
+    assert len(opened) == 1, len(opened)  # that part only, the rest stay folded
+    (inside,) = opened
+    assert f'id="c1-{part}"' in inside
+    text = "".join(Page(inside).text)
+    for shown in WHY[part]:
+        assert shown in text, shown
+
+
+@needs_chromium
+def test_control_a_part_nobody_links_to_stays_folded(report: Path) -> None:
+    """The control: without the fragment nothing is opened, so the test above can fail."""
+    dom = chromium(report, "--dump-dom")
+    assert "<details open" not in dom and dom.count("<details") > 5
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -3,11 +3,15 @@ Markdown parser (markdown-it, rich's own) as GitHub would render it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from markdown_it import MarkdownIt
 
 from helpers import NASTY, handcrafted, result
 from promptkit.comparing.comparison import Comparison
+from promptkit.reporting import markdown
 from promptkit.reporting.markdown import MAX_FLIPS, markdown_summary, markdown_text
+from promptkit.reporting.outputs import write_output
 from promptkit.reporting.summary import summarize
 from promptkit.reporting.views import comparison_view, leaderboard_view
 from promptkit.terminal import printable_line
@@ -88,7 +92,7 @@ def test_the_comparison_has_its_verdict_table_notes_and_first_flips(
 def test_only_the_first_flips_are_listed(compare_one) -> None:
     comparison = compare_one([True] * 30, [False] * 30)
     found = parse(markdown_summary(summarize([]), comparison))
-    assert found["items"][0] == "no results"
+    assert "no results" not in found["items"]  # a comparison alone has no leaderboard
     assert len(found["tables"][-1]) == 1 + MAX_FLIPS
     assert found["paragraphs"][-1] == (f"… and {30 - MAX_FLIPS} more (the .html report "
                                        "shows them all, with a word diff).")
@@ -100,3 +104,31 @@ def test_long_outputs_are_clipped_and_missing_ones_named(compare_one) -> None:
     flip.before.output, flip.after.output = "word " * 100, None
     (row,) = parse(markdown_summary(summarize([]), comparison))["tables"][-1][1:]
     assert row[3].endswith("…") and len(row[3]) == 120 and row[4] == "(no output)"
+
+
+def test_a_comparison_alone_is_a_summary_for_a_pull_request(two_rows: Comparison,
+                                                            tmp_path: Path) -> None:
+    """What ``promptkit compare a.json b.json -o summary.md`` writes: the verdict, the
+    table and the first flips; no empty leaderboard."""
+    path = tmp_path / "summary.md"
+    write_output(path, summarize([]), [], None, two_rows)
+    text = path.read_text(encoding="utf-8")
+    found = parse(text)
+    view = comparison_view(two_rows)
+    assert found["headings"] == ["promptkit report", "new vs baseline base",
+                                 "Flipped cases (8)"]
+    assert found["paragraphs"][0] == view.verdict and "no results" not in text
+    assert [len(table) for table in found["tables"]] == [1 + len(view.rows),
+                                                         1 + len(view.metric_rows), 1 + 8]
+    assert "<" not in text.replace("\\<", "")  # no raw HTML from the data
+
+
+def test_a_list_item_cannot_become_a_heading_or_a_nested_list() -> None:
+    lines = ["# heading", "- item", "+ item", "= underline", "12. item", "3) item", "fine"]
+    items = markdown._bullets(lines)
+    assert items[-1] == "- fine" and items[4] == "- 12\\. item"
+    tokens = MarkdownIt("commonmark").parse("\n".join(items))
+    assert [t.type for t in tokens].count("bullet_list_open") == 1  # nothing nested
+    assert "heading_open" not in [t.type for t in tokens]
+    assert "ordered_list_open" not in [t.type for t in tokens]
+    assert parse("\n".join(items))["items"] == lines

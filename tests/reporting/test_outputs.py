@@ -61,6 +61,71 @@ def test_jsonl_output(tmp_path: Path) -> None:
     assert CaseResult.from_dict(lines[6]) == results[6]
 
 
+CHECKS = [  # as the scoring engine records them
+    {"type": "rouge-l", "metric": "rouge", "passed": False, "score": 0.21, "weight": 1.0,
+     "reason": "rouge-l 0.21 < 0.4", "error": None},
+    {"type": "max-words", "metric": "length", "passed": False, "score": 0.0, "weight": 1.0,
+     "reason": "words 52 > 40", "error": None},
+    {"type": "contains", "metric": "contains", "passed": True, "score": 1.0, "weight": 1.0,
+     "reason": "found 'Paris'", "error": None},
+    {"type": "max-tokens", "metric": "tokens", "passed": False, "score": 0.0, "weight": 0.0,
+     "reason": "tokens 90 > 80", "error": None},  # informational: never fails a case
+]
+
+
+def explained() -> list[CaseResult]:
+    """A chat result with its examples, votes and checks, and a completions one whose
+    assertion errored."""
+    return [
+        CaseResult("few", "m", "c0", 0, output="Paris.", passed=False, score=0.4,
+                   assertions=CHECKS, answer="Paris", votes={"Paris": 2, "Lyon": 1},
+                   reasoning="the capital",
+                   examples=[{"q": "Capital of Spain?", "a": "Madrid"}],
+                   prompt=[{"role": "system", "content": "Answer in one word."},
+                           {"role": "user", "content": "Capital of France?"}]),
+        CaseResult("few", "m", "c1", 1, passed=False, prompt="Q: Capital of Italy?\nA:",
+                   assertions=[
+                       {"type": "python", "metric": "python", "passed": False, "score": 0.0,
+                        "weight": 1.0, "reason": "", "error": "NameError: x"},
+                       {"type": "llm-judge", "passed": False, "reason": "off topic",
+                        "error": "HTTP 500"}]),  # no metric: an older record
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_results_carry_the_prompt_as_sent_and_why_they_failed(tmp_path: Path,
+                                                               suffix: str) -> None:
+    path = tmp_path / f"results{suffix}"
+    results = explained()
+    write_output(path, summarize(results), iter(results), RUN)
+    text = path.read_text(encoding="utf-8")
+    lines = ([json.loads(line) for line in text.splitlines()] if suffix == ".jsonl"
+             else json.loads(text)["results"])
+    assert lines[0]["prompt"] == results[0].prompt and lines[0]["prompt"][1] == {
+        "role": "user", "content": "Capital of France?"}
+    assert lines[1]["prompt"] == "Q: Capital of Italy?\nA:"  # completions: the text
+    assert lines[0]["examples"] == [{"q": "Capital of Spain?", "a": "Madrid"}]
+    assert (lines[0]["answer"], lines[0]["votes"], lines[0]["reasoning"]) == (
+        "Paris", {"Paris": 2, "Lyon": 1}, "the capital")
+    assert lines[0]["assertions"] == CHECKS
+    assert [CaseResult.from_dict(line) for line in lines] == results
+
+
+def test_csv_failed_checks_name_each_failed_assertion_and_its_reason(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    results = [*explained(), result("p", "m", 2, passed=True, score=1.0,
+                                    assertions=CHECKS[2:])]
+    write_output(path, summarize(results), iter(results), RUN)
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["failed_checks"] for row in rows] == [
+        "rouge: rouge-l 0.21 < 0.4; length: words 52 > 40",
+        "python: error: NameError: x; llm-judge: off topic (error: HTTP 500)",
+        ""]  # an informational check that failed is no reason
+    header = next(csv.reader(path.open(encoding="utf-8")))
+    assert header.index("failed_checks") == header.index("error") + 1
+
+
 def test_csv_output_round_trips_awkward_text(tmp_path: Path) -> None:
     path = tmp_path / "results.csv"
     results = [*handcrafted(), result("p3", "a", 0, vars={"q": 'say "hi", 你好'})]
@@ -95,9 +160,21 @@ def test_junit_output(tmp_path: Path) -> None:
     failed = next(c for c in cases if c.get("name") == "c1#0" and c.get("classname") == "p1.a")
     failure = failed.find("failure")
     assert failure is not None and failure.get("message") == "rouge-l: 0.40 < 0.5"
+    assert failure.text == "rouge-l: 0.40 < 0.5"
     assert failed.get("time") == "2.000"
     error = next(c for c in cases if c.find("error") is not None).find("error")
     assert error is not None and error.get("type") == "timeout"
+
+
+def test_junit_failures_name_the_metric_else_the_type_and_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    results = [*explained(), result("few", "m", 2, passed=False, score=0.0)]
+    write_output(path, summarize(results), iter(results), RUN)
+    failures = [case.find("failure") for case in ET.parse(path).getroot().iter("testcase")]
+    assert [(f.get("message"), f.text) for f in failures if f is not None] == [
+        ("rouge: rouge-l 0.21 < 0.4; length: words 52 > 40",) * 2,
+        ("python: error: NameError: x; llm-judge: off topic (error: HTTP 500)",) * 2,
+        ("failed",) * 2]  # failed with no assertion to blame
 
 
 def test_junit_output_is_well_formed_with_hostile_text(tmp_path: Path) -> None:
@@ -193,6 +270,8 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_defused(tmp_path: Path) -> N
     results = [result("=p", "@m", i, output=text, passed=False, score=0.0)
                for i, text in enumerate(evil)]
     results.append(result("p", "m", 9, output="-1.5", error="-3", passed=False))
+    results.append(result("p", "m", 10, passed=False, assertions=[
+        {"type": "regex", "metric": "=cmd|' /C calc'!A0", "passed": False, "reason": "x"}]))
     path = tmp_path / "results.csv"
     write_output(path, summarize(results), iter(results), RUN)
     with path.open(newline="", encoding="utf-8") as handle:
@@ -200,4 +279,5 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_defused(tmp_path: Path) -> N
     assert [row["output"] for row in rows[:6]] == ["'" + text for text in evil]
     assert {row["prompt_id"] for row in rows[:6]} == {"'=p"}
     assert rows[6]["output"] == "-1.5" and rows[6]["error"] == "-3"  # plain numbers stay
+    assert rows[7]["failed_checks"] == "'=cmd|' /C calc'!A0: x"  # a metric named by a user
     assert csv_cell(-2) == -2 and csv_cell("x=1") == "x=1"
