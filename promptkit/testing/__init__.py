@@ -9,9 +9,29 @@ pytest users get the ``fake_endpoint`` fixture from promptkit's plugin.
 """
 
 from .cli import main as main
+from .fake import CHAT_PATH as CHAT_PATH
+from .fake import COMPLETIONS_PATH as COMPLETIONS_PATH
+from .fake import EMBEDDINGS_PATH as EMBEDDINGS_PATH
 from .fake import FakeEndpoint as FakeEndpoint
 from .fake import RecordedRequest as RecordedRequest
+from .fake import Responder as Responder
+from .payloads import EMBEDDING_DIMENSIONS as EMBEDDING_DIMENSIONS
 from .payloads import fake_embedding as fake_embedding
 from .reply import Reply as Reply
+from .reply import ReplyKind as ReplyKind
+from .reply import Usage as Usage
 
-__all__ = ["FakeEndpoint", "RecordedRequest", "Reply", "fake_embedding", "main"]
+__all__ = [
+    "CHAT_PATH",
+    "COMPLETIONS_PATH",
+    "EMBEDDINGS_PATH",
+    "EMBEDDING_DIMENSIONS",
+    "FakeEndpoint",
+    "RecordedRequest",
+    "Reply",
+    "ReplyKind",
+    "Responder",
+    "Usage",
+    "fake_embedding",
+    "main",
+]
