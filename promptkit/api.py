@@ -14,7 +14,6 @@ import concurrent.futures
 import contextlib
 import logging
 import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -189,7 +188,7 @@ def evaluate(
                                  repeat=repeat, prompt_ids=tuple(prompts),
                                  provider_ids=tuple(providers))
         store = Path(store_dir) if store_dir is not None else None
-        plan = _prepare(loaded)
+        plan = plan_eval(loaded)
         baseline_ref = str(baseline) if baseline is not None else None
         for output in outputs:
             check_output_path(str(output), plan, baseline_ref)
@@ -351,7 +350,7 @@ def estimate(spec: str | Path | LoadedSpec, *, limit: int | None = None,
         overrides["prompt_ids"] = tuple(overrides.pop("prompts", ()))
         overrides["provider_ids"] = tuple(overrides.pop("providers", ()))
         loaded = apply_overrides(loaded, **overrides)
-        plan = _prepare(loaded)
+        plan = plan_eval(loaded)
         check_api_keys(plan)
         _baseline_side(loaded, str(baseline) if baseline is not None else None,
                        Path(store_dir) if store_dir is not None else None)
@@ -381,13 +380,6 @@ def _estimate_row(plan: EvalPlan, variant: Any, provider: Any, limit: int | None
 
 
 # -- the parts -------------------------------------------------------------------------
-
-
-def _prepare(loaded: LoadedSpec) -> EvalPlan:
-    spec_dir = str(loaded.base_dir.resolve())
-    if spec_dir not in sys.path:  # `python` assertions import modules beside the spec
-        sys.path.insert(0, spec_dir)
-    return plan_eval(loaded)
 
 
 def _baseline_side(loaded: LoadedSpec, ref: str | None, store_dir: Path | None

@@ -14,8 +14,11 @@ adding one touches no dispatcher. :func:`register_assertion` is the public way i
         return GradingResult(lines <= assertion.value, reason=f"{lines} lines")
 
 after which an eval may say ``- {type: max-lines, value: 3}`` (or ``not-max-lines``).
-Register before the spec is loaded: at import time of a module the eval imports (a
-``python`` assertion's module, a conftest, a plugin).
+Types are checked when the spec loads, so register before that: name the module in the
+spec's ``plugins:`` list (``plugins: [mychecks]``; imported from the spec's folder, then
+the working directory, before the assertions are validated, so ``promptkit eval`` knows
+the type too), or import it yourself before calling ``promptkit.evaluate`` (from your
+app, or a conftest for the pytest fixtures).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,7 +141,8 @@ def test_shipped_evals_are_valid() -> None:
 
 def test_json_schema_describes_the_spec() -> None:
     schema = json_schema()
-    assert {"prompts", "providers", "assert", "dataset"} <= set(schema["properties"])
+    assert {"prompts", "providers", "assert", "dataset", "plugins"} <= set(schema["properties"])
+    assert schema["properties"]["plugins"]["items"] == {"type": "string"}
     assert schema["additionalProperties"] is False
 
 
@@ -205,3 +207,43 @@ def test_keys_and_headers_an_http_header_cannot_carry(monkeypatch) -> None:
     assert "hdr-secret" not in header.value.errors()[0]["msg"]
     with pytest.raises(ValidationError, match="one or the other"):
         Provider(id="p", base_url="http://u:pw@h/v1", model="m", api_key_env="MY_KEY")
+
+
+def test_plugins_import_from_the_working_directory_before_assertions_are_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptkit.scoring.registry import lookup, unregister_assertion
+
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".")])
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "cwd" / "cwd_plugin_checks.py").write_text(
+        "from promptkit import register_assertion\n"
+        "register_assertion('shouts', takes='text')(lambda a, output, ctx: None)\n")
+    (tmp_path / "spec").mkdir()
+    spec = write(tmp_path / "spec", GOOD.replace("assert:\n", "plugins: [cwd_plugin_checks]\n"
+                                                "assert:\n  - {type: shouts, value: HI}\n"))
+    monkeypatch.chdir(tmp_path / "cwd")
+    try:
+        loaded = load_spec(spec)
+        assert [a.type for a in loaded.spec.assert_] == ["shouts", "contains"]
+        assert loaded.spec.plugins == ["cwd_plugin_checks"]
+        assert sys.path[0] == str(tmp_path / "spec") and sys.path[-1] == str(tmp_path / "cwd")
+    finally:
+        sys.modules.pop("cwd_plugin_checks", None)
+        if lookup("shouts"):
+            unregister_assertion("shouts")
+
+
+@pytest.mark.parametrize(("plugins", "message"), [
+    ("mychecks.py", "plugins: give a list of module names, e.g. [mychecks]"),
+    ("[checks/mine.py]", "plugins[0]: 'checks/mine.py' is not a module name (e.g. mychecks "
+     "or myapp.checks)"),
+    ("[os, mychecks.py]", "plugins[1]: cannot import 'mychecks.py': ModuleNotFoundError: No "
+     "module named 'mychecks' (a module name has no .py: write 'mychecks')"),
+    ("[{name: x}]", "plugins[0]: {'name': 'x'} is not a module name"),
+])
+def test_plugins_must_be_a_list_of_module_names(tmp_path: Path, plugins: str,
+                                                message: str) -> None:
+    path = write(tmp_path, f"plugins: {plugins}\n" + GOOD)
+    with pytest.raises(ConfigError) as info:
+        load_spec(path)
+    assert str(info.value).startswith(f"{path}:1: {message}")

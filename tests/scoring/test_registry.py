@@ -12,6 +12,7 @@ import pydantic
 import pytest
 
 import promptkit
+from helpers import promptkit as promptkit_cli
 from promptkit.errors import ConfigError, PromptkitError
 from promptkit.running.plan import plan_eval
 from promptkit.running.runner import RunOptions, run_eval
@@ -202,3 +203,75 @@ def test_a_registered_type_scores_a_yaml_eval_run(tmp_path: Path, endpoint: Fake
         assert (off_topic["type"], off_topic["passed"]) == ("not-keyword-share", True)
         assert exploded["error"] == "RuntimeError: boom"
         assert result.score == pytest.approx((share + 1.0) / 2)  # weight 0 for the error
+
+
+# --- plugins: modules a spec imports before its assertions are checked ------------------------
+
+PLUGIN = '''\
+from promptkit import register_assertion
+from promptkit.scoring import GradingResult
+
+
+@register_assertion("max-lines", takes="maximum")
+def max_lines(assertion, output, context):
+    lines = len(output.text.splitlines())
+    return GradingResult(lines <= assertion.value, reason=f"{lines} lines")
+
+
+def ok(text, context):
+    return True
+'''
+
+PLUGIN_SPEC = """\
+templates: ../templates
+plugins: [mychecks]
+prompts: [summarize@1]
+providers: [{{id: fake, base_url: "{base_url}", model: m, retries: 0}}]
+cases: [{{article: One.}}, {{article: Two.}}]
+assert: [{{type: python, value: "mychecks:ok"}}, {{type: max-lines, value: {most}}}]
+threshold: 1
+"""
+
+
+def plugin_project(tmp_path: Path, base_url: str, most: int) -> Path:
+    """templates/, evals/ with the spec and its plugin beside it, and another folder."""
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    (tmp_path / "evals").mkdir()
+    (tmp_path / "evals" / "mychecks.py").write_text(PLUGIN)
+    (tmp_path / "evals" / "lines.yaml").write_text(
+        PLUGIN_SPEC.format(base_url=base_url, most=most))
+    (tmp_path / "elsewhere").mkdir()
+    return tmp_path / "evals" / "lines.yaml"
+
+
+@pytest.mark.parametrize(("most", "code"), [(3, 0), (1, 1)])
+def test_a_type_registered_by_a_plugin_scores_a_cli_run(tmp_path: Path, endpoint: FakeEndpoint,
+                                                        most: int, code: int):
+    spec = plugin_project(tmp_path, endpoint.base_url, most)
+    endpoint.default = Reply.text("first line\nsecond line")
+    # from another folder: the plugin and the python assertion's module sit beside the spec
+    run = promptkit_cli("eval", str(spec), "-q", "--no-cache", "-o", "out.json",
+                        cwd=tmp_path / "elsewhere")
+    assert run.returncode == code, run.stderr
+    results = json.loads((tmp_path / "elsewhere" / "out.json").read_text())["results"]
+    checks = [(a["type"], a["passed"], a["reason"]) for r in results for a in r["assertions"]]
+    assert checks == [("python", True, "function returned True"),
+                      ("max-lines", most >= 2, "2 lines")] * 2
+    assert endpoint.count == 2
+
+
+def test_a_plugin_that_fails_to_import_is_one_line_and_exit_2(tmp_path: Path,
+                                                              endpoint: FakeEndpoint):
+    spec = plugin_project(tmp_path, endpoint.base_url, 3)
+    spec.write_text(spec.read_text().replace("plugins: [mychecks]",
+                                             "plugins:\n  - mychecks\n  - no_such_checks"))
+    run = promptkit_cli("eval", str(spec), "-q", cwd=tmp_path / "elsewhere")
+    assert run.returncode == 2
+    assert run.stderr == (f"promptkit: error: {spec}:4: plugins[1]: cannot import "
+                          "'no_such_checks': ModuleNotFoundError: No module named "
+                          "'no_such_checks'\n")
+    (tmp_path / "evals" / "mychecks.py").write_text("raise RuntimeError('no\\nway')\n")
+    run = promptkit_cli("eval", str(spec), "-q", cwd=tmp_path / "elsewhere")
+    assert (run.returncode, run.stderr) == (2, f"promptkit: error: {spec}:3: plugins[0]: "
+                                               "cannot import 'mychecks': RuntimeError: no\n")
+    assert endpoint.count == 0
