@@ -18,6 +18,8 @@ import re
 import threading
 from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
+from .terminal import cut, one_line
+
 MASK = "[redacted]"
 _USERINFO = re.compile(r"//([^/?#]*)@")
 MIN_SECRET_CHARS = 6  # shorter values would mask ordinary words; no real key is that short
@@ -87,5 +89,4 @@ def forget_secrets() -> None:
 def shorten(text: str, limit: int = 300) -> str:
     """``text`` redacted, on one line, cut to ``limit`` characters (redacted first, so a
     secret past the cut cannot survive cut in half)."""
-    text = " ".join(redact(str(text)).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return cut(one_line(redact(str(text))), limit)

@@ -13,7 +13,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from promptkit.redact import MASK, add_secret, forget_secrets, redact, strip_userinfo
+from promptkit.redact import MASK, add_secret, forget_secrets, redact, shorten, strip_userinfo
 from promptkit.testing import FakeEndpoint, Reply
 
 REPO = Path(__file__).parent.parent
@@ -53,6 +53,14 @@ def test_userinfo_is_stripped_and_its_password_becomes_a_secret() -> None:
     assert redact(f"refused: {PASSWORD}") == f"refused: {MASK}"
     basic = base64.b64encode(f"user:{PASSWORD}".encode()).decode()
     assert redact(f"Authorization: Basic {basic}") == f"Authorization: Basic {MASK}"
+
+
+def test_shorten_redacts_before_it_cuts() -> None:
+    add_secret(KEY)
+    assert shorten(f"error:\n  {KEY} refused", 22) == f"error: {MASK} ref…"
+    # cut first, the key's first half would have survived
+    assert shorten(f"{'x' * 10} {KEY}", 30) == f"{'x' * 10} {MASK}"
+    assert shorten("short") == "short"
 
 
 # -- the canary: one key on every path of a run, then every file and stream is searched --

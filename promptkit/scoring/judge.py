@@ -19,7 +19,7 @@ from .assertion import Assertion
 from .context import Output, ScoringContext
 from .reading import strip_reasoning
 from .registry import register_assertion
-from .verdicts import EvaluationError, GradingResult, short, verdict_from_mapping
+from .verdicts import EvaluationError, GradingResult, quoted, verdict_from_mapping
 
 __all__ = [
     "JUDGE_SYSTEM_PROMPT",
@@ -96,7 +96,7 @@ def parse_verdict(answer: str) -> GradingResult:
         if verdict is not None:
             break
     if verdict is None:
-        raise EvaluationError(f"judge answer is not a JSON verdict: {short(answer)}")
+        raise EvaluationError(f"judge answer is not a JSON verdict: {quoted(answer)}")
     return verdict_from_mapping(verdict, "judge")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import regex
 
-from .verdicts import EvaluationError, short
+from .verdicts import EvaluationError, quoted
 
 __all__ = [
     "MAX_JSON_CHARS",
@@ -82,7 +82,7 @@ def search(pattern: regex.Pattern[str], text: str) -> regex.Match[str] | None:
     try:
         return pattern.search(text, timeout=REGEX_TIMEOUT_S)
     except TimeoutError:
-        raise EvaluationError(f"regex /{short(pattern.pattern, 40)[1:-1]}/ took longer "
+        raise EvaluationError(f"regex /{quoted(pattern.pattern, 40)[1:-1]}/ took longer "
                               f"than {REGEX_TIMEOUT_S:g}s on this output") from None
 
 

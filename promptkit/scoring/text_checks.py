@@ -15,7 +15,7 @@ from .assertion import Assertion
 from .context import Output, ScoringContext
 from .reading import compile_pattern, search
 from .registry import register_assertion
-from .verdicts import EvaluationError, GradingResult, answered, binary, short
+from .verdicts import EvaluationError, GradingResult, answered, binary, quoted
 
 __all__ = [
     "contains",
@@ -32,27 +32,27 @@ __all__ = [
 def equals(a: Assertion, output: Output, ctx: ScoringContext) -> GradingResult:
     """The output, stripped, is the value, stripped."""
     # Surrounding whitespace is noise: models often end with a newline.
-    return answered(output.text.strip() == a.value.strip(), f"output equals {short(a.value)}")
+    return answered(output.text.strip() == a.value.strip(), f"output equals {quoted(a.value)}")
 
 
 @register_assertion("contains", takes="text")
 def contains(a: Assertion, output: Output, ctx: ScoringContext) -> GradingResult:
     """The output contains the value."""
-    return answered(a.value in output.text, f"output contains {short(a.value)}")
+    return answered(a.value in output.text, f"output contains {quoted(a.value)}")
 
 
 @register_assertion("icontains", takes="text")
 def icontains(a: Assertion, output: Output, ctx: ScoringContext) -> GradingResult:
     """The output contains the value, ignoring case."""
     found = a.value.casefold() in output.text.casefold()
-    return answered(found, f"output contains {short(a.value)} ignoring case")
+    return answered(found, f"output contains {quoted(a.value)} ignoring case")
 
 
 @register_assertion("starts-with", takes="text")
 def starts_with(a: Assertion, output: Output, ctx: ScoringContext) -> GradingResult:
     """The output, without leading whitespace, starts with the value."""
     return answered(output.text.lstrip().startswith(a.value),
-                    f"output starts with {short(a.value)}")
+                    f"output starts with {quoted(a.value)}")
 
 
 def _check_pattern(a: Assertion) -> None:
@@ -71,7 +71,7 @@ def regex_search(a: Assertion, output: Output, ctx: ScoringContext) -> GradingRe
     try:
         pattern = compile_pattern(a.value)
     except regex.error as exc:
-        raise EvaluationError(f"invalid regex {short(a.value)}: {exc}") from None
+        raise EvaluationError(f"invalid regex {quoted(a.value)}: {exc}") from None
     found = search(pattern, output.text) is not None
     return answered(found, f"output matches /{a.value}/")
 

@@ -13,13 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..terminal import cut
+
 __all__ = [
     "EvaluationError",
     "GradingResult",
     "answered",
     "binary",
     "limit",
-    "short",
+    "quoted",
     "thresholded",
     "unit_score",
     "verdict_from_mapping",
@@ -50,9 +52,9 @@ class EvaluationError(Exception):
     """
 
 
-def short(text: str, limit: int = 60) -> str:
-    """``repr(text)``, cut to ``limit`` characters with an ellipsis."""
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+def quoted(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters, as a Python literal: ``'Paris'``, ``'a lo…'``."""
+    return repr(cut(text, limit))
 
 
 def binary(passed: bool, reason: str) -> GradingResult:
@@ -106,6 +108,6 @@ def verdict_from_mapping(verdict: Mapping[str, Any], source: str) -> GradingResu
     """
     passed = verdict.get("pass")
     if not isinstance(passed, bool):
-        raise EvaluationError(f"{source} gave no boolean 'pass': {short(str(verdict))}")
+        raise EvaluationError(f"{source} gave no boolean 'pass': {quoted(str(verdict))}")
     value = unit_score(verdict.get("score"), passed, source)
     return GradingResult(passed, value, str(verdict.get("reason", "")))

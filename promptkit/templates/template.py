@@ -306,10 +306,10 @@ def translate_errors(filename: str) -> Iterator[None]:
     try:
         yield
     except TemplateError as exc:
-        if exc.filename is None:
-            exc.filename, exc.lineno = _location(exc, filename)
-            exc.args = (str(exc),)
-        raise exc.with_traceback(None) from None
+        if exc.filename is not None:
+            raise exc.with_traceback(None) from None
+        # Raised inside the sandbox, which cannot know where: the same error, located.
+        raise type(exc)(exc.message, *_location(exc, filename)) from None
     except jinja2.exceptions.SecurityError as exc:
         raise TemplateSecurityError(str(exc), *_location(exc, filename)) from None
     except jinja2.TemplateSyntaxError as exc:  # in an included file or an inline string

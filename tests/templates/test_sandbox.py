@@ -25,6 +25,17 @@ def test_hostile_templates_are_refused(store: TemplateStore, name: str) -> None:
     assert "TOP SECRET" not in str(info.value)
 
 
+def test_a_sandbox_error_is_located_and_keeps_its_class(store: TemplateStore) -> None:
+    template = store.get("dunder")
+    with pytest.raises(TemplateSecurityError) as info:
+        template.render()
+    error = info.value
+    assert type(error) is TemplateSecurityError
+    assert (error.filename, error.lineno) == (template.filename, 1)
+    assert error.args == (str(error),) == (f"{template.filename}:1: {error.message}",)
+    assert error.__cause__ is None and error.__suppress_context__
+
+
 def test_attr_filter_tricks_are_refused(store: TemplateStore) -> None:
     with pytest.raises(TemplateRenderError):
         store.get("attr_filter").render()
