@@ -267,6 +267,11 @@ class YamlDocument:
 
         walk(root, [])
 
+    def error(self, message: str, path: Sequence[str | int]) -> ConfigError:
+        """A :class:`ConfigError` at ``path`` in this document: its file, line and key."""
+        return ConfigError(message, self.filename, self.line_of(path),
+                           format_path(path) or None)
+
     def line_of(self, path: Sequence[str | int]) -> int | None:
         """The 1-based file line of the value at ``path``, or of its nearest parent."""
         node = self.node

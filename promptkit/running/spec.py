@@ -3,21 +3,14 @@
 Validated once, strictly (pydantic, ``extra="forbid"``); every error names the file,
 the line and the key path, e.g. ``evals/x.yaml:12: providers[1].base_url: ...``.
 ``promptkit schema`` prints :func:`json_schema` for editors.
-
-A spec may name Python code: ``python`` assertions (``module:function``) and ``plugins:``
-(modules that register assertion types). Both are imported from the spec's folder first,
-then from the working directory (:func:`add_import_paths`); plugins before the spec's
-assertions are validated, so the types they register are known by then.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -34,16 +27,16 @@ from pydantic import (
 
 from ..builders.cot import CotSettings
 from ..builders.fewshot_settings import FewShotSettings
-from ..config import YamlDocument, format_path, read_text, validate
+from ..config import YamlDocument, read_text, validate
 from ..errors import ConfigError
 from ..scoring.assertion import Assertion
+from ..scoring.registry import import_plugins
 
 Api = Literal["chat", "completions"]
 LOCAL = "local"
 # How fast a run goes, not what it asks: changing these does not change a spec's identity.
 RUNTIME_KNOBS = ("concurrency", "timeout", "total_timeout", "retries", "stream", "headers")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 # What API keys look like (never echoed back in an error): a vendor's prefix, or a long run
 # of letters mixed with digits. Variable names are words joined by underscores
 # (ANTHROPIC_API_KEY, HF_TOKEN, OPENAI_API_KEY_2).
@@ -296,10 +289,7 @@ class EvalSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str | None = None
-    plugins: list[str] = Field(default_factory=list, description=(
-        "Python modules imported before the assertions are checked, e.g. ones that register "
-        "assertion types (promptkit.register_assertion); looked up beside the spec, then "
-        "in the working directory."))
+    plugins: list[str] = Field([], description="Modules that register assertion types.")
     templates: str | None = Field(None, description="Template store folder, relative to the "
                                   "spec (default: the nearest templates/ folder upwards).")
     prompts: list[PromptVariant] = Field(min_length=1)
@@ -372,7 +362,7 @@ class LoadedSpec:
 
     def error(self, message: str, path: list[str | int]) -> ConfigError:
         """A ConfigError located at ``path`` in the spec file."""
-        return ConfigError(message, str(self.path), self.doc.line_of(path), format_path(path))
+        return self.doc.error(message, path)
 
     def spec_hash(self) -> str:
         """Identifies what was asked for (not how fast): resume only continues a match."""
@@ -394,60 +384,10 @@ def load_spec(path: str | os.PathLike[str]) -> LoadedSpec:
     doc = YamlDocument(read_text(path, "eval spec"), str(path))
     if not isinstance(doc.data, dict):
         raise ConfigError("an eval spec must be a YAML mapping", str(path), 1)
-    add_import_paths(path.parent)
-    import_plugins(doc)
+    import_plugins(doc.data.get("plugins"), path.parent, doc.error)
     loaded = LoadedSpec(validate(EvalSpec, doc), path, doc)
     check_references(loaded)
     return loaded
-
-
-def add_import_paths(spec_dir: Path) -> None:
-    """Let a spec's Python code import: its folder first, then the working directory.
-
-    ``python`` assertions and ``plugins:`` name modules as a user would import them
-    beside the spec; the working directory comes last, so a folder there cannot shadow
-    an installed package.
-    """
-    folder = str(spec_dir.resolve())
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    here = os.getcwd()
-    if here not in sys.path and "" not in sys.path:
-        sys.path.append(here)
-
-
-def import_plugins(doc: YamlDocument) -> None:
-    """Import the modules the spec's ``plugins:`` names, in order.
-
-    Runs before the spec is validated, so the assertion types a plugin registers
-    (:func:`promptkit.register_assertion`) are known to its ``assert:`` lists.
-
-    Raises:
-        ConfigError: ``plugins`` is not a list of module names, or a module fails to
-            import (any exception its code raises), naming ``plugins[i]`` and its line.
-    """
-    plugins = doc.data.get("plugins")
-    if plugins is None:
-        return
-    if not isinstance(plugins, list):
-        raise ConfigError("give a list of module names, e.g. [mychecks]", doc.filename,
-                          doc.line_of(["plugins"]), "plugins")
-    importlib.invalidate_caches()  # a module written since the interpreter started
-    for index, name in enumerate(plugins):
-        where: list[str | int] = ["plugins", index]
-        if not isinstance(name, str) or not MODULE_NAME.fullmatch(name):
-            raise ConfigError(f"{name!r} is not a module name (e.g. mychecks or "
-                              "myapp.checks)", doc.filename, doc.line_of(where),
-                              format_path(where))
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # importing runs the user's code: any failure is input
-            reason = str(exc).strip().splitlines()
-            hint = (f" (a module name has no .py: write {name.removesuffix('.py')!r})"
-                    if name.endswith(".py") else "")
-            raise ConfigError(f"cannot import {name!r}: {type(exc).__name__}"
-                              + (f": {reason[0]}" if reason else "") + hint, doc.filename,
-                              doc.line_of(where), format_path(where)) from None
 
 
 def check_references(loaded: LoadedSpec) -> None:

@@ -24,8 +24,12 @@ app, or a conftest for the pytest fixtures).
 from __future__ import annotations
 
 import importlib
+import os
+import re
+import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, get_args, overload
 
 from ..errors import PromptkitError
@@ -42,6 +46,8 @@ __all__ = [
     "AssertionType",
     "ProviderRole",
     "ValueShape",
+    "add_import_paths",
+    "import_plugins",
     "lookup",
     "register_assertion",
     "registered",
@@ -274,3 +280,59 @@ DEFAULT_THRESHOLDS: Mapping[str, float] = _Thresholds()
 
 ``llm-judge`` has none: without a threshold the judge's own ``pass`` decides.
 """
+
+
+# -- plugins: the modules an eval spec imports to register its types ---------------------
+
+MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def add_import_paths(folder: Path) -> None:
+    """Let an eval spec's Python code import: ``folder`` (the spec's) first, then the
+    working directory, where ``plugins:`` and ``python`` assertions' modules are found.
+
+    The working directory comes last, so a folder there cannot shadow an installed
+    package.
+    """
+    spec_dir = str(folder.resolve())
+    if spec_dir not in sys.path:
+        sys.path.insert(0, spec_dir)
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.append(here)
+
+
+def import_plugins(modules: object, folder: Path,
+                   error: Callable[[str, list[str | int]], Exception]) -> None:
+    """Import an eval spec's ``plugins:``, in order, before its assertions are validated,
+    so the types they register are known to them; :func:`add_import_paths` first.
+
+    Args:
+        modules: The value of ``plugins:`` (None when the spec has none).
+        folder: The spec's folder.
+        error: Makes the exception to raise from a message and the key path
+            (``["plugins", 1]``).
+
+    Raises:
+        Exception: what ``error`` makes, when ``modules`` is not a list of module names or
+            a module fails to import (any exception its code raises), in one line.
+    """
+    add_import_paths(folder)
+    if modules is None:
+        return
+    if not isinstance(modules, list):
+        raise error("give a list of module names, e.g. [mychecks]", ["plugins"])
+    importlib.invalidate_caches()  # a module written since the interpreter started
+    for index, name in enumerate(modules):
+        if not isinstance(name, str) or not MODULE_NAME.fullmatch(name):
+            raise error(f"{name!r} is not a module name (e.g. mychecks or myapp.checks)",
+                        ["plugins", index])
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # importing runs the user's code: any failure is input
+            reason = str(exc).strip().splitlines()
+            hint = (f" (a module name has no .py: write {name.removesuffix('.py')!r})"
+                    if name.endswith(".py") else "")
+            raise error(f"cannot import {name!r}: {type(exc).__name__}"
+                        + (f": {reason[0]}" if reason else "") + hint,
+                        ["plugins", index]) from None
