@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import logging
+import contextvars
 import os
 import tempfile
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any, Literal
 
 from .comparing.baseline import Side, resolve_side, side_from_run
 from .comparing.comparison import Comparison, compare, gate_failures
-from .errors import ExitCode, OutputError, PromptkitError
+from .errors import ExitCode, OutputError, PromptkitError, collecting_warnings
 from .reporting.outputs import output_format, refuse_overwrite, write_output
 from .reporting.summary import Summary, order_rows, summarize
 from .results import CaseResult, RunInfo
@@ -52,8 +51,9 @@ class EvalReport:
         title: A heading for presenters (the spec's description and the run id).
         unreachable: Provider id → why it could not be reached.
         engines: Local provider id → the engine and model that served it.
-        warnings: Things a presenter should show (deprecated keys, token-count
-            fallbacks), collected instead of printed.
+        warnings: Things a presenter should show (deprecated keys, token counts that fell
+            back to cl100k_base, a few-shot budget no example fits): promptkit's own
+            warnings given during this call, collected instead of printed.
         written: The output files written.
     """
 
@@ -179,7 +179,8 @@ def evaluate(
 
     Raises:
         PromptkitError: invalid input (``exit_code`` 2 of its branch) or a run that could
-            not complete (3), with a one-line message.
+            not complete (3), with a one-line message; its ``warnings`` are the ones given
+            before it.
     """
     with _collected_warnings() as collected:
         loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
@@ -446,34 +447,19 @@ def _run_sync(make: Callable[[], Any]) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(make())
+    context = contextvars.copy_context()  # the thread collects warnings for this call too
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
-
-
-class _ListHandler(logging.Handler):
-    def __init__(self, into: list[str]):
-        super().__init__(logging.WARNING)
-        self.into = into
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.into.append(record.getMessage())
+        return pool.submit(context.run, lambda: asyncio.run(make())).result()
 
 
 @contextlib.contextmanager
 def _collected_warnings() -> Iterator[list[str]]:
-    """Collect promptkit's warnings (the ``warnings`` module and the ``promptkit`` logger)
-    instead of letting them print: a library call prints nothing."""
-    collected: list[str] = []
-    logger = logging.getLogger("promptkit")
-    handler = _ListHandler(collected)
-    propagate = logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+    """promptkit's own warnings, collected instead of shown (a library call prints
+    nothing); other libraries' warnings are left alone. An error raised inside carries
+    the warnings given before it, so a presenter can still show them."""
+    with collecting_warnings() as collected:
+        try:
             yield collected
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
-    collected += list(dict.fromkeys(str(w.message) for w in caught))
+        except PromptkitError as exc:
+            exc.warnings = tuple(dict.fromkeys([*exc.warnings, *collected]))
+            raise

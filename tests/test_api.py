@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 import promptkit
 from helpers import REPO, baseline_answers
 from helpers import promptkit as run_cli
-from promptkit.testing import FakeEndpoint
+from promptkit.testing import FakeEndpoint, Reply
 
 ROW_FIELDS = ("prompt_id", "provider_id", "cases", "passed", "errors", "pass_rate", "ci_low",
               "ci_high", "score", "metrics", "input_tokens", "output_tokens", "flaky_cases")
@@ -98,3 +99,112 @@ def test_rows(promptkit_eval):
     outcome.assert_outcomes(passed=1)
     from_plugin = json.loads(out.read_text())
     assert rows_of(from_cli) == rows_of(report.rows) == from_plugin
+
+
+TOKENS_SPEC = """\
+templates: ../templates
+prompts: [summarize@1]
+providers: [{{id: gpt, base_url: "{base_url}", model: {model}, retries: 0}}]
+cases: [{{article: One.}}, {{article: Two.}}]
+assert: [{{type: contains, value: answer}}]
+"""
+
+
+def test_every_report_whose_token_counts_fell_back_says_so(
+        project: Path, endpoint: FakeEndpoint, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from promptkit.tokens import count_tokens
+
+    for variable in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):  # o200k_base: not offline
+        monkeypatch.delenv(variable, raising=False)
+    model = "gpt-4o-2024-11-20"  # a name no other test counts with: nothing logged yet
+    spec = project / "evals" / "tokens.yaml"
+    spec.write_text(TOKENS_SPEC.format(base_url=endpoint.base_url, model=model))
+    endpoint.default = Reply.text("An answer.", usage=False)  # promptkit counts the tokens
+    expected = (f"token counts for {model} use cl100k_base (its o200k_base encoding is not "
+                "available offline)")
+    with caplog.at_level("WARNING", logger="promptkit"):
+        for use_cache in (True, False):  # not only the first report of the process
+            report = promptkit.evaluate(spec, use_cache=use_cache)
+            assert report.warnings == [expected]
+            assert all(r.input_tokens and r.output_tokens for r in report.results())
+        assert caplog.records == []  # collected, not logged
+        # answered from the first run's cache, nothing is counted: no warning
+        assert promptkit.evaluate(spec).warnings == []
+        assert endpoint.count == 4
+        # outside evaluate(), counting warns through the logger, once
+        assert count_tokens("one", model) == count_tokens("two", model) == 1
+    assert [r.getMessage() for r in caplog.records] == [expected]
+
+
+def test_warnings_given_before_an_error_travel_with_it(project: Path,
+                                                       endpoint: FakeEndpoint) -> None:
+    spec = project / "evals" / "reasoning.yaml"
+    spec.write_text(spec.read_text().replace("mmr_lambda: 0.5", "lambda: 0.5"))
+    with pytest.raises(promptkit.PromptkitError, match=r"missing\.json") as info:
+        promptkit.evaluate(spec, base_url=endpoint.base_url, model="m",
+                           baseline=project / "missing.json")
+    assert info.value.warnings == ("fewshot: 'lambda' is deprecated and will be removed in "
+                                   "the next release; use 'mmr_lambda'",)
+    assert endpoint.count == 0
+
+
+def test_other_libraries_warnings_are_not_collected(project: Path, endpoint: FakeEndpoint,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    (project / "evals" / "noisy_checks.py").write_text(
+        "import warnings\n\n"
+        "def check(text, context):\n"
+        "    warnings.warn('from a library the check uses', UserWarning)\n"
+        "    return True\n")
+    monkeypatch.syspath_prepend(str(project / "evals"))
+    spec = project / "evals" / "noisy.yaml"
+    spec.write_text(TOKENS_SPEC.format(base_url=endpoint.base_url, model="m").replace(
+        "{type: contains, value: answer}", "{type: python, value: 'noisy_checks:check'}"))
+    try:
+        with pytest.warns(UserWarning, match="from a library the check uses"):
+            report = promptkit.evaluate(spec, use_cache=False)
+    finally:
+        sys.modules.pop("noisy_checks", None)
+    assert report.warnings == [] and report.exit_code == 0
+
+
+def test_the_cli_prints_the_warnings_given_before_an_error(project: Path,
+                                                           endpoint: FakeEndpoint) -> None:
+    spec = project / "evals" / "reasoning.yaml"
+    spec.write_text(spec.read_text().replace("mmr_lambda: 0.5", "lambda: 0.5"))
+    for extra in ((), ("--dry-run",)):
+        cli = run_cli("eval", "evals/reasoning.yaml", "--base-url", endpoint.base_url,
+                      "--model", "m", "--baseline", "missing.json", "-q", *extra, cwd=project)
+        assert cli.returncode == 2
+        warning, error = cli.stderr.splitlines()
+        assert warning == ("warning: fewshot: 'lambda' is deprecated and will be removed in "
+                           "the next release; use 'mmr_lambda'")
+        assert error.startswith("promptkit: error: ") and "missing.json" in error
+    assert endpoint.count == 0
+
+
+EMBEDDINGS_SPEC = """\
+templates: ../templates
+prompts:
+  - id: by-embeddings
+    template: math@1
+    fewshot: {{pool: data/math_pool.jsonl, k: 2, fields: [question], budget: 1,
+              embeddings: embedder}}
+providers: [{{id: m, base_url: "{base_url}", model: m, retries: 0}}]
+graders: [{{id: embedder, base_url: "{base_url}", model: e, retries: 0}}]
+cases: [{{question: "What is 2 + 2?"}}, {{question: "What is 3 + 3?"}}]
+assert: [{{type: contains, value: "4"}}]
+"""
+
+
+def test_warnings_given_while_selecting_examples_off_the_loop_are_collected(
+        project: Path, endpoint: FakeEndpoint) -> None:
+    spec = project / "evals" / "embeddings.yaml"
+    spec.write_text(EMBEDDINGS_SPEC.format(base_url=endpoint.base_url))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing reaches the warnings module
+        report = promptkit.evaluate(spec, use_cache=False)
+    assert [w.split(" (")[0] for w in report.warnings] == [
+        "few-shot budget of 1 tokens fits no example"]
+    assert all(r.examples == [] for r in report.results())
+    assert any(r.path.endswith("/embeddings") for r in endpoint.requests)

@@ -12,7 +12,9 @@ Selection, in one pass per query:
    both carry one, or the same values on every compared field.
 2. **Ranking** by the ``select`` strategy (see :data:`SelectName`).
 3. **Token budget.** Examples are taken in rank order; one whose rendered text would push
-   the total past ``budget`` is skipped and the next one tried, until ``k`` are taken.
+   the total past ``budget`` is skipped and the next one tried, until ``k`` are taken. A
+   budget that fits no example at all gives a
+   :class:`~promptkit.errors.PromptkitWarning`, once per :class:`FewShot`.
 
 Lexical similarity is BM25 from ``rank-bm25`` over :func:`promptkit.metrics.tokenize`
 tokens, so Chinese and Japanese text is compared character by character. The variant is
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..datasets import content_id
-from ..errors import ConfigError
+from ..errors import ConfigError, warn
 from ..scoring.metrics import cosine, tokenize
 from ..tokens import count_tokens
 from .fewshot_settings import (
@@ -100,7 +102,8 @@ def few_shot(pool: PoolSource | FewShotSettings, k: int = 3, select: SelectName 
             1 gives the ``similar`` order.
         budget: Most tokens the rendered examples may take together, at least 1 (each
             example rendered alone with ``format``; separators and chat framing not
-            counted).
+            counted). One too small for any example gives no examples and a
+            :class:`~promptkit.errors.PromptkitWarning`, once.
         format: How one example is rendered, a :meth:`str.format_map` pattern over the
             example's fields. Only plain field names are allowed (``{input}``). None:
             every field as ``name: value``.
@@ -206,6 +209,7 @@ class FewShot:
         self._fields = tuple(settings.fields) if settings.fields is not None else None
         self._indexes: dict[tuple[str, ...], _Index] = {}
         self._costs: dict[int, int] = {}
+        self._budget_warned = False
 
     def __call__(self, query: Mapping[str, Any], k: int | None = None) -> list[dict[str, Any]]:
         """The examples chosen for ``query``, best first.
@@ -236,6 +240,8 @@ class FewShot:
             chosen = self._mmr(query, fields, candidates, k)
         else:
             chosen = self._balanced(query, fields, candidates, k)
+        if not chosen:  # only the budget stops every candidate
+            self._warn_budget(candidates)
         return [dict(self.pool[i]) for i in chosen]
 
     def text(self, query: Mapping[str, Any], format: str | None = None,
@@ -317,6 +323,16 @@ class FewShot:
     def _fits(self, i: int, used: int) -> bool:
         budget = self.settings.budget
         return budget is None or used + self._cost(i) <= budget
+
+    def _warn_budget(self, candidates: list[int]) -> None:
+        """Say once that the budget fits no example: a prompt without them is a choice
+        to make knowingly, not one to find out from the scores."""
+        if self._budget_warned:
+            return
+        self._budget_warned = True
+        smallest = min(self._cost(i) for i in candidates)
+        warn(f"few-shot budget of {self.settings.budget} tokens fits no example (the "
+             f"smallest takes {smallest}); prompts get no examples", stacklevel=3)
 
     def _ranked(self, query: Mapping[str, Any], fields: tuple[str, ...],
                 candidates: list[int]) -> tuple[list[int], dict[int, float]]:

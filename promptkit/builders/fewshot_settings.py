@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import string
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
@@ -22,6 +21,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from ..errors import PromptkitDeprecationWarning, warn
 
 __all__ = ["DEPRECATED_NAMES", "FewShotSettings", "PoolSource", "SelectName", "format_problem"]
 
@@ -88,8 +89,8 @@ class FewShotSettings(BaseModel):
         if isinstance(data, Mapping) and "lambda" in data:
             if "mmr_lambda" in data:
                 raise ValueError("give mmr_lambda only ('lambda' is its deprecated name)")
-            warnings.warn("fewshot: 'lambda' is deprecated and will be removed in the next "
-                          "release; use 'mmr_lambda'", DeprecationWarning, stacklevel=3)
+            warn("fewshot: 'lambda' is deprecated and will be removed in the next release; "
+                 "use 'mmr_lambda'", PromptkitDeprecationWarning, stacklevel=3)
             data = {("mmr_lambda" if key == "lambda" else key): value
                     for key, value in data.items()}
         return data

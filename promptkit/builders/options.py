@@ -11,13 +11,12 @@ API does. :func:`rename_deprecated` maps the old names still accepted for one re
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, PromptkitDeprecationWarning, warn
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -67,6 +66,8 @@ def rename_deprecated(options: dict[str, Any], renames: Mapping[str, str], where
         renames: Old name → new name.
         where: What took them, for messages (``"few_shot()"``).
         stacklevel: For :func:`warnings.warn`, counted from the caller of this function.
+            The warning is a :class:`~promptkit.errors.PromptkitDeprecationWarning`
+            (collected instead inside :func:`promptkit.evaluate`).
 
     Returns:
         The values under their new names.
@@ -79,7 +80,7 @@ def rename_deprecated(options: dict[str, Any], renames: Mapping[str, str], where
         if old not in renames:
             raise TypeError(f"{where} got an unexpected keyword argument {old!r}")
         new = renames[old]
-        warnings.warn(f"{where}: {old!r} is deprecated and will be removed in the next "
-                      f"release; use {new!r}", DeprecationWarning, stacklevel=stacklevel + 1)
+        warn(f"{where}: {old!r} is deprecated and will be removed in the next release; "
+             f"use {new!r}", PromptkitDeprecationWarning, stacklevel=stacklevel + 1)
         renamed[new] = value
     return renamed

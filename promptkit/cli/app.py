@@ -27,14 +27,25 @@ def fail(message: str, code: int = ExitCode.INVALID_INPUT) -> NoReturn:
     sys.exit(code)
 
 
+def warning(message: str) -> None:
+    """Print one warning (redacted, control characters escaped) on stderr."""
+    from ..redact import redact
+    from ..terminal import printable
+
+    click.echo(f"warning: {printable(redact(message))}", err=True)
+
+
 class Group(click.Group):
     """A click group that reports promptkit errors as one line, with the exit code of
-    the error's branch: 2 for invalid input, 3 for a run that could not complete."""
+    the error's branch: 2 for invalid input, 3 for a run that could not complete. The
+    warnings given before the error (``exc.warnings``: a deprecated key, say) come first."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except PromptkitError as exc:
+            for line in exc.warnings:
+                warning(line)
             fail(str(exc), exc.exit_code)
 
 

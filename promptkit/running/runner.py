@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -167,9 +168,11 @@ class Runner:
                             vars=case.vars, template_sha256=template.sha256)
         try:
             if variant.fewshot and variant.fewshot.embeddings:
-                # selection waits for an HTTP call: keep it off the loop
+                # selection waits for an HTTP call: keep it off the loop (in this task's
+                # context, so the warnings it gives reach the caller's collection)
                 values = await asyncio.get_running_loop().run_in_executor(
-                    self.selection_pool, plan.variables, variant, case)
+                    self.selection_pool, contextvars.copy_context().run, plan.variables,
+                    variant, case)
             else:
                 values = plan.variables(variant, case)
             prompt = plan.prompt(variant, provider, values)

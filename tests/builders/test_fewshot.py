@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 
 import pytest
@@ -12,7 +13,7 @@ from promptkit.builders.fewshot import (
     FewShotSettings,
     few_shot,
 )
-from promptkit.errors import ConfigError
+from promptkit.errors import ConfigError, PromptkitWarning
 from promptkit.tokens import count_tokens
 
 POOL = [
@@ -188,6 +189,7 @@ def test_query_row_is_never_selected_by_content() -> None:
 # -- token budget ------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:few-shot budget of 1 tokens fits no example")
 def test_budget_is_never_exceeded() -> None:
     for budget in (1, 13, 20, 30, 45, 100):
         for select in ("first", "random", "similar", "mmr"):
@@ -203,6 +205,23 @@ def test_budget_skips_a_long_best_example_for_the_next_that_fits() -> None:
     # c2 is the best match but does not fit; c1 comes next, then f1 in pool order.
     assert ids(chosen) == ["c1", "f1"]
     assert sum(cost(e) for e in chosen) <= 40
+
+
+@pytest.mark.parametrize("select", ["first", "random", "similar", "mmr", "balanced"])
+def test_a_budget_no_example_fits_warns_once(select: str) -> None:
+    smallest = min(cost(row) for row in POOL)
+    shots = few_shot(POOL, k=2, select=select, label="topic", budget=smallest - 1)
+    with pytest.warns(PromptkitWarning) as record:
+        assert shots(DIESEL) == [] and shots.text(DIESEL) == ""
+        assert shots.messages({"input": "Another question?"}) == []
+    assert [str(w.message) for w in record] == [
+        f"few-shot budget of {smallest - 1} tokens fits no example (the smallest takes "
+        f"{smallest}); prompts get no examples"]
+    assert record[0].filename == __file__  # the warning points at the caller
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert few_shot(POOL, k=2, budget=smallest)(DIESEL) != []
+        assert few_shot(POOL, k=0, budget=1)(DIESEL) == []  # none asked for: no warning
 
 
 def test_budget_keeps_balanced_labels_in_turn() -> None:
