@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import regex
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from ..scoring.reading import compile_pattern as _compile
 from ..scoring.reading import strip_reasoning
-from .options import validate_settings
+from .options import Settings, validate_settings
 
 __all__ = [
     "DEFAULT_MARKERS",
@@ -51,8 +51,9 @@ field, or the full (reasoning-stripped) text."""
 _OPTION_METHODS = {"marker": "marker", "pattern": "regex", "field": "json"}
 
 
-class ExtractSettings(BaseModel):
-    """How the final answer is read from a model's output; validated on construction.
+class ExtractSettings(Settings):
+    """How the final answer is read from a model's output; validated on construction
+    (a bad value raises :class:`~promptkit.errors.ConfigError` at ``cot.extract.<key>``).
 
     An eval spec's ``cot: {extract: ...}``, and ``chain_of_thought(extract=...)``.
 
@@ -67,6 +68,7 @@ class ExtractSettings(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    key_prefix = "cot.extract"
 
     method: ExtractMethod = "marker"
     marker: str | None = Field(None, validate_default=True, description="For marker: the "

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from ..errors import ConfigError
 from .answers import ExtractSettings, extract_answer
-from .options import rename_deprecated, validate_settings
+from .options import Settings, rename_deprecated, validate_settings
 
 __all__ = [
     "ANSWER_INSTRUCTIONS",
@@ -67,9 +67,10 @@ CotStyle = Literal["none", "zero-shot", "few-shot", "self-consistency"]
 _TRIGGERED_STYLES = ("zero-shot", "self-consistency")
 
 
-class CotSettings(BaseModel):
+class CotSettings(Settings):
     """How the model is asked to reason: an eval spec's ``cot:`` and the options of
-    :func:`chain_of_thought`; validated on construction.
+    :func:`chain_of_thought`; validated on construction (a bad value raises
+    :class:`~promptkit.errors.ConfigError` at ``cot.<key>``).
 
     Attributes:
         style: The reasoning style (see :data:`CotStyle`).
@@ -85,6 +86,7 @@ class CotSettings(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    key_prefix = "cot"
 
     style: CotStyle = "zero-shot"
     trigger: str | None = Field(None, description="Custom trigger text (default by lang).")

@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -23,6 +22,7 @@ from pydantic import (
 )
 
 from ..errors import PromptkitDeprecationWarning, warn
+from .options import Settings
 
 __all__ = ["DEPRECATED_NAMES", "FewShotSettings", "PoolSource", "SelectName", "format_problem"]
 
@@ -51,16 +51,18 @@ keyword arguments of :func:`~promptkit.builders.fewshot.few_shot` and of the ``f
 template global."""
 
 
-class FewShotSettings(BaseModel):
+class FewShotSettings(Settings):
     """How examples are chosen: an eval spec's ``fewshot:`` and ``few_shot()``'s options.
 
-    Validated once, on construction (a spec's errors name its file, line and
+    Validated once, on construction (:class:`~promptkit.errors.ConfigError` at
+    ``fewshot.<key>``; a spec's errors name its file, line and
     ``prompts[i].fewshot.<key>``). What needs the pool itself (the file, its rows, whether
     ``fields`` and ``label`` occur in it) is checked when
     :class:`~promptkit.builders.fewshot.FewShot` reads it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    key_prefix = "fewshot"
 
     pool: Annotated[str | list[dict[str, Any]], WithJsonSchema({"type": "string"})] = Field(
         description="JSONL or CSV file of examples, relative to the spec (from Python, "

@@ -6,19 +6,48 @@ spec is loaded, so their errors carry file, line and key path. The builders
 :func:`~promptkit.builders.cot.chain_of_thought`) validate their keyword arguments with
 the same models; :func:`validate_settings` turns a pydantic error into a
 :class:`~promptkit.errors.ConfigError` naming the key, as the rest of promptkit's Python
-API does. :func:`rename_deprecated` maps the old names still accepted for one release.
+API does, and so do the models' own constructors (:class:`Settings`:
+``CotSettings(style="bogus")`` raises ``ConfigError("cot.style: ...")``).
+:func:`rename_deprecated` maps the old names still accepted for one release.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError, PromptkitDeprecationWarning, warn
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class _ConstructorErrors(type(BaseModel)):  # type: ignore[misc]
+    """Pydantic's model metaclass, with a constructor that raises promptkit's error.
+
+    Only a call of the class goes through here: validating a spec (nested models) or
+    ``model_validate`` does not, so their errors keep their own locations.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ValidationError as exc:
+            raise settings_error(exc, cls.key_prefix) from None
+
+
+class Settings(BaseModel, metaclass=_ConstructorErrors):
+    """A settings model built from Python: its constructor raises
+    :class:`~promptkit.errors.ConfigError` naming the key (``cot.extract.method: ...``),
+    not pydantic's ``ValidationError``.
+
+    In an eval spec the same model is validated as part of the spec, whose errors name
+    the file, line and key path (``prompts[1].cot.extract.method``).
+    """
+
+    key_prefix: ClassVar[str | None] = None
+    """Put before every key path in the constructor's errors (``"cot"``)."""
 
 
 def validate_settings(model: type[ModelT], data: ModelT | Mapping[str, Any],
@@ -54,6 +83,8 @@ def settings_error(exc: ValidationError, key_prefix: str | None = None) -> Confi
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = f"unknown key {parts[-1]!r}"
+    elif error["type"] == "missing":
+        message = "required key is missing"
     return ConfigError(message, key_path=".".join(parts) or None)
 
 

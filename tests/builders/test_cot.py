@@ -160,6 +160,22 @@ def test_bad_configuration_is_a_config_error_naming_the_key(kwargs: dict, key: s
     assert info.value.key_path == key
 
 
+@pytest.mark.parametrize(("kwargs", "key", "message"), [
+    ({"style": "bogus"}, "cot.style", "Input should be 'none', 'zero-shot'"),
+    ({"style": "none", "trigger": "Think."}, "cot.trigger", "style 'none' adds no trigger"),
+    ({"samples": 0}, "cot.samples", "greater than or equal to 1"),
+    ({"extract": {"method": "vibes"}}, "cot.extract.method", "Input should be 'marker'"),
+    ({"extract": {"method": "json"}}, "cot.extract.field", "method: json needs a 'field'"),
+    ({"answer": {"method": "full"}}, "cot.answer", "unknown key 'answer'"),
+])
+def test_other_invalid_specs(kwargs: dict, key: str, message: str) -> None:
+    # The settings model built directly raises promptkit's error, not pydantic's.
+    with pytest.raises(ConfigError, match=message) as info:
+        CotSettings(**kwargs)
+    assert info.value.key_path == key
+    assert str(info.value).startswith(f"{key}: ")
+
+
 # --- settings ---------------------------------------------------------------------------
 
 def test_the_built_setup_keeps_its_settings() -> None:

@@ -192,6 +192,20 @@ def test_a_bad_setting_names_file_line_and_key(tmp_path: Path, fewshot: str, lin
     assert message in info.value.message
 
 
+@pytest.mark.parametrize(("kwargs", "key", "message"), [
+    ({"pool": "p", "k": -1}, "fewshot.k", "greater than or equal to 0"),
+    ({"pool": "p", "select": "nearest"}, "fewshot.select", "Input should be 'first'"),
+    ({"pool": "p", "select": "balanced"}, "fewshot.label", "needs a label field"),
+    ({"pool": "p", "colour": "red"}, "fewshot.colour", "unknown key 'colour'"),
+    ({"k": 2}, "fewshot.pool", "required key is missing"),
+])
+def test_the_settings_constructor_raises_config_errors_naming_the_key(
+        kwargs: dict, key: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        FewShotSettings(**kwargs)
+    assert info.value.key_path == key
+
+
 def test_pool_problems_name_the_pool_file(tmp_path: Path) -> None:
     path = write_spec(tmp_path, "{pool: missing.jsonl}")
     with pytest.raises(ConfigError, match=r"missing\.jsonl: dataset file not found"):
