@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .comparing.baseline import load_baseline as load_baseline
     from .comparing.comparison import Comparison as Comparison
     from .comparing.comparison import compare as compare
+    from .running.spec import load_spec as load_spec
     from .scoring.registry import register_assertion as register_assertion
     from .templates.store import TemplateStore as TemplateStore
     from .templates.template import PromptTemplate as PromptTemplate
@@ -40,6 +41,7 @@ _LAZY = {
     "EvalReport": "promptkit.api",
     "evaluate": "promptkit.api",
     "load_report": "promptkit.api",
+    "load_spec": "promptkit.running.spec",
     "ChainOfThought": "promptkit.builders.cot",
     "Comparison": "promptkit.comparing.comparison",
     "compare": "promptkit.comparing.comparison",
@@ -75,6 +77,7 @@ __all__ = [
     "load_baseline",
     "load_pool",
     "load_report",
+    "load_spec",
     "majority_vote",
     "register_assertion",
 ]

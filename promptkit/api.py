@@ -116,11 +116,12 @@ class EvalReport:
     @property
     def exit_code(self) -> int:
         """What ``promptkit eval`` exits with: 2 when every case of a row failed on its
-        own input; 3 when a provider was unreachable or answered nothing (the run did
-        not complete); 1 when a gate failed (:meth:`failed_checks`); else 0."""
+        own input; 3 when the run did not complete (a stored run interrupted, failed or
+        still running, a provider unreachable or answering nothing); 1 when a gate
+        failed (:meth:`failed_checks`); else 0."""
         if self.broken_rows():
             return ExitCode.INVALID_INPUT
-        if self.unreachable or self.failed_providers():
+        if self.run.status != "finished" or self.unreachable or self.failed_providers():
             return ExitCode.RUN_INCOMPLETE
         return ExitCode.FAILED if self.failed_checks() else ExitCode.OK
 

@@ -14,12 +14,18 @@ Options (command line, or the same names in ``[tool.pytest.ini_options]`` with `
 ``--promptkit-api chat|completions``, ``--promptkit-no-cache``. The base URL and model point
 every eval at one endpoint, as ``promptkit eval --base-url`` does.
 
+Relative paths (the template folder, eval specs, baseline files, ``store_dir``) are
+relative to pytest's root folder (``rootdir``: where ``pytest.ini`` or ``pyproject.toml``
+is), not to the working directory, so an app's tests pass whichever folder pytest is
+started from.
+
 Only pytest and the standard library are imported until a fixture is used, so installing
 promptkit costs other test suites nothing.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,11 +63,14 @@ def _option(config: pytest.Config, name: str) -> str | None:
 
 
 def _resolve(config: pytest.Config, path: str | Path) -> Path:
-    """A path as given when it exists from here, else relative to the pytest root."""
-    path = Path(path)
-    if path.is_absolute() or path.exists():
-        return path
-    return config.rootpath / path
+    """A relative path from pytest's root folder (``rootdir``: where pytest.ini or
+    pyproject.toml is), so tests pass whichever folder pytest is started from; written
+    relative to the working directory when it can be, as messages show it."""
+    resolved = config.rootpath / path
+    try:
+        return Path(os.path.relpath(resolved))
+    except ValueError:  # on another drive
+        return resolved
 
 
 def _baseline_ref(config: pytest.Config, baseline: str | Path | None) -> str | None:
@@ -69,7 +78,8 @@ def _baseline_ref(config: pytest.Config, baseline: str | Path | None) -> str | N
     if baseline is None:
         return None
     text = str(baseline)
-    looks_like_file = text.endswith(".json") or isinstance(baseline, Path) or Path(text).exists()
+    looks_like_file = (text.endswith(".json") or isinstance(baseline, Path)
+                       or _resolve(config, text).exists())
     return str(_resolve(config, text)) if looks_like_file else text
 
 
@@ -111,22 +121,35 @@ class EvalResult:
         return rows[0]
 
     def _fail(self, headline: str) -> None:
-        pytest.fail(f"{headline}\n\n{self.text}", pytrace=False)
+        """Fail the test with ``headline``, the run's warnings and its summary."""
+        warnings = "".join(f"\nwarning: {line}" for line in self.report.warnings)
+        pytest.fail(f"{headline}{warnings}\n\n{self.text}", pytrace=False)
 
     def assert_thresholds(self) -> None:
-        """Fail unless every row reaches the spec's ``threshold`` and no provider failed."""
-        failed = [r for r in self.summary.rows if r.meets_threshold is False]
-        if failed:
-            self._fail("threshold not met by " + ", ".join(
-                f"{r.label} ({r.pass_rate:.1%} < {r.threshold:.0%})" for r in failed))
+        """Fail when a gate of the report failed (:meth:`EvalReport.failed_checks`: every
+        row must reach the spec's ``threshold``) or a provider answered nothing."""
+        failed = self.report.failed_checks()
         broken = self.report.failed_providers() + list(self.report.unreachable)
         if broken:
-            self._fail(f"every request failed for provider(s) {', '.join(sorted(set(broken)))}")
+            failed.append(f"every request failed for provider(s) "
+                          f"{', '.join(sorted(set(broken)))}")
+        if failed:
+            self._fail("FAILED " + "\nFAILED ".join(failed))
 
     def assert_pass_rate(self, minimum: float, prompt: str | None = None,
                          provider: str | None = None) -> None:
-        """Fail when a row's pass rate is below ``minimum`` (all rows, or the one named)."""
-        rows = [self.row(prompt, provider)] if prompt is not None else self.summary.rows
+        """Fail when a row's pass rate is below ``minimum``.
+
+        Every row is checked, or those of ``prompt`` (each of its providers: with several,
+        each provider's row must reach ``minimum``) and/or ``provider``.
+        """
+        rows = [r for r in self.summary.rows
+                if prompt in (None, r.prompt_id) and provider in (None, r.provider_id)]
+        if not rows and (prompt or provider):
+            labels = ", ".join(r.label for r in self.summary.rows)
+            pytest.fail(f"no row of prompt {prompt!r}"
+                        + (f" provider {provider!r}" if provider else "")
+                        + f"; rows: {labels}", pytrace=False)
         low = [r for r in rows if r.pass_rate < minimum - 1e-9]
         if low:
             self._fail("pass rate below " f"{minimum:.0%}: " + ", ".join(
@@ -147,7 +170,8 @@ class EvalResult:
 
 @pytest.fixture
 def prompt_templates(request: pytest.FixtureRequest) -> TemplateStore:
-    """The project's template store (``--promptkit-templates``, default ``templates/``)."""
+    """The project's template store (``--promptkit-templates``, default ``templates/``,
+    relative to pytest's rootdir)."""
     from .errors import PromptkitError
     from .templates.store import TemplateStore
 
@@ -165,7 +189,8 @@ def promptkit_eval(request: pytest.FixtureRequest) -> Callable[..., EvalResult]:
 
     Keyword arguments: ``baseline`` (a baseline file or run id), ``alpha``, ``limit``,
     ``prompts`` and ``providers`` (ids to keep), ``base_url``/``model``/``api`` (else the
-    ``--promptkit-*`` options), ``store_dir``, ``use_cache``. Invalid input fails the test
+    ``--promptkit-*`` options), ``store_dir``, ``use_cache``. The spec, a baseline file
+    and ``store_dir`` may be relative to pytest's rootdir. Invalid input fails the test
     with promptkit's one-line message.
     """
     config = request.config
@@ -187,7 +212,8 @@ def promptkit_eval(request: pytest.FixtureRequest) -> Callable[..., EvalResult]:
                 prompts=prompts, providers=providers, limit=limit, alpha=alpha,
                 use_cache=(not config.getoption("promptkit_no_cache")
                            if use_cache is None else use_cache),
-                store_dir=store_dir, baseline=_baseline_ref(config, baseline))
+                store_dir=None if store_dir is None else _resolve(config, store_dir),
+                baseline=_baseline_ref(config, baseline))
         except PromptkitError as exc:
             error = f"promptkit: {exc}"
         else:

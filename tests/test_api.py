@@ -208,3 +208,36 @@ def test_warnings_given_while_selecting_examples_off_the_loop_are_collected(
         "few-shot budget of 1 tokens fits no example"]
     assert all(r.examples == [] for r in report.results())
     assert any(r.path.endswith("/embeddings") for r in endpoint.requests)
+
+
+def test_a_stored_run_that_did_not_finish_does_not_exit_0(project: Path,
+                                                          endpoint: FakeEndpoint) -> None:
+    spec = project / "evals" / "tokens.yaml"
+    spec.write_text(TOKENS_SPEC.format(base_url=endpoint.base_url, model="m"))
+    endpoint.default = Reply.text("An answer.")
+
+    def stop(result) -> None:
+        raise KeyboardInterrupt  # Ctrl+C after the first case
+
+    with pytest.raises(KeyboardInterrupt):
+        promptkit.evaluate(spec, on_result=stop)
+    store = project / "evals" / ".promptkit"
+    report = promptkit.load_report("last", store_dir=store)
+    assert report.run.status == "interrupted"
+    assert report.failed_checks() == [] and report.rows[0].pass_rate == 1.0
+    assert report.exit_code == 3  # the run did not complete, whatever its rows say
+    finished = promptkit.evaluate(spec, resume=True)
+    assert finished.run.run_id == report.run.run_id and finished.exit_code == 0
+    assert promptkit.load_report("last", store_dir=store).exit_code == 0
+
+
+def test_evaluate_takes_a_spec_loaded_with_promptkit_load_spec(project: Path,
+                                                              endpoint: FakeEndpoint) -> None:
+    spec = project / "evals" / "tokens.yaml"
+    spec.write_text(TOKENS_SPEC.format(base_url=endpoint.base_url, model="m"))
+    endpoint.default = Reply.text("An answer.")
+    loaded = promptkit.load_spec(spec)  # validated once, e.g. to look at before running
+    assert [p.id for p in loaded.spec.prompts] == ["summarize@1"]
+    report = promptkit.evaluate(loaded, limit=1)
+    assert (report.exit_code, len(list(report.results()))) == (0, 1)
+    assert "load_spec" in promptkit.__all__

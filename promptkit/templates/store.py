@@ -106,7 +106,10 @@ class TemplateStore:
     """A folder of versioned templates.
 
     Args:
-        root: The store folder (``templates/``).
+        root: The store folder (``templates/``). A relative path is relative to the
+            working directory, like any path Python opens; an app that may be started
+            from anywhere passes ``Path(__file__).parent / "templates"`` or ships its
+            templates in a package (:meth:`from_package`).
         max_output_chars: Cap on a rendered prompt's size (and on any value built
             while rendering it).
         max_range_items: Cap on the items ``range()`` may produce in one render.

@@ -163,6 +163,16 @@ def test_missing_store_folder(tmp_path: Path) -> None:
         TemplateStore(tmp_path / "nope")
 
 
+def test_a_relative_store_path_is_relative_to_the_working_directory(
+        tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(store_dir.parent)
+    assert TemplateStore("store").get("greet@1").version == 1
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(TemplateNotFoundError, match=r"^store: template store folder not found"):
+        TemplateStore("store")
+
+
 def test_from_package_opens_a_store_inside_a_package(tmp_path: Path, monkeypatch) -> None:
     package = tmp_path / "myapp"
     (package / "prompts" / "hello").mkdir(parents=True)
