@@ -32,6 +32,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import GraderOutage, PromptkitError
 from ..redact import add_secret, redact, shorten, strip_userinfo
@@ -166,6 +167,12 @@ def classify(exc: BaseException) -> RequestError:
     return RequestError("bad_response", f"{type(exc).__name__}: {shorten(str(exc))}")
 
 
+def _not_found(exc: BaseException) -> bool:
+    import openai
+
+    return isinstance(exc, openai.NotFoundError)
+
+
 def sdk_client_for(base_url: str, api_key: str, headers: Mapping[str, str] | None = None
                    ) -> Any:
     """An ``AsyncOpenAI`` with the SDK's own retries off (promptkit retries itself)."""
@@ -251,7 +258,8 @@ class EndpointClient:
                 return outcome
             except Exception as exc:
                 error = classify(exc)
-            outcome.error, outcome.error_kind = redact(error.message), error.kind
+                hint = self._missing_v1_hint() if path is None and _not_found(exc) else ""
+            outcome.error, outcome.error_kind = redact(error.message + hint), error.kind
             if error.kind == "rate_limit":
                 self.limit.rate_limited()
             if error.kind not in RETRYABLE or attempt == provider.retries:
@@ -269,6 +277,14 @@ class EndpointClient:
         if not self.answered and outcome.error_kind in ("connection", "timeout"):
             self.unreachable = f"endpoint unreachable ({self.shown_url}): {outcome.error}"
         return outcome
+
+    def _missing_v1_hint(self) -> str:
+        """Why ``/chat/completions`` or ``/completions`` was not found: OpenAI-compatible
+        servers serve them under ``/v1``, which a base URL often lacks."""
+        if urlsplit(self.shown_url).path.rstrip("/").endswith("/v1"):
+            return ""
+        return (f" (the base_url {self.shown_url} probably lacks /v1: OpenAI-compatible "
+                f"servers answer at {self.shown_url.rstrip('/')}/v1)")
 
     async def _attempt(self, body: dict[str, Any]) -> tuple[Completion, float | None]:
         # AsyncOpenAI.post with plain JSON: the SDK's transport, auth and error types,

@@ -315,3 +315,24 @@ async def test_errors_are_redacted_before_they_are_shortened(endpoint: FakeEndpo
     for form in (key, key[:20], quote(key, safe="")[:20], key.upper()[:20]):
         assert form not in outcome.error
     assert "[redacted]" in outcome.error
+
+
+@pytest.mark.parametrize("api", ["chat", "completions"])
+async def test_a_404_from_a_base_url_without_v1_says_it_probably_lacks_v1(
+        endpoint: FakeEndpoint, api: str) -> None:
+    root = endpoint.base_url.removesuffix("/v1")  # the fake serves under /v1 only
+    body = BODY if api == "chat" else {"model": "m", "prompt": "Say hi"}
+    client = EndpointClient(Provider(id="fake", base_url=root, model="m", api=api, timeout=5),
+                            root, "sk-test")
+    try:
+        outcome = await client.request(dict(body))
+    finally:
+        await client.client.close()
+    assert (outcome.error_kind, outcome.attempts) == ("client", 1)
+    assert outcome.error.startswith("HTTP 404: ")
+    assert outcome.error.endswith(f" (the base_url {root} probably lacks /v1: "
+                                  f"OpenAI-compatible servers answer at {root}/v1)")
+    # with /v1 already there, a 404 (an unknown model, say) gets no such hint
+    endpoint.script(Reply.status(404, body="The model 'm' does not exist"))
+    outcome = await request(endpoint)
+    assert outcome.error.endswith("The model 'm' does not exist") and "/v1" not in outcome.error
