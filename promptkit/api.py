@@ -258,14 +258,15 @@ def compare_variants(prompt_a: str, prompt_b: str, *, run: str = "last",
 
 
 def write_comparison(output: str | Path, comparison: Comparison, candidate: Side) -> None:
-    """Write a comparison to ``.html`` or ``.json``, with the candidate's cases when the
-    candidate is a stored run.
+    """Write a comparison to ``.html``, ``.json`` or ``.md`` (a summary for a pull request),
+    with the candidate's cases when the candidate is a stored run.
 
     Raises:
         PromptkitError: another suffix, or a baseline file in the way.
     """
-    if output_format(output) not in (".html", ".json"):
-        raise PromptkitError(f"--output {output}: a comparison is written as .html or .json")
+    if output_format(output) not in (".html", ".json", ".md"):
+        raise PromptkitError(f"--output {output}: a comparison is written as .html, .json "
+                             "or .md")
     refuse_overwrite(output)
     if candidate.store_path is None or candidate.run_id is None:
         write_output(output, summarize([]), [], None, comparison)

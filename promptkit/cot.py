@@ -15,6 +15,7 @@ from .builders.cot import TRIGGERS as TRIGGERS
 from .builders.cot import ChainOfThought as ChainOfThought
 from .builders.cot import CotStyle as CotStyle
 from .builders.cot import chain_of_thought as chain_of_thought
+from .errors import PromptkitDeprecationWarning
 
 __all__ = [
     "ANSWER_INSTRUCTIONS",
@@ -34,4 +35,4 @@ __all__ = [
 # stacklevel 2 names the importing line (the import machinery's frames are skipped).
 warnings.warn("promptkit.cot is now promptkit.builders.cot (reading and voting on answers: "
               "promptkit.builders.answers); the old path goes away in the next release",
-              DeprecationWarning, stacklevel=2)
+              PromptkitDeprecationWarning, stacklevel=2)

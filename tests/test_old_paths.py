@@ -44,11 +44,24 @@ def test_an_old_path_warns_once_with_the_new_path(old: str) -> None:
     message = str(caught[0].message)
     assert message.startswith(f"{old} is now {new}")
     assert "next release" in message
-    assert caught[0].filename == __file__  # it points at the import, not at promptkit
     with warnings.catch_warnings(record=True) as again:
         warnings.simplefilter("always")
         assert importlib.import_module(old) is module
     assert again == []
+
+
+@pytest.mark.parametrize("old", MOVED)
+def test_the_warning_points_at_the_users_import_line(old: str, tmp_path) -> None:
+    """In a user's script (no import hook between it and promptkit, unlike under pytest),
+    shown by Python's default filters."""
+    import subprocess
+
+    script = tmp_path / "app.py"
+    script.write_text(f"print('start')\nimport {old}\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{script}:2: PromptkitDeprecationWarning: {old} is now" in proc.stderr
 
 
 @pytest.mark.parametrize("old", MOVED)

@@ -83,7 +83,7 @@ def baseline_save(run_ref: str, output: str, allow_unfinished: bool,
 @click.argument("before", metavar="BASELINE")
 @click.argument("after", metavar="[CANDIDATE]", default="last")
 @click.option("-o", "--output", "outputs", multiple=True, metavar="FILE",
-              help="Also write the comparison: .html (with the candidate's cases) or .json.")
+              help="Also write the comparison: .html (with the candidate's cases), .json or .md.")
 @click.option("--fail-on-regression", is_flag=True,
               help="Exit 1 when the candidate is significantly worse.")
 @max_drop_option
@@ -121,7 +121,7 @@ def compare_command(before: str, after: str, outputs: tuple[str, ...],
 @click.option("--provider", "provider_id", metavar="ID",
               help="The provider whose rows to compare (needed when the run has several).")
 @click.option("-o", "--output", "outputs", multiple=True, metavar="FILE",
-              help="Also write the comparison: .html or .json.")
+              help="Also write the comparison: .html, .json or .md.")
 @alpha_option
 @flips_option
 @seed_option

@@ -140,9 +140,11 @@ def test_runs_baseline_and_compare_commands(project: Path, endpoint: FakeEndpoin
     same = promptkit("compare", "base.json", older, "--fail-on-regression", cwd=project)
     assert same.returncode == 0, same.stdout + same.stderr
     worse = promptkit("compare", "base.json", "last", "--fail-on-regression",
-                      "-o", "cmp.html", cwd=project)
+                      "-o", "cmp.html", "-o", "cmp.md", cwd=project)
     assert worse.returncode == 1, worse.stdout + worse.stderr
     assert "verdict: WORSE" in worse.stdout and (project / "cmp.html").is_file()
+    summary = (project / "cmp.md").read_text()  # a pull request comment
+    assert "WORSE" in summary and "pass → FAIL" in summary
     runs_only = promptkit("compare", older, newer, cwd=project)
     assert runs_only.returncode == 0 and "verdict: WORSE" in runs_only.stdout
     # the other way round, the same flips are fixes
@@ -195,6 +197,8 @@ def test_ab_compares_two_variants_of_one_run(project: Path, endpoint: FakeEndpoi
     assert row["verdict"] == ("better" if row["p_better"] <= 0.05 else "no significant change")
     assert not row["warnings"]  # the templates differ on purpose: no warning about it
     assert row["min_detectable_drop"] == pytest.approx(100 * min_detectable_drop(24, 0.05))
+    md = promptkit("ab", "zero-shot", "few-shot", "-o", "ab.md", cwd=project)
+    assert md.returncode == 0 and "few-shot" in (project / "ab.md").read_text()
     unknown = promptkit("ab", "zero-shot", "nope", cwd=project)
     assert unknown.returncode == 2 and "has no prompt 'nope'" in unknown.stderr
 
