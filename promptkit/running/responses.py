@@ -76,6 +76,9 @@ class StreamedAnswer:
         self.done = False
         self.tool_calls = False
         self.refusal: list[str] = []
+        # A content or text field was a string, even "": an empty answer is an answer (as
+        # "content": "" is unstreamed); only a stream whose content is all null has none.
+        self.has_text = False
 
     def add(self, data: str) -> bool:
         """Take one event's data; returns whether it carried text (for time to first token)."""
@@ -117,6 +120,7 @@ class StreamedAnswer:
                 if value is not None and not isinstance(value, str):
                     raise RequestError("bad_response", "invalid response: the content is not "
                                        "text")
+            self.has_text = self.has_text or isinstance(piece, str)
             if piece:
                 self.parts.append(piece)
             if think:
@@ -137,7 +141,7 @@ class StreamedAnswer:
             raise RequestError("connection", "the stream ended before data: [DONE] (a dropped "
                                "stream)")
         text = "".join(self.parts)
-        if not text and not self.tool_calls and not self.refusal:
+        if not self.has_text and not self.tool_calls and not self.refusal:
             _no_content()
         completion = Completion(text, self.finish, reasoning="".join(self.reasoning) or None,
                                 refusal="".join(self.refusal) or None)

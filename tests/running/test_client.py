@@ -285,6 +285,25 @@ async def test_a_tool_call_or_a_refusal_is_an_answer_without_text(endpoint: Fake
     assert streamed.completion.text == "" and streamed.completion.finish_reason == "tool_calls"
 
 
+@pytest.mark.parametrize("api", ["chat", "completions"])
+async def test_an_empty_streamed_answer_is_an_answer(endpoint: FakeEndpoint, api: str) -> None:
+    """As "content": "" is unstreamed: an answer that fails its checks, not a bad response
+    (a model that stops at once, e.g. on a stop sequence, answers "")."""
+    key = "delta" if api == "chat" else None
+    first = ({"choices": [{"index": 0, key: {"role": "assistant", "content": ""},
+                           "finish_reason": None}]} if key else
+             {"choices": [{"index": 0, "text": "", "finish_reason": None}]})
+    last = ({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]} if key else
+            {"choices": [{"index": 0, "text": "", "finish_reason": "stop"}]})
+    endpoint.script(Reply.events(first, last), Reply.text(""))
+    body = BODY if api == "chat" else {"model": "m", "prompt": "Say hi"}
+    streamed = await request(endpoint, body, stream=True, api=api)
+    unstreamed = await request(endpoint, body, stream=False, api=api)
+    for outcome in (streamed, unstreamed):
+        assert outcome.error is None, outcome.error
+        assert outcome.completion.text == "" and outcome.completion.finish_reason == "stop"
+
+
 async def test_a_stream_ending_with_done_but_no_finish_reason_is_complete(
         endpoint: FakeEndpoint) -> None:
     endpoint.script(Reply.events(chunk({"content": "Hel"}), chunk({"content": "lo"})))
