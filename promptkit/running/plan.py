@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -64,14 +64,16 @@ class EvalPlan:
         base = [] if variant.assert_mode == "replace" else self.spec.assert_
         return [*base, *variant.assert_, *case_assertions(self, case)]
 
-    def located_assertions(self, variant: PromptVariant, index: int, case: Case
+    def located_assertions(self, variant: PromptVariant, index: int, case: Case | None = None
                            ) -> Iterator[tuple[list[str | int], Assertion]]:
         """(key path, assertion) of :meth:`assertions`; the path is in the spec, or starts
         with ``"case"`` for the case's own (then it is within the case's row)."""
         if variant.assert_mode != "replace":
             yield from ((["assert", i], a) for i, a in enumerate(self.spec.assert_))
         yield from ((["prompts", index, "assert", i], a) for i, a in enumerate(variant.assert_))
-        yield from ((["case", "assert", i], a) for i, a in enumerate(case_assertions(self, case)))
+        if case is not None:
+            yield from ((["case", "assert", i], a)
+                        for i, a in enumerate(case_assertions(self, case)))
 
     @property
     def inline_rows(self) -> list[dict[str, Any]] | None:
@@ -158,11 +160,88 @@ def plan_eval(loaded: LoadedSpec) -> EvalPlan:
             except PromptkitError as exc:
                 raise type(exc)(f"{exc} (case {first.id!r}, prompt {variant.id!r})") from None
     check_assertion_texts(plan, first)
-    for case in plan.cases():  # every case's own assertions, before any request
+    needs = variable_needs(plan)
+    for case in plan.cases():  # every case, before any request
+        check_case_variables(plan, case, needs)
         if case.asserts:
             case_assertions(plan, case)
             check_assertion_texts(plan, case, own_only=True)
     return plan
+
+
+Need = tuple[str, str, "str | None"]  # (variable, what reads it, the assertion text or None)
+
+
+def variable_needs(plan: EvalPlan) -> dict[str, list[Need]]:
+    """Per variant id, the variables every case must have: the required inputs of its
+    template, and those its assertions' texts read (with the text, since a read such as
+    ``x|default(y)`` may be fine without ``x``)."""
+    env = plan.store.env
+    needs: dict[str, list[Need]] = {}
+    for index, variant in enumerate(plan.spec.prompts):
+        template = plan.templates[variant.id]
+        given = {*variant.vars, *env.globals, *([variant.fewshot.var] if variant.fewshot else [])}
+        found: list[Need] = [(name, f"{template.ref} (a required input)", None) for name, spec
+                             in template.inputs.items() if spec.is_required and name not in given]
+        for where, assertion in plan.located_assertions(variant, index):
+            for key, source in assertion.template_strings():
+                found += [(name, format_path([*where, key]), source) for name
+                          in sorted(_reads(env, source)) if name not in given]
+        needs[variant.id] = found
+    return needs
+
+
+def _reads(env: Any, source: str) -> set[str]:
+    """The variables a short template reads (none when it does not parse: that error is
+    reported, with its location, by the first case's render)."""
+    if "{{" not in source and "{%" not in source:
+        return set()
+    from jinja2 import TemplateSyntaxError, meta
+
+    try:
+        return meta.find_undeclared_variables(env.parse(source))
+    except TemplateSyntaxError:
+        return set()
+
+
+def check_case_variables(plan: EvalPlan, case: Case, needs: dict[str, list[Need]]) -> None:
+    """Every variable the prompts and assertions need is a field of ``case``.
+
+    Raises:
+        ConfigError: at the case's dataset line (or its entry in ``cases:``).
+    """
+    for variant in plan.spec.prompts:
+        for name, user, source in needs[variant.id]:
+            if name in case.vars or (source is not None
+                                     and _renders(plan, variant, case, source)):
+                continue
+            if name in case.reserved:
+                message = (f"{name!r} is a reserved case key: it configures the case and is "
+                           f"never a template variable; rename it in {user} and in the data")
+            else:
+                fields = ", ".join(sorted(map(str, case.vars))) or "none"
+                message = (f"case {case.id!r} has no {name!r}, which {user} reads (its "
+                           f"fields: {fields})")
+            raise case_error(plan, case, message)
+
+
+def _renders(plan: EvalPlan, variant: PromptVariant, case: Case, source: str) -> bool:
+    """Whether an assertion text renders for a case that lacks a variable it reads."""
+    try:
+        plan.store.render_string(source, _light_variables(variant, case))
+    except PromptkitError:
+        return False
+    return True
+
+
+def case_error(plan: EvalPlan, case: Case, message: str, path: Sequence[str | int] = ()
+               ) -> ConfigError:
+    """An error about one case: at its dataset line, or at its entry in ``cases:``."""
+    loaded = plan.loaded
+    if loaded.dataset_path is None:
+        return loaded.error(message, ["cases", case.index, *path])
+    return ConfigError(message, str(loaded.dataset_path), case.line,
+                       format_path(path) if path else None)
 
 
 def check_api_keys(plan: EvalPlan) -> None:
@@ -210,9 +289,8 @@ def check_assertion_texts(plan: EvalPlan, case: Case, *, own_only: bool = False)
                         fields = ", ".join(sorted(map(str, case.vars))) or "none"
                         message += f" (case {case.id!r} has: {fields})"
                     if where[0] == "case":  # the case's own: its dataset line
-                        raise ConfigError(f"{source[:60]!r}: {message}",
-                                          str(loaded.dataset_path or loaded.path),
-                                          case.line, format_path([*where[1:], key])) from None
+                        raise case_error(plan, case, f"{source[:60]!r}: {message}",
+                                         [*where[1:], key]) from None
                     raise loaded.error(f"{source[:60]!r}: {message}", [*where, key]) from None
 
 
@@ -235,16 +313,14 @@ def case_assertions(plan: EvalPlan, case: Case) -> list[Assertion]:
     key = json.dumps(raw, sort_keys=True, default=str)
     found = plan.case_assertion_cache.get(key)
     if found is None:
-        where = str(plan.loaded.dataset_path or plan.loaded.path)
         try:
             found = _ASSERTION_LIST.validate_python(raw)
         except ValidationError as exc:
             error = exc.errors()[0]
-            path = format_path(["assert", *error["loc"]])
             message = error["msg"].removeprefix("Value error, ")
-            raise ConfigError(message, where, case.line, path) from None
-        check_references_of(found, plan.spec, lambda message, path: ConfigError(
-            message, where, case.line, format_path(["assert", *path])))
+            raise case_error(plan, case, message, ["assert", *error["loc"]]) from None
+        check_references_of(found, plan.spec, lambda message, path: case_error(
+            plan, case, message, ["assert", *path]))
         plan.case_assertion_cache[key] = found
     return found
 

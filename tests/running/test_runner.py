@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from promptkit.errors import PromptkitError, TemplateRenderError
+from helpers import promptkit as promptkit_cli
+from promptkit.errors import ConfigError, PromptkitError, TemplateRenderError
 from promptkit.running.cache import ResponseCache
 from promptkit.running.plan import plan_eval
 from promptkit.running.runner import RunOptions, run_eval
@@ -145,13 +146,27 @@ def test_repeats_with_sampling_are_separate_requests(tmp_path: Path,
 
 def test_a_case_that_cannot_render_fails_alone(tmp_path: Path, endpoint: FakeEndpoint) -> None:
     path = make_eval(tmp_path, endpoint)
-    with (tmp_path / "data.jsonl").open("a") as handle:
-        handle.write(json.dumps({"id": "broken", "keyword": "x"}) + "\n")
+    with (tmp_path / "data.jsonl").open("a") as handle:  # a list where text is declared
+        handle.write(json.dumps({"id": "broken", "article": ["x"], "keyword": "x"}) + "\n")
     _, results = run(path)
     broken = [r for r in results if r.case_id == "broken"]
     assert len(broken) == 2 and all(r.error_kind == "render" for r in broken)
-    assert "'article' is undefined" in broken[0].error
+    assert "article" in broken[0].error
     assert endpoint.count == 6
+
+
+def test_a_later_case_missing_a_variable_is_invalid_input_before_any_request(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    path = make_eval(tmp_path, endpoint)
+    with (tmp_path / "data.jsonl").open("a") as handle:
+        handle.write(json.dumps({"id": "broken", "keyword": "x"}) + "\n")
+    with pytest.raises(ConfigError) as info:
+        plan_eval(load_spec(path))
+    assert str(info.value).endswith(
+        "data.jsonl:4: case 'broken' has no 'article', which summarize@1 (a required input) "
+        "reads (its fields: keyword)")
+    proc = promptkit_cli("eval", str(path), cwd=tmp_path)
+    assert proc.returncode == 2 and endpoint.count == 0
 
 
 def test_missing_variable_in_every_case_is_invalid_input(tmp_path: Path,
