@@ -9,9 +9,11 @@ shown of it is :mod:`.views`' job, laid out by :mod:`.console`, :mod:`.html` and
 The pass rate is the mean over cases of each case's pass fraction (errors count as
 failures), so a case counts once however many repeats it has. Its 95% interval is over
 cases too: Wilson's score interval when every case has one sample, else a seeded
-bootstrap of the per-case fractions. The ★ mark claims a winner: it goes only to a row
-that beats the runner-up of its provider by the one-sided paired test on the same cases;
-otherwise the leaders are marked tied (=).
+bootstrap of the per-case fractions. The ★ mark claims a winner: it goes only to the
+leader of its provider when it beats every other variant by the one-sided paired test on
+the same cases; otherwise the leader and the variants it does not significantly beat are
+marked tied (=). Who leads depends only on what identical runs reproduce (quality, then
+cost, then prompt id), never on measured latency, so identical answers get identical marks.
 """
 
 from __future__ import annotations
@@ -219,13 +221,16 @@ class _RowTotals:
         )
 
 
-def _rank(row: Row) -> tuple[float, float, float, float, str]:
-    """Sort key, smallest best: pass rate, then score, then cost, then latency; rows equal
-    on all four go by prompt id, so the leader never depends on the order results came
-    in (each of these is computed order-free: fractions by case index, exact sums, sorted
-    latencies)."""
+def _rank(row: Row) -> tuple[float, float, float, str]:
+    """Sort key, smallest best: pass rate, then score, then cost; rows equal on all three go
+    by prompt id. Each is the same for the same answers however the run went (rates by
+    case index, exact sums; cost is tokens × price), so the leader, and with it the ★ and
+    = marks, never depend on the order results came in. Latency is left out on purpose:
+    it is measured, not answered, and differs between identical runs, so ranking by it
+    let noise pick the leader of a tie and with it which variants are tied.
+    """
     return (-row.pass_rate, -row.score, math.inf if row.cost is None else row.cost,
-            math.inf if row.latency_p50 is None else row.latency_p50, row.prompt_id)
+            row.prompt_id)
 
 
 def summarize(results: Iterable[CaseResult], threshold: float | None = None, *,
@@ -239,11 +244,12 @@ def summarize(results: Iterable[CaseResult], threshold: float | None = None, *,
 
     Returns:
         The rows in prompt order then provider order, as first seen. Per provider, rows
-        are ranked by pass rate, then mean score, lower cost, lower p50 latency (then
-        prompt id, so the marks depend on the results alone, not their order); the
-        leader gets ★ only when it beats the runner-up by the one-sided paired test on
-        their common cases (exact McNemar, or sign-flip with repeats) at ``alpha``;
-        otherwise the leader and every row it does not significantly beat are tied.
+        are ranked by pass rate, then mean score, then lower cost, then prompt id (never
+        latency: the marks depend on the answers alone, not on timing or their order);
+        the leader gets ★ only when it beats every other row of its provider by the
+        one-sided paired test on their common cases (exact McNemar, or sign-flip with
+        repeats; Holm across the others) at ``alpha``; otherwise the leader and every
+        row it does not significantly beat are tied.
     """
     groups: dict[tuple[str, str], _RowTotals] = {}
     prompt_order: dict[str, int] = {}

@@ -5,13 +5,17 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+import promptkit
 from helpers import handcrafted, result
 from promptkit.comparing.stats import case_bootstrap_interval, wilson_interval
 from promptkit.reporting.summary import Summary, percentile, summarize
+from promptkit.reporting.views import leader_lines
 from promptkit.results import CaseResult
+from promptkit.testing import FakeEndpoint, Reply
 
 
 @pytest.mark.parametrize(
@@ -160,7 +164,7 @@ def _pair(prompt: str, passed: bool, score: float, **fields) -> CaseResult:
         ([_pair("x", True, 1, cost=0.02), _pair("y", True, 1, cost=0.01)], "y"),  # then cost
         ([_pair("x", True, 1), _pair("y", True, 1, cost=0.5)], "y"),  # known cost beats none
         ([_pair("x", True, 1, cost=0.1, latency_s=2.0),
-          _pair("y", True, 1, cost=0.1, latency_s=1.0)], "y"),  # then latency
+          _pair("y", True, 1, cost=0.1, latency_s=1.0)], "x"),  # never latency: prompt id
         ([_pair("y", True, 1), _pair("x", True, 1)], "x"),  # a full tie: the first prompt id
     ],
 )
@@ -281,3 +285,86 @@ def test_a_full_tie_goes_to_the_first_prompt_id_whatever_the_order() -> None:
         assert not any(row.best for row in rows.values())
     assert summarize(_scores_summed_in_another_order()).rows[0].score == \
         summarize(_scores_summed_in_another_order()).rows[1].score
+
+
+def _testers_case(latencies: random.Random) -> list[CaseResult]:
+    """26 cases: A passes 1–20, B 7–26, C 1–12 (A and B tie on pass rate and score), each
+    answer with a latency drawn from ``latencies``. A beats C (8 one-way flips, p = 1/256)
+    but B does not (14 to 6, p ≈ 0.058): C is tied or not depending on who leads."""
+    passes = {"A": range(1, 21), "B": range(7, 27), "C": range(1, 13)}
+    return [result(prompt, "m", n, passed=n in cases, score=float(n in cases),
+                   latency_s=latencies.uniform(0.05, 2.0), input_tokens=9, output_tokens=1,
+                   cost=1e-5)
+            for prompt, cases in passes.items() for n in range(1, 27)]
+
+
+def test_latency_never_picks_the_leader_so_identical_answers_get_identical_marks() -> None:
+    rng = random.Random(5)
+    first = summarize(_testers_case(rng))
+    marks, leaders = _marks(first), leader_lines(first)
+    rows = {r.prompt_id: r for r in first.rows}
+    assert rows["A"].best_p == pytest.approx(0.6128, abs=1e-4)  # the leader, by prompt id
+    assert rows["A"].tied and rows["B"].tied and not rows["C"].tied
+    assert leaders == ["= tied on m: A, B — the leader A (76.9%) does not significantly beat "
+                       "them (p=0.613 > 0.05); compare two with `promptkit ab`"]
+    seen_latency_leaders = set()
+    for _ in range(20):  # the same answers, other latencies: p50s rank A and B both ways
+        again = summarize(_testers_case(rng))
+        by_id = {r.prompt_id: r for r in again.rows}
+        seen_latency_leaders.add(min("AB", key=lambda p: by_id[p].latency_p50))
+        assert _marks(again) == marks and leader_lines(again) == leaders
+    assert seen_latency_leaders == {"A", "B"}
+
+
+TIE_TEMPLATE = "{{ variant }}: case {{ n }}\n"
+TIE_SPEC = """\
+templates: templates
+prompts:
+  - {id: A, template: tie@1, vars: {variant: A}}
+  - {id: B, template: tie@1, vars: {variant: B}}
+  - {id: C, template: tie@1, vars: {variant: C}}
+providers:
+  - id: fake
+    base_url: BASE_URL
+    model: m
+    retries: 0
+    concurrency: 8
+    price: {input_per_mtok: 1.0, output_per_mtok: 2.0}
+dataset: data.jsonl
+assert:
+  - type: contains
+    value: "yes"
+"""
+
+
+def test_real_runs_with_random_latencies_give_the_same_marks_and_leader(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    # The tester's case against the test endpoint: the same answers on every run, each
+    # after a small random latency, and on alternate runs A or B much the slower of the two.
+    (tmp_path / "templates" / "tie").mkdir(parents=True)
+    (tmp_path / "templates" / "tie" / "v1.jinja").write_text(TIE_TEMPLATE)
+    (tmp_path / "data.jsonl").write_text("".join(f'{{"id": "c{n}", "n": {n}}}\n'
+                                                 for n in range(1, 27)))
+    spec = tmp_path / "eval.yaml"
+    spec.write_text(TIE_SPEC.replace("BASE_URL", endpoint.base_url))
+    passes = {"A": range(1, 21), "B": range(7, 27), "C": range(1, 13)}
+    rng = random.Random(7)
+    outcomes = []
+    for run in range(4):
+        slow = "AB"[run % 2]
+
+        def respond(request, slow=slow):
+            variant, case = request.prompt_text.split(": case ")
+            delay = rng.uniform(0, 0.01) + (0.03 if variant == slow else 0)
+            return Reply.text("yes" if int(case) in passes[variant] else "no", latency=delay)
+
+        endpoint.respond_with(respond)
+        summary = promptkit.evaluate(spec, use_cache=False).summary
+        rows = {r.prompt_id: r for r in summary.rows}
+        assert rows[slow].latency_p50 > rows["AB".replace(slow, "")].latency_p50
+        outcomes.append((_marks(summary), leader_lines(summary)))
+    assert all(outcome == outcomes[0] for outcome in outcomes)
+    marks, leaders = outcomes[0]
+    assert [marks[p, "fake"][:2] for p in "ABC"] == [(False, True), (False, True),
+                                                    (False, False)]
+    assert leaders[0].startswith("= tied on fake: A, B — the leader A (76.9%)")
