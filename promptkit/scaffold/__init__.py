@@ -48,55 +48,103 @@ def packaged(name: str) -> str:
 
 
 def init_project(root: str | Path = ".") -> InitResult:
-    """Write promptkit's files into ``root``; skip every file that exists.
+    """Write promptkit's files into ``root`` (made if missing); skip every file that exists.
+
+    Every target is checked before the first is written, so a problem leaves the folder as
+    it was.
 
     Raises:
-        ConfigError: ``root`` is not a folder, or a path it needs is taken by a file.
+        ConfigError: ``root`` is empty or a file, or a path init needs is taken by a
+            folder, a broken link or a file where it needs a folder.
+        OutputError: a file cannot be written (a read-only folder, a full disk).
     """
+    if str(root) == "":
+        raise ConfigError("init needs a folder name ('.' for the current folder)")
     root = Path(root)
-    if not root.is_dir():
+    if root.exists() and not root.is_dir():
         raise ConfigError(f"{root}: not a folder")
+    texts = {target: packaged(source) for source, target in FILES.items()}
+    texts[REQUIREMENTS] = requirements_text()
     result = InitResult()
-    for source, target in FILES.items():
-        _write(root, target, packaged(source), result)
-    _write(root, REQUIREMENTS, requirements_text(), result)
-    _lock(root, result)
-    return result
-
-
-def _write(root: Path, target: str, text: str, result: InitResult) -> None:
-    path = root / target
-    if path.exists() or path.is_symlink():
-        result.skipped.append(target)
-        return
-    for parent in reversed(path.relative_to(root).parents[:-1]):
-        if (root / parent).exists() and not (root / parent).is_dir():
-            raise ConfigError(f"{root / parent}: a file is where init needs a folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    writes = {}
+    for target, text in texts.items():
+        if _existing(root, target):
+            result.skipped.append(target)
+        else:
+            writes[target] = text
+    lock_exists = _existing(root, LOCK)
     try:
-        with path.open("x", encoding="utf-8", newline="\n") as handle:  # never overwrites
-            handle.write(text)
-    except FileExistsError:
-        result.skipped.append(target)
-        return
+        root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    result.created.append(target)
-
-
-def _lock(root: Path, result: InitResult) -> None:
-    """Lock the example template; an app's existing lock is left for it to update."""
-    if (root / LOCK).exists():
+        raise OutputError(f"{root}: cannot make the folder: {exc.strerror or exc}") from None
+    for target, text in writes.items():
+        _write(root / target, text)
+        result.created.append(target)
+    if lock_exists:
         result.skipped.append(LOCK)
         if "templates/classify/v1.jinja" in result.created:
             result.notes.append("run `promptkit templates lock` to add the example template "
                                 "to your lock")
-        return
-    from ..templates import TemplateStore
-    from ..templates.lockfile import lock
+    else:
+        from ..templates import TemplateStore
+        from ..templates.lockfile import lock
 
-    lock(TemplateStore(root / "templates"))
-    result.created.append(LOCK)
+        lock(TemplateStore(root / "templates"))
+        result.created.append(LOCK)
+    result.notes += _placement_notes(root)
+    return result
+
+
+def _existing(root: Path, target: str) -> bool:
+    """Whether ``target`` exists as a file to leave alone (False: init may write it).
+
+    Raises:
+        ConfigError: it cannot be a file here (a folder, a broken or looping link, or a
+            file where a folder of its path should be).
+    """
+    path = root / target
+    for parent in reversed(Path(target).parents[:-1]):
+        folder = root / parent
+        if folder.is_symlink() and not folder.exists():
+            raise ConfigError(f"{folder}: a broken link is where init needs a folder")
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{folder}: a file is where init needs a folder")
+    try:
+        path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ConfigError(f"{path}: a broken link is where init would write a file; "
+                              "remove it or make it point to a file") from None
+        return False
+    except OSError as exc:  # a link loop, a name too long, no permission
+        raise ConfigError(f"{path}: cannot check it: {exc.strerror or exc}") from None
+    if path.is_dir():
+        raise ConfigError(f"{path}: a folder is where init would write a file")
+    return True
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("x", encoding="utf-8", newline="\n") as handle:  # never overwrites
+            handle.write(text)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _placement_notes(root: Path) -> list[str]:
+    """A note when ``root`` is inside a git repository but not at its top: GitHub runs
+    workflows only from the top's ``.github/workflows``."""
+    here = root.resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            if folder == here:
+                return []
+            return [f"{root} is inside the git repository {folder}: GitHub runs only "
+                    f"{folder / '.github/workflows'}; move {WORKFLOW} there and run its "
+                    f"steps in {here.relative_to(folder)} (jobs.eval.defaults.run."
+                    "working-directory)"]
+    return []
 
 
 def requirements_text() -> str:
@@ -121,7 +169,12 @@ def install_source() -> tuple[str, str]:
     url = str(direct.get("url", ""))
     vcs = direct.get("vcs_info")
     if isinstance(vcs, dict) and vcs.get("commit_id"):
-        return f"{name} @ {vcs.get('vcs', 'git')}+{url}@{vcs['commit_id']}", ""
+        line = f"{name} @ {vcs.get('vcs', 'git')}+{url}@{vcs['commit_id']}"
+        if not url.startswith("file:"):
+            return line, ""
+        return line, ("installed from a git repository on this machine, which CI cannot "
+                      f"reach: replace the line below with a pinned git URL ({name} @ "
+                      "git+https://HOST/OWNER/promptkit@TAG)")
     return (f"{name} @ {url}", "installed from a local path or wheel, which CI cannot reach: "
             f"replace the line below with a pinned git URL ({name} @ "
             "git+https://HOST/OWNER/promptkit@TAG) or a wheel committed to this repo")

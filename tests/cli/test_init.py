@@ -97,8 +97,51 @@ def test_init_refuses_a_file_where_it_needs_a_folder(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().endswith("evals: a file is where init needs a folder")
     assert (tmp_path / "evals").read_text() == "not a folder"
-    missing = promptkit("init", "no/such/folder", cwd=tmp_path)
-    assert missing.returncode == 2 and "not a folder" in missing.stderr
+    assert not (tmp_path / "templates").exists()  # checked before anything was written
+    empty = promptkit("init", "", cwd=tmp_path)
+    assert empty.returncode == 2 and "init needs a folder name" in empty.stderr
+
+
+@pytest.mark.parametrize("taken", ["folder", "broken link", "link loop", "broken folder link"])
+def test_init_checks_every_path_before_writing_any(tmp_path: Path, taken: str) -> None:
+    target = tmp_path / "evals" / "classify.yaml"
+    target.parent.mkdir()
+    if taken == "folder":
+        target.mkdir()
+        expected = "a folder is where init would write a file"
+    elif taken == "broken link":
+        target.symlink_to(tmp_path / "nowhere.yaml")
+        expected = "a broken link is where init would write a file"
+    elif taken == "link loop":
+        target.symlink_to(target)
+        expected = "cannot check it:"
+    else:
+        target.parent.rmdir()
+        target.parent.symlink_to(tmp_path / "gone")
+        expected = "a broken link is where init needs a folder"
+    proc = promptkit("init", cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert expected in proc.stderr
+    assert not (tmp_path / "templates").exists() and not (tmp_path / WORKFLOW).exists()
+
+
+def test_init_makes_a_missing_folder_and_says_how_to_get_there(tmp_path: Path) -> None:
+    proc = promptkit("init", "--", "-app/prompts", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "-app" / "prompts" / "evals" / "classify.yaml").is_file()
+    assert "next: cd ./-app/prompts && promptkit eval evals/classify.yaml" in proc.stdout
+
+
+def test_init_in_a_subfolder_of_a_git_repository_says_where_workflows_go(
+        tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "service").mkdir()
+    proc = promptkit("init", "service", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (f"note: service is inside the git repository {tmp_path}: GitHub runs only "
+            f"{tmp_path / '.github/workflows'}") in proc.stdout
+    at_top = promptkit("init", cwd=tmp_path)
+    assert at_top.returncode == 0 and "inside the git repository" not in at_top.stdout
 
 
 def test_the_scaffolded_eval_runs_against_the_stand_in_model(tmp_path: Path) -> None:
@@ -146,6 +189,8 @@ def test_requirements_pin_where_promptkit_came_from(monkeypatch) -> None:
         ({"url": "https://example.org/team/promptkit.git",
           "vcs_info": {"vcs": "git", "commit_id": "a" * 40}},
          f"promptkit-evals[local] @ git+https://example.org/team/promptkit.git@{'a' * 40}", ""),
+        ({"url": "file:///src/promptkit", "vcs_info": {"vcs": "git", "commit_id": "b" * 40}},
+         f"promptkit-evals[local] @ git+file:///src/promptkit@{'b' * 40}", "CI cannot reach"),
         ({"url": "file:///src/promptkit", "dir_info": {"editable": True}},
          "promptkit-evals[local] @ file:///src/promptkit", "CI cannot reach"),
         (None, "promptkit-evals[local]==", ""),
