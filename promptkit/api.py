@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from .comparing.baseline import Side, resolve_side, side_from_run
 from .comparing.comparison import Comparison, compare, gate_failures
-from .errors import ExitCode, OutputError, PromptkitError, collecting_warnings
+from .errors import ExitCode, OutputError, PromptkitError, collecting_warnings, warn
 from .reporting.outputs import output_format, refuse_overwrite, write_output
 from .reporting.summary import Summary, order_rows, summarize
 from .results import CaseResult, RunInfo
@@ -344,8 +344,9 @@ def estimate(spec: str | Path | LoadedSpec, *, limit: int | None = None,
              **overrides: Any) -> Estimate:
     """Count what a run would send, without sending anything (``--dry-run``).
 
-    Checks what a run would need first: every ``api_key_env`` set, the baseline
-    readable. Examples a run would select by embeddings are counted with the BM25 choice.
+    Checks what a run would need first: every ``api_key_env`` set, the local engine and
+    model installed (not started), the baseline readable. Examples a run would select by
+    embeddings are counted with the BM25 choice.
     ``overrides`` are :func:`evaluate`'s ``base_url``, ``model``, ``prompts``, ...
     """
     with _collected_warnings() as collected:
@@ -355,6 +356,11 @@ def estimate(spec: str | Path | LoadedSpec, *, limit: int | None = None,
         loaded = apply_overrides(loaded, **overrides)
         plan = plan_eval(loaded)
         check_api_keys(plan)
+        for provider in plan.spec.providers:  # the engine and model a run would start
+            if provider.is_local:
+                from .running.local import LocalServer
+
+                LocalServer(provider.local_model).check()
         _baseline_side(loaded, str(baseline) if baseline is not None else None,
                        Path(store_dir) if store_dir is not None else None)
         rows = [_estimate_row(plan, variant, provider, limit)
@@ -396,7 +402,11 @@ def _baseline_side(loaded: LoadedSpec, ref: str | None, store_dir: Path | None
     if not runs_path.is_file() and not (Path(ref).is_file() or ref.endswith(".json")):
         raise PromptkitError(f"--baseline {ref}: no such file, and no runs in {runs_path} "
                              "yet")
-    return resolve_side(ref, [runs_path])
+    side = resolve_side(ref, [runs_path])
+    if side.eval_path and Path(side.eval_path).name != loaded.path.name:
+        warn(f"--baseline {ref} is a run of {side.eval_path}, not of {loaded.path.name}: "
+             "only its rows with the same prompt and provider ids are compared")
+    return side
 
 
 def _side(finished: FinishedRun) -> Side:

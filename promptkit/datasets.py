@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,9 +76,10 @@ def content_id(fields: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _split(fields: dict[str, Any], csv_cells: bool, where: str, lineno: int | None,
-           key_prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(template variables, reserved keys) of a row; JSON cells parsed for CSV."""
+def _split(fields: dict[str, Any], csv_cells: bool, fail: Callable[[str, str], ConfigError]
+           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(template variables, reserved keys) of a row; JSON cells parsed for CSV.
+    ``fail(message, key)`` makes the error about one key of the row."""
     variables, reserved = {}, {}
     for key, value in fields.items():
         if key not in RESERVED_KEYS:
@@ -90,11 +91,9 @@ def _split(fields: dict[str, Any], csv_cells: bool, where: str, lineno: int | No
             try:
                 value = json.loads(value)
             except ValueError as exc:
-                raise ConfigError(f"the {key!r} cell must hold JSON: {exc}", where, lineno,
-                                  f"{key_prefix}{key}") from None
+                raise fail(f"the {key!r} cell must hold JSON: {exc}", key) from None
         if key == "assert" and not isinstance(value, list):
-            raise ConfigError("a case's assert must be a list of assertions", where, lineno,
-                              f"{key_prefix}{key}")
+            raise fail("a case's assert must be a list of assertions", key)
         reserved[key] = value
     return variables, reserved
 
@@ -223,8 +222,13 @@ def iter_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def iter_cases(path: Path | None = None, inline: list[dict[str, Any]] | None = None,
-               limit: int | None = None) -> Iterator[Case]:
+               limit: int | None = None, *,
+               locate: Callable[[str, list[str | int]], ConfigError] | None = None
+               ) -> Iterator[Case]:
     """The cases of a dataset file or an inline list, in order, at most ``limit``.
+
+    ``locate(message, key_path)`` makes the error about an inline case (``["cases", 2,
+    "id"]``), e.g. at its line in the eval spec; by default it names ``cases[2].id``.
 
     Raises:
         ConfigError: unreadable rows (with file and line), an ``id`` that is not a
@@ -239,17 +243,25 @@ def iter_cases(path: Path | None = None, inline: list[dict[str, Any]] | None = N
     for index, (lineno, fields) in enumerate(rows):
         if limit is not None and index >= limit:
             return
+
+        def fail(message: str, key: str | None = None, index: int = index,
+                 lineno: int | None = lineno) -> ConfigError:
+            if path is not None:
+                return ConfigError(message, where, lineno, key)
+            keys: list[str | int] = ["cases", index, *([key] if key else [])]
+            return locate(message, keys) if locate else ConfigError(
+                message, where, None, f"cases[{index}]" + (f".{key}" if key else ""))
+
         raw_id = fields.get("id")
         if raw_id is not None and (isinstance(raw_id, bool)
                                    or not isinstance(raw_id, str | int | float)):
             # str() of a list or an object would make an id no one can type or match.
-            raise ConfigError(f"a case id must be a string or a number, not "
-                              f"{type(raw_id).__name__}", where, lineno,
-                              "id" if path is not None else f"cases[{index}].id")
+            raise fail(f"a case id must be a string or a number, not "
+                       f"{type(raw_id).__name__}", "id")
         if raw_id is not None and str(raw_id) != "":
             case_id = str(raw_id)
             if case_id in seen:
-                raise ConfigError(f"duplicate case id {case_id!r}", where, lineno)
+                raise fail(f"duplicate case id {case_id!r}", None if path else "id")
         else:
             try:
                 case_id = content_id(fields)
@@ -259,13 +271,13 @@ def iter_cases(path: Path | None = None, inline: list[dict[str, Any]] | None = N
                 case_id = f"{case_id}-{index}"
         seen.add(case_id)
         csv_cells = path is not None and path.suffix.lower() == ".csv"
-        prefix = "" if path is not None else f"cases[{index}]."
-        variables, reserved = _split(fields, csv_cells, where, lineno, prefix)
+        variables, reserved = _split(fields, csv_cells, fail)
         yield Case(index, case_id, variables, reserved, lineno)
 
 
 def count_cases(path: Path | None = None, inline: list[dict[str, Any]] | None = None,
-                limit: int | None = None) -> int:
+                limit: int | None = None, *,
+                locate: Callable[[str, list[str | int]], ConfigError] | None = None) -> int:
     """How many cases :func:`iter_cases` yields, for progress and dry runs.
 
     The file is read with every check :func:`iter_cases` makes, so the count always
@@ -274,4 +286,4 @@ def count_cases(path: Path | None = None, inline: list[dict[str, Any]] | None = 
     Raises:
         ConfigError: as :func:`iter_cases`.
     """
-    return sum(1 for _ in iter_cases(path, inline, limit))
+    return sum(1 for _ in iter_cases(path, inline, limit, locate=locate))

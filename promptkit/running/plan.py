@@ -53,10 +53,12 @@ class EvalPlan:
         return self.loaded.spec
 
     def cases(self, limit: int | None = None) -> Iterator[Case]:
-        return iter_cases(self.loaded.dataset_path, self.inline_rows, limit)
+        return iter_cases(self.loaded.dataset_path, self.inline_rows, limit,
+                          locate=self.loaded.error)
 
     def count(self, limit: int | None = None) -> int:
-        return count_cases(self.loaded.dataset_path, self.inline_rows, limit)
+        return count_cases(self.loaded.dataset_path, self.inline_rows, limit,
+                           locate=self.loaded.error)
 
     def assertions(self, variant: PromptVariant, case: Case) -> list[Assertion]:
         """The assertions a case is scored with: the spec's (unless the variant's

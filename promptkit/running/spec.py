@@ -267,10 +267,19 @@ class InlineCase(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    id: str | int | None = None
+    id: str | int | float | None = None
     assert_: list[Assertion] | None = Field(None, alias="assert", description=(
         "Assertions of this case only, added to the variant's."))
     category: str | None = Field(None, description="A group for per-category leaderboards.")
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_is_a_name(cls, value: Any) -> Any:
+        if value is not None and (isinstance(value, bool)
+                                  or not isinstance(value, str | int | float)):
+            raise ValueError(f"a case id must be a string or a number, not "
+                             f"{type(value).__name__}")
+        return value
 
     def as_row(self) -> dict[str, Any]:
         """The case as a dataset row (its assertions already validated)."""

