@@ -14,7 +14,11 @@ Selection, in one pass per query:
 3. **Token budget.** Examples are taken in rank order; one whose rendered text would push
    the total past ``budget`` is skipped and the next one tried, until ``k`` are taken. A
    budget that fits no example at all gives a
-   :class:`~promptkit.errors.PromptkitWarning`, once per :class:`FewShot`.
+   :class:`~promptkit.errors.PromptkitWarning`, once per :class:`FewShot`, naming it.
+
+Each example is written with one :class:`ExampleFormat` (the settings' ``format``, or the
+default an eval spec and the ``fewshot()`` template global use too): that text is what
+the budget counts and what :meth:`FewShot.text` shows.
 
 Lexical similarity is BM25 from ``rank-bm25`` over :func:`promptkit.metrics.tokenize`
 tokens, so Chinese and Japanese text is compared character by character. The variant is
@@ -39,10 +43,13 @@ from ..errors import ConfigError, warn
 from ..scoring.metrics import cosine, tokenize
 from ..tokens import count_tokens
 from .fewshot_settings import (
+    DEFAULT_EXAMPLE_FORMAT,
     DEPRECATED_NAMES,
+    ExampleFormat,
     FewShotSettings,
     PoolSource,
     SelectName,
+    describe_example,
     format_problem,
 )
 from .options import rename_deprecated, validate_settings
@@ -54,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_EXAMPLE_FORMAT",
     "Example",
+    "ExampleFormat",
     "FewShot",
     "FewShotSettings",
     "SelectName",
@@ -63,11 +71,6 @@ __all__ = [
 
 Example = Mapping[str, Any]
 """One pool row: a mapping of field names to values."""
-
-DEFAULT_EXAMPLE_FORMAT = "Input: {input}\nOutput: {output}"
-"""How one example is written by :func:`few_shot` unless told otherwise: a
-:meth:`str.format_map` pattern. (:class:`FewShotSettings` without a ``format`` writes
-every field as ``name: value``.)"""
 
 DEFAULT_SEPARATOR = "\n\n"
 """What :meth:`FewShot.text` puts between two examples."""
@@ -79,14 +82,15 @@ async :class:`promptkit.scoring.Embedder` also takes the provider id.)"""
 
 def few_shot(pool: PoolSource | FewShotSettings, k: int = 3, select: SelectName = "similar",
              *, fields: Sequence[str] | None = None, label: str | None = None, seed: int = 0,
-             mmr_lambda: float = 0.5, budget: int | None = None,
-             format: str | None = DEFAULT_EXAMPLE_FORMAT, embed: TextEmbedder | None = None,
-             model: str | None = None, base_dir: Path | None = None,
+             mmr_lambda: float = 0.5, budget: int | None = None, format: str | None = None,
+             embed: TextEmbedder | None = None, model: str | None = None,
+             base_dir: Path | None = None, name: str | None = None,
              **deprecated: Any) -> FewShot:
     """Build a few-shot selector over a pool of examples.
 
     The options are the fields of :class:`FewShotSettings` (an eval spec's ``fewshot:``
-    takes the same names); ``embed``, ``model`` and ``base_dir`` say how to run it.
+    takes the same names, with the same defaults); ``embed``, ``model``, ``base_dir`` and
+    ``name`` say how to run it.
 
     Args:
         pool: The examples, as :func:`load_pool` accepts them (a list or a file path); or
@@ -104,14 +108,18 @@ def few_shot(pool: PoolSource | FewShotSettings, k: int = 3, select: SelectName 
             example rendered alone with ``format``; separators and chat framing not
             counted). One too small for any example gives no examples and a
             :class:`~promptkit.errors.PromptkitWarning`, once.
-        format: How one example is rendered, a :meth:`str.format_map` pattern over the
-            example's fields. Only plain field names are allowed (``{input}``). None:
-            every field as ``name: value``.
+        format: How one example is written, a :meth:`str.format_map` pattern over the
+            example's fields. Only plain field names are allowed (``{input}``). None (the
+            default of eval specs too): :data:`DEFAULT_EXAMPLE_FORMAT`
+            (``Input: ...\\nOutput: ...``) when every example has just ``input`` and
+            ``output`` (``id`` aside), else every field but ``id`` as ``name: value``.
         embed: Turns texts into vectors (e.g. an OpenAI-compatible ``/v1/embeddings``
             call). When given, ``similar``, ``mmr`` and ``balanced`` compare by cosine of
             embeddings instead of BM25. The pool is embedded once, on first use.
         model: The model whose tokenizer counts tokens for ``budget``.
         base_dir: Where a relative pool path is looked up (default: the working directory).
+        name: What the selector is for, named in its warnings (``"prompt 'fewshot-mmr'"``);
+            they name its settings either way.
         **deprecated: ``max_tokens`` (now ``budget``), ``template`` (now ``format``) and
             ``lambda`` (now ``mmr_lambda``), each with a :class:`DeprecationWarning`.
 
@@ -141,7 +149,7 @@ def few_shot(pool: PoolSource | FewShotSettings, k: int = 3, select: SelectName 
                 raise TypeError(f"few_shot() got {name!r} and its old name {old!r}")
             options[name] = value
         settings = validate_settings(FewShotSettings, {"pool": pool, **options})
-    return FewShot(settings, embed=embed, model=model, base_dir=base_dir)
+    return FewShot(settings, embed=embed, model=model, base_dir=base_dir, name=name)
 
 
 _FEW_SHOT_DEFAULTS = {name: parameter.default
@@ -175,12 +183,15 @@ class FewShot:
     Attributes:
         settings: How examples are chosen.
         pool: The examples, as read from ``settings.pool``.
-        format: How one example is rendered (``settings.format``, or every field of the
-            pool's first example as ``name: value``).
+        example_format: How one example is written: ``settings.format``, or the default
+            (see :meth:`ExampleFormat.of`).
+        format: Its pattern; None writes every field but ``id`` as ``name: value``.
+        name: What the selector is for, named in its warnings (None: only its settings).
     """
 
     def __init__(self, settings: FewShotSettings, *, embed: TextEmbedder | None = None,
-                 model: str | None = None, base_dir: Path | None = None):
+                 model: str | None = None, base_dir: Path | None = None,
+                 name: str | None = None):
         """Read the pool of ``settings``.
 
         Args:
@@ -188,22 +199,20 @@ class FewShot:
             embed: See :func:`few_shot`.
             model: The model whose tokenizer counts tokens for the budget.
             base_dir: Where a relative pool path is looked up.
+            name: What the selector is for, named in its warnings.
 
         Raises:
-            ConfigError: An unreadable pool or a bad row (naming the file and line), a
-                ``fields`` or ``label`` name in none of the examples (naming the file), or
-                a default format over field names that are not plain names.
+            ConfigError: An unreadable pool or a bad row (naming the file and line), or a
+                ``fields`` or ``label`` name in none of the examples (naming the file).
         """
         source = settings.pool
         self.settings = settings
         self.pool = load_pool(source, base_dir)
         filename = str(pool_path(source, base_dir)) if isinstance(source, str) else None
         check_names_occur(self.pool, settings, filename)
-        self.format = settings.format
-        if self.format is None:  # every field, as an eval spec shows its examples by default
-            first = self.pool[0] if self.pool else {}
-            self.format = "\n".join(f"{name}: {{{name}}}" for name in first if name != "id")
-            _check_format(self.format)
+        self.example_format = ExampleFormat.of(settings.format, self.pool)
+        self.format = self.example_format.pattern
+        self.name = name
         self.embed = embed
         self.model = model
         self._fields = tuple(settings.fields) if settings.fields is not None else None
@@ -251,23 +260,25 @@ class FewShot:
 
         Args:
             query: The input the examples are for.
-            format: How to render one example (default: :attr:`format`).
+            format: How to write one example (default: :attr:`example_format`).
             separator: What goes between two examples.
             k: How many examples, instead of the ``k`` of the settings.
             **deprecated: ``template``, the old name of ``format``.
 
         Raises:
-            ConfigError: An example lacks a field the format uses.
+            ConfigError: An example lacks a field the format uses (naming the example and
+                the format, and whether it was given or the default).
         """
         renamed = rename_deprecated(deprecated, {"template": "format"}, "FewShot.text()",
                                     stacklevel=2)
         if renamed and format is not None:
             raise TypeError("FewShot.text() got 'format' and its old name 'template'")
         format = renamed.get("format", format)
+        writer = self.example_format
         if format is not None:
             _check_format(format)
-        pattern = self.format if format is None else format
-        return separator.join(_render(example, pattern) for example in self(query, k))
+            writer = ExampleFormat(format, "given to text()")
+        return separator.join(writer.write(example) for example in self(query, k))
 
     def messages(self, query: Mapping[str, Any], input_field: str = "input",
                  output_field: str = "output", *, k: int | None = None
@@ -281,13 +292,16 @@ class FewShot:
             k: How many examples, instead of the build-time ``k``.
 
         Raises:
-            ConfigError: An example lacks ``input_field`` or ``output_field``.
+            ConfigError: An example lacks ``input_field`` or ``output_field`` (naming the
+                example and its fields).
         """
         turns = []
         for example in self(query, k):
             for role, field in (("user", input_field), ("assistant", output_field)):
                 if field not in example:
-                    raise ConfigError(f"few-shot example has no field {field!r}",
+                    fields = ", ".join(map(str, example)) or "none"
+                    raise ConfigError(f"{describe_example(example)} has no field {field!r} "
+                                      f"(its fields: {fields}) for the {role} turn",
                                       key_path=field)
                 turns.append({"role": role, "content": str(example[field])})
         return turns
@@ -313,11 +327,12 @@ class FewShot:
         return chosen
 
     def _cost(self, i: int) -> int:
-        """Tokens of example ``i`` rendered alone; 0 without a budget (nothing to count)."""
+        """Tokens of example ``i`` written alone; 0 without a budget (nothing to count)."""
         if self.settings.budget is None:
             return 0
         if i not in self._costs:
-            self._costs[i] = count_tokens(_render(self.pool[i], self.format), self.model)
+            text = self.example_format.write(self.pool[i])
+            self._costs[i] = count_tokens(text, self.model)
         return self._costs[i]
 
     def _fits(self, i: int, used: int) -> bool:
@@ -331,8 +346,12 @@ class FewShot:
             return
         self._budget_warned = True
         smallest = min(self._cost(i) for i in candidates)
-        warn(f"few-shot budget of {self.settings.budget} tokens fits no example (the "
-             f"smallest takes {smallest}); prompts get no examples", stacklevel=3)
+        which = self.settings.describe()
+        if self.name:
+            which = f"{self.name}: {which}"
+        warn(f"few-shot budget of {self.settings.budget} tokens fits no example ({which}; "
+             f"the smallest takes {smallest}, written with "
+             f"{self.example_format.describe()}); prompts get no examples", stacklevel=3)
 
     def _ranked(self, query: Mapping[str, Any], fields: tuple[str, ...],
                 candidates: list[int]) -> tuple[list[int], dict[int, float]]:
@@ -479,14 +498,3 @@ def _check_format(pattern: str) -> None:
     problem = format_problem(pattern)
     if problem:
         raise ConfigError(problem, key_path="format")
-
-
-def _render(example: Mapping[str, Any], pattern: str) -> str:
-    try:
-        return pattern.format_map(example)
-    except KeyError as exc:
-        raise ConfigError(f"few-shot example has no field {exc.args[0]!r} "
-                          "used by the example format", key_path="format") from None
-    except (ValueError, TypeError) as exc:  # e.g. "{n:d}" given a string
-        raise ConfigError(f"cannot render few-shot example: {exc}",
-                          key_path="format") from None

@@ -1,8 +1,11 @@
-"""Few-shot settings: how examples are chosen, one model for eval specs and Python.
+"""Few-shot settings: how examples are chosen and written, one model for specs and Python.
 
 :class:`FewShotSettings` is an eval spec's ``fewshot:`` and the options of
-:func:`promptkit.builders.fewshot.few_shot` alike, validated once, strictly. It lives
-apart from the selection code so that loading a spec does not load BM25 and numpy.
+:func:`promptkit.builders.fewshot.few_shot` and of the ``fewshot()`` template global
+alike, validated once, strictly. :class:`ExampleFormat` is how one example is written
+(what a token ``budget`` counts and :meth:`~promptkit.builders.fewshot.FewShot.text`
+shows), with the one default the three share. This module lives apart from the selection
+code so that loading a spec does not load BM25 and numpy.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import os
 import string
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,10 +25,18 @@ from pydantic import (
     model_validator,
 )
 
-from ..errors import PromptkitDeprecationWarning, warn
+from ..errors import ConfigError, PromptkitDeprecationWarning, warn
 from .options import Settings
 
-__all__ = ["DEPRECATED_NAMES", "FewShotSettings", "PoolSource", "SelectName", "format_problem"]
+__all__ = [
+    "DEFAULT_EXAMPLE_FORMAT",
+    "DEPRECATED_NAMES",
+    "ExampleFormat",
+    "FewShotSettings",
+    "PoolSource",
+    "SelectName",
+    "format_problem",
+]
 
 PoolSource = str | os.PathLike[str] | Sequence[Mapping[str, Any]]
 """Where examples come from: a JSONL or CSV file, or the rows themselves."""
@@ -80,7 +92,8 @@ class FewShotSettings(Settings):
                                "together, each written with `format`.")
     format: str | None = Field(None, description="How one example reads, e.g. 'Q: {question}"
                                "\\nA: {answer}'; the token budget counts this text (default: "
-                               "every field as 'name: value').")
+                               "'Input: {input}\\nOutput: {output}' when the examples have "
+                               "just those fields, else every field as 'name: value').")
     var: str = Field("examples", description="Template variable that receives the examples.")
     embeddings: str | None = Field(None, description="Provider id (in graders) whose "
                                    "/v1/embeddings ranks similarity instead of BM25.")
@@ -128,6 +141,95 @@ class FewShotSettings(Settings):
         if problem:
             raise ValueError(problem)
         return value
+
+    def describe(self) -> str:
+        """The settings in one line, for messages: the pool, ``k``, ``select`` and every
+        setting not at its default (``pool 'data/math.jsonl', k=3, select='similar',
+        budget=40``), so that one selector among several can be told apart."""
+        pool = repr(self.pool) if isinstance(self.pool, str) else f"of {len(self.pool)} examples"
+        parts = [f"pool {pool}"]
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if name != "pool" and (name in ("k", "select") or value != field.default):
+                parts.append(f"{name}={value!r}")
+        return ", ".join(parts)
+
+
+DEFAULT_EXAMPLE_FORMAT = "Input: {input}\nOutput: {output}"
+"""How an example is written by default when every example of the pool has just the
+fields ``input`` and ``output`` (and perhaps ``id``); any other pool's examples are
+written with every field as ``name: value``. See :meth:`ExampleFormat.of`."""
+
+
+@dataclass(frozen=True)
+class ExampleFormat:
+    """How one example is written, and where that was decided (for messages).
+
+    Attributes:
+        pattern: A :meth:`str.format_map` pattern over the example's fields, or None:
+            every field but ``id`` as ``name: value``, one per line, in the example's own
+            order.
+        source: Where the pattern comes from: ``"default"``, ``"given"`` (the settings'
+            ``format``) or a phrase such as ``"given to text()"``.
+    """
+
+    pattern: str | None
+    source: str = "given"
+
+    @classmethod
+    def of(cls, format: str | None, pool: Sequence[Mapping[str, Any]]) -> ExampleFormat:
+        """The format of a selector: ``format`` when given, else the one default of eval
+        specs, :func:`~promptkit.builders.fewshot.few_shot` and the ``fewshot()`` template
+        global alike.
+
+        The default is :data:`DEFAULT_EXAMPLE_FORMAT` when every example has just
+        ``input`` and ``output`` (``id`` aside), else every field as ``name: value``; it
+        never names a field an example lacks.
+        """
+        if format is not None:
+            return cls(format, "given")
+        if pool and all(set(row) - {"id"} == {"input", "output"} for row in pool):
+            return cls(DEFAULT_EXAMPLE_FORMAT, "default")
+        return cls(None, "default")
+
+    def describe(self) -> str:
+        """What messages call this format: ``the default format 'Input: ...'``."""
+        if self.pattern is None:
+            return "the default format, every field as 'name: value'"
+        if self.source in ("default", "given"):
+            return f"the {self.source} format {self.pattern!r}"
+        return f"the format {self.pattern!r} {self.source}"
+
+    def write(self, example: Mapping[str, Any]) -> str:
+        """``example`` as text.
+
+        Raises:
+            ConfigError: The example lacks a field the pattern uses, or a value does not
+                suit its format spec (``{n:d}`` given a string); at key ``format``, naming
+                the example and this format.
+        """
+        if self.pattern is None:
+            return "\n".join(f"{name}: {value}" for name, value in example.items()
+                             if name != "id")
+        try:
+            return self.pattern.format_map(example)
+        except KeyError as exc:
+            fields = ", ".join(map(str, example)) or "none"
+            raise ConfigError(f"{describe_example(example)} has no field {exc.args[0]!r} (its "
+                              f"fields: {fields}), which {self.describe()} uses",
+                              key_path="format") from None
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"cannot write {describe_example(example)} with "
+                              f"{self.describe()}: {exc}", key_path="format") from None
+
+
+def describe_example(example: Mapping[str, Any]) -> str:
+    """What messages call an example: ``few-shot example 'c2'`` by its ``id``, else
+    ``a few-shot example``."""
+    identifier = example.get("id")
+    if identifier is None or str(identifier) == "":
+        return "a few-shot example"
+    return f"few-shot example {str(identifier)!r}"
 
 
 def format_problem(pattern: str) -> str | None:

@@ -246,23 +246,32 @@ class TemplateStore:
                 infos.append(TemplateInfo(name, versions, self.labels(name), tags))
         return infos
 
-    def _fewshot(self, pool: str, query: Any, k: int = 3, select: str = "similar",
-                 **options: Any) -> list[dict[str, Any]]:
+    @jinja2.pass_context
+    def _fewshot(self, context: jinja2.runtime.Context, pool: str, query: Any, k: int = 3,
+                 select: str = "similar", **options: Any) -> list[dict[str, Any]]:
         """Template global: ``{% for ex in fewshot("pools/x.jsonl", question, k=2) %}``.
 
         ``pool`` is a JSONL or CSV file inside the store; ``query`` is the text (or a
         mapping of fields) the examples should resemble. Options are those of
-        :func:`promptkit.few_shot` (``fields``, ``label``, ``seed``, ``mmr_lambda``,
-        ``budget``, ``format``).
+        :func:`promptkit.few_shot`, with its defaults (``fields``, ``label``, ``seed``,
+        ``mmr_lambda``, ``budget``, ``format``; without a ``format``, the default of
+        :meth:`~promptkit.builders.fewshot_settings.ExampleFormat.of`, as in an eval
+        spec). Its warnings name the call and the template it is in (``name=`` says
+        otherwise).
         """
         from ..builders.fewshot import few_shot
         from ..builders.pools import load_pool
 
-        key = (pool, select, k, tuple(sorted((n, repr(v)) for n, v in options.items())))
+        where = context.name and self.loader.display_name(context.name)
+        name = options.pop("name", None) or (
+            f"fewshot({pool!r}) in {where}" if where else f"fewshot({pool!r})")
+        key = (name, pool, select, k,
+               tuple(sorted((n, repr(v)) for n, v in options.items())))
         selector = self._selectors.get(key)
         if selector is None:
             rows = load_pool(self.loader.resolve(pool))
-            selector = self._selectors[key] = few_shot(rows, k, select, **options)  # type: ignore[arg-type]
+            selector = self._selectors[key] = few_shot(rows, k, select, name=name,  # type: ignore[arg-type]
+                                                       **options)
         if not isinstance(query, Mapping):
             fields = options.get("fields") or [
                 name for name, value in (selector.pool[0] if selector.pool else {}).items()

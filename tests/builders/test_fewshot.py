@@ -9,6 +9,7 @@ import pytest
 
 from promptkit.builders.fewshot import (
     DEFAULT_EXAMPLE_FORMAT,
+    ExampleFormat,
     FewShot,
     FewShotSettings,
     few_shot,
@@ -38,6 +39,9 @@ CHINESE_POOL = [
     {"id": "z4", "input": "明天北京会下雨吗？", "output": "可能会。"},
 ]
 
+# Just input and output (and ids): the default writes them as "Input: ...\nOutput: ...".
+PLAIN_POOL = [{key: value for key, value in row.items() if key != "topic"} for row in POOL]
+
 DIESEL = {"input": "Which car uses diesel fuel?"}
 
 
@@ -46,7 +50,10 @@ def ids(examples: list[dict]) -> list[str]:
 
 
 def cost(example: dict) -> int:
-    return count_tokens(DEFAULT_EXAMPLE_FORMAT.format_map(example))
+    """Tokens of an example of POOL written with the default format: POOL's examples have
+    a topic too, so every field but id as `name: value`."""
+    return count_tokens("\n".join(f"{name}: {value}" for name, value in example.items()
+                                  if name != "id"))
 
 
 # -- selectors ---------------------------------------------------------------------------
@@ -191,7 +198,7 @@ def test_query_row_is_never_selected_by_content() -> None:
 
 @pytest.mark.filterwarnings("ignore:few-shot budget of 1 tokens fits no example")
 def test_budget_is_never_exceeded() -> None:
-    for budget in (1, 13, 20, 30, 45, 100):
+    for budget in (1, 17, 20, 30, 45, 100):
         for select in ("first", "random", "similar", "mmr"):
             chosen = few_shot(POOL, k=6, select=select, budget=budget)(DIESEL)
             assert sum(cost(e) for e in chosen) <= budget
@@ -215,8 +222,10 @@ def test_a_budget_no_example_fits_warns_once(select: str) -> None:
         assert shots(DIESEL) == [] and shots.text(DIESEL) == ""
         assert shots.messages({"input": "Another question?"}) == []
     assert [str(w.message) for w in record] == [
-        f"few-shot budget of {smallest - 1} tokens fits no example (the smallest takes "
-        f"{smallest}); prompts get no examples"]
+        f"few-shot budget of {smallest - 1} tokens fits no example (pool of 6 examples, "
+        f"k=2, select={select!r}, label='topic', budget={smallest - 1}; the smallest takes "
+        f"{smallest}, written with the default format, every field as 'name: value'); "
+        "prompts get no examples"]
     assert record[0].filename == __file__  # the warning points at the caller
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -272,11 +281,13 @@ def test_mmr_with_embeddings_spreads_over_topics() -> None:
 
 
 def test_text_renders_examples_best_first() -> None:
-    shots = few_shot(POOL, k=2)
+    shots = few_shot(PLAIN_POOL, k=2)
     assert shots.text(DIESEL) == (
         "Input: What fuel does a diesel car use?\nOutput: Diesel.\n\n"
         "Input: How many wheels does a car have?\nOutput: Four."
     )
+    assert few_shot(POOL, k=1).text(DIESEL) == (
+        "input: What fuel does a diesel car use?\noutput: Diesel.\ntopic: cars")
     assert shots.text(DIESEL, format="Q: {input} A: {output}", separator="\n", k=1) == (
         "Q: What fuel does a diesel car use? A: Diesel."
     )
@@ -298,10 +309,15 @@ def test_messages_render_chat_turns() -> None:
 
 def test_missing_field_errors_name_the_key() -> None:
     shots = few_shot(POOL, k=1, format="{input} -> {answer}")
-    with pytest.raises(ConfigError, match="'answer'"):
+    with pytest.raises(ConfigError, match="'answer'") as info:
         shots.text(DIESEL)
-    with pytest.raises(ConfigError, match="'label'"):
+    assert str(info.value) == (
+        "format: few-shot example 'c2' has no field 'answer' (its fields: id, input, output, "
+        "topic), which the given format '{input} -> {answer}' uses")
+    with pytest.raises(ConfigError, match="'label'") as info:
         few_shot(POOL, k=1).messages(DIESEL, output_field="label")
+    assert str(info.value) == ("label: few-shot example 'c2' has no field 'label' (its "
+                               "fields: id, input, output, topic) for the assistant turn")
     with pytest.raises(ConfigError, match="'answer'"):  # the budget renders them too
         few_shot(POOL, format="{answer}", budget=50)(DIESEL)
 
@@ -343,7 +359,8 @@ def test_the_selector_keeps_its_validated_settings() -> None:
     assert type(shots.settings) is FewShotSettings
     assert (shots.settings.k, shots.settings.select, shots.settings.mmr_lambda,
             shots.settings.budget, shots.settings.fields) == (2, "mmr", 0.3, 80, ["input"])
-    assert shots.format == DEFAULT_EXAMPLE_FORMAT
+    assert shots.format is None  # the pool has topics: every field as `name: value`
+    assert shots.example_format == ExampleFormat(None, "default")
 
 
 def test_few_shot_takes_a_whole_settings_model() -> None:
@@ -356,6 +373,94 @@ def test_few_shot_takes_a_whole_settings_model() -> None:
 
 
 def test_settings_without_a_format_write_every_field_but_id() -> None:
-    shots = few_shot(FewShotSettings(pool=POOL[:1]))
-    assert shots.format == "input: {input}\noutput: {output}\ntopic: {topic}"
-    assert few_shot(POOL, format=None).format == shots.format
+    shots = few_shot(FewShotSettings(pool=POOL[:1]), budget=None)
+    assert shots.format is None
+    assert shots.example_format.write(POOL[0]) == (
+        "input: Is an apple a fruit?\noutput: Yes, an apple is a fruit.\ntopic: fruit")
+
+
+# -- the default format ------------------------------------------------------------------
+
+QA_POOL = [
+    {"question": "What is 2 + 2?", "answer": "4"},
+    {"question": "What is 3 + 5?", "answer": "8"},
+    {"question": "Is 7 prime?", "answer": "Yes"},
+]
+
+
+def test_the_default_is_input_output_only_for_examples_with_just_those_fields() -> None:
+    assert few_shot(PLAIN_POOL).format == DEFAULT_EXAMPLE_FORMAT  # ids aside
+    assert few_shot([{"input": "a", "output": "b"}]).format == DEFAULT_EXAMPLE_FORMAT
+    assert few_shot(POOL).format is None  # a topic too
+    assert few_shot(QA_POOL).format is None
+    assert few_shot([*PLAIN_POOL, {"input": "no output"}]).format is None
+    # The same as settings without a format (an eval spec's default).
+    assert few_shot(FewShotSettings(pool=PLAIN_POOL)).format == DEFAULT_EXAMPLE_FORMAT
+    assert few_shot(FewShotSettings(pool=QA_POOL)).format is None
+
+
+def test_a_budget_on_a_pool_without_input_and_output_works_by_default() -> None:
+    # The old default of few_shot() ("Input: {input}...") named fields these examples
+    # lack, so the first call raised an error about a format nobody had given.
+    written = ["question: What is 2 + 2?\nanswer: 4", "question: What is 3 + 5?\nanswer: 8"]
+    budget = sum(count_tokens(text) for text in written)
+    shots = few_shot(QA_POOL, k=3, select="first", budget=budget)
+    assert shots({"question": "What is 2 + 3?"}) == QA_POOL[:2]
+    assert shots.text({"question": "What is 2 + 3?"}) == "\n\n".join(written)
+
+
+def test_the_default_writes_each_example_with_its_own_fields() -> None:
+    # Field names that could not be a format's, and examples with different fields.
+    pool = [{"id": "a", "first-name": "Ada", "role.title": "engineer"},
+            {"id": "b", "first-name": "Linus", "note": "{not a field}"}]
+    shots = few_shot(pool, k=2, select="first", budget=100)
+    assert [row["id"] for row in shots({"first-name": "Grace"})] == ["a", "b"]
+    assert shots.text({"first-name": "Grace"}) == (
+        "first-name: Ada\nrole.title: engineer\n\nfirst-name: Linus\nnote: {not a field}")
+
+
+@pytest.mark.parametrize(("build", "format_named"), [
+    (lambda: few_shot(QA_POOL, k=1, format="Input: {input}").text({"question": "q"}),
+     "the given format 'Input: {input}'"),
+    (lambda: few_shot(QA_POOL, k=1, format="Input: {input}", budget=50)({"question": "q"}),
+     "the given format 'Input: {input}'"),
+    (lambda: few_shot(QA_POOL, k=1).text({"question": "q"}, format="Input: {input}"),
+     "the format 'Input: {input}' given to text()"),
+])
+def test_a_format_error_names_the_format_in_use_and_where_it_came_from(
+        build, format_named: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build()
+    assert info.value.key_path == "format"
+    assert info.value.message == (
+        "a few-shot example has no field 'input' (its fields: question, answer), which "
+        f"{format_named} uses")
+
+
+def test_a_bad_format_spec_names_the_example_and_the_format() -> None:
+    with pytest.raises(ConfigError) as info:
+        few_shot(POOL, k=1, format="{input:d}").text(DIESEL)
+    assert info.value.message.startswith(
+        "cannot write few-shot example 'c2' with the given format '{input:d}': ")
+
+
+# -- which selector a warning is about ---------------------------------------------------
+
+
+def test_the_budget_warning_names_the_selector(tmp_path) -> None:
+    pool_file = tmp_path / "pool.jsonl"
+    pool_file.write_text("".join(f'{{"input": "{row["input"]}", "output": "{row["output"]}"}}\n'
+                                 for row in POOL), encoding="utf-8")
+    with pytest.warns(PromptkitWarning) as record:
+        few_shot("pool.jsonl", k=2, fields=["input"], budget=3, base_dir=tmp_path)(DIESEL)
+        few_shot(POOL, k=1, select="first", budget=2, format="{input}", seed=4,
+                 name="prompt 'short'")(DIESEL)
+    assert [str(w.message) for w in record] == [
+        "few-shot budget of 3 tokens fits no example (pool 'pool.jsonl', k=2, "
+        "select='similar', fields=['input'], budget=3; the smallest takes 13, written with "
+        "the default format 'Input: {input}\\nOutput: {output}'); prompts get no examples",
+        "few-shot budget of 2 tokens fits no example (prompt 'short': pool of 6 examples, "
+        "k=1, select='first', seed=4, budget=2, format='{input}'; the smallest takes "
+        f"{min(count_tokens(row['input']) for row in POOL)}, written with the given format "
+        "'{input}'); prompts get no examples",
+    ]

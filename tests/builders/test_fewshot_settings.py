@@ -1,7 +1,8 @@
 """Tests for promptkit.builders.fewshot_settings: one model for eval specs and Python.
 
-An eval spec's ``fewshot:`` and ``few_shot()``'s keyword arguments are the same
-:class:`FewShotSettings`, with the same names; the old names still work for one release,
+An eval spec's ``fewshot:``, ``few_shot()``'s keyword arguments and the ``fewshot()``
+template global are the same :class:`FewShotSettings`, with the same names and defaults
+(one default example format among them); the old names still work for one release,
 with a DeprecationWarning naming the new key; a bad setting in a spec names the file, the
 line and ``prompts[i].fewshot.<key>``.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from promptkit.builders.fewshot import FewShotSettings, few_shot
-from promptkit.errors import ConfigError
+from promptkit.errors import ConfigError, PromptkitWarning
 from promptkit.running.plan import plan_eval
 from promptkit.running.spec import json_schema, load_spec
 
@@ -86,11 +87,97 @@ format: "Q: {question} A: {answer}"
 def test_every_option_of_few_shot_is_a_settings_field() -> None:
     import inspect
 
-    runtime = {"pool", "embed", "model", "base_dir", "deprecated"}
-    options = set(inspect.signature(few_shot).parameters) - runtime
+    from promptkit.builders.fewshot import FewShot
+
+    # How to run a selector, not how it chooses: exactly what FewShot takes besides its
+    # settings (the pool is the settings' own first field).
+    runtime = {"embed", "model", "base_dir", "name"}
+    assert set(inspect.signature(FewShot).parameters) == {"settings", *runtime}
+    assert not runtime & set(FewShotSettings.model_fields)
+    options = set(inspect.signature(few_shot).parameters) - runtime - {"pool", "deprecated"}
     assert options <= set(FewShotSettings.model_fields)
     # What few_shot() does not take is what only an eval spec can use.
     assert set(FewShotSettings.model_fields) - options == {"pool", "var", "embeddings"}
+
+
+def test_few_shot_a_spec_and_the_template_global_have_the_same_defaults() -> None:
+    import inspect
+
+    from promptkit import TemplateStore
+
+    parameters = inspect.signature(few_shot).parameters
+    fields = FewShotSettings.model_fields
+    shared = [name for name in parameters if name in fields and name != "pool"]
+    assert {name: parameters[name].default for name in shared} == {
+        name: fields[name].default for name in shared}
+    template_global = inspect.signature(TemplateStore._fewshot).parameters
+    assert {name: template_global[name].default for name in ("k", "select")} == {
+        "k": fields["k"].default, "select": fields["select"].default}
+
+
+PLAIN_POOL = [{"id": f"io{n}", "input": row["question"], "output": row["answer"]}
+              for n, row in enumerate(POOL, 1)]
+
+
+def write_pool(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+
+@pytest.mark.parametrize(("rows", "written"), [
+    # Examples with more than input and output: every field but id as `name: value`.
+    (POOL, lambda row: "\n".join(f"{name}: {value}" for name, value in row.items()
+                                 if name != "id")),
+    # Just input and output (and ids): "Input: ...\nOutput: ...".
+    (PLAIN_POOL, lambda row: f"Input: {row['input']}\nOutput: {row['output']}"),
+])
+def test_python_a_spec_and_the_template_global_write_examples_alike_by_default(
+        tmp_path: Path, rows: list[dict], written) -> None:
+    from promptkit import TemplateStore
+    from promptkit.tokens import count_tokens
+
+    # A budget that the first two examples, written by default, fit exactly.
+    budget = sum(count_tokens(written(row)) for row in rows[:2])
+    python = few_shot(rows, k=3, select="first", budget=budget)
+    assert python.text(QUERY) == "\n\n".join(written(row) for row in rows[:2])
+
+    # (in `chosen`, which math@1 does not show: its examples need a question)
+    path = write_spec(tmp_path, "{pool: pool.jsonl, k: 3, select: first, var: chosen, "
+                                f"budget: {budget}}}")
+    write_pool(tmp_path / "pool.jsonl", rows)
+    spec = plan_eval(load_spec(path)).fewshots["shots"]
+    assert spec.example_format == python.example_format
+
+    write_pool(tmp_path / "pool_for_templates.jsonl", rows)
+    store = TemplateStore(tmp_path)
+    template = ('{% for ex in fewshot("pool_for_templates.jsonl", question, k=3, '
+                f'select="first", budget={budget}) %}}{{{{ ex.id }}}} {{% endfor %}}')
+    expected = " ".join(row["id"] for row in rows[:2]) + " "
+    assert store.render_string(template, QUERY) == expected
+    assert [row["id"] for row in spec(QUERY)] == [row["id"] for row in python(QUERY)] == [
+        row["id"] for row in rows[:2]]
+
+
+def test_the_template_globals_budget_warning_names_the_call_and_the_template(
+        tmp_path: Path) -> None:
+    from promptkit import TemplateStore
+
+    write_pool(tmp_path / "pool.jsonl", POOL)
+    (tmp_path / "shots").mkdir()
+    (tmp_path / "shots" / "v1.jinja").write_text(
+        '{% for ex in fewshot("pool.jsonl", question, k=2, budget=1) %}{{ ex.id }}{% endfor %}'
+        '{% for ex in fewshot("pool.jsonl", question, budget=1, name="the menu") %}'
+        "{{ ex.id }}{% endfor %}", encoding="utf-8")
+    store = TemplateStore(tmp_path)
+    with pytest.warns(PromptkitWarning) as record:
+        assert store.get("shots@1").render_text(QUERY) == ""
+        assert store.render_string('{{ fewshot("pool.jsonl", question, budget=1) }}',
+                                   QUERY) == "[]"
+    where = tmp_path / "shots" / "v1.jinja"
+    assert [str(w.message).split(": pool of 3 examples")[0] for w in record] == [
+        f"few-shot budget of 1 tokens fits no example (fewshot('pool.jsonl') in {where}",
+        "few-shot budget of 1 tokens fits no example (the menu",
+        "few-shot budget of 1 tokens fits no example (fewshot('pool.jsonl')",
+    ]
 
 
 def test_the_spec_schema_names_the_new_keys() -> None:
