@@ -15,6 +15,10 @@
 * with ``max_drop``, a plain guard: a gated row whose pass rate fell by more than that
   many points fails, whatever the test says (for datasets too small to test).
 
+A gate cannot vouch for a comparison (:meth:`Comparison.cannot_vouch`) when a gated row
+compared fewer than half of its baseline's cases, or, without ``max_drop``, too few for
+its test to catch a drop of any size: then "no significant change" would be no evidence.
+
 Cases the endpoint or a grader never answered are left out (an outage says nothing about
 the prompt); a case keeps the samples that were answered.
 
@@ -165,12 +169,38 @@ class Comparison:
         """Gated rows whose pass rate fell by more than ``max_drop`` points."""
         return [row for row in self.gated if row.max_drop_exceeded]
 
+    @property
+    def level(self) -> str:
+        """The level each gated row is tested at: ``one-sided alpha 0.05`` (``/3`` with
+        three gated rows: Holm's first step)."""
+        gated = len(self.gated)
+        return f"one-sided alpha {self.alpha:g}" + (f"/{gated}" if gated > 1 else "")
+
+    @property
+    def blind(self) -> list[RowComparison]:
+        """Gated rows compared on cases, but too few for their test to catch a drop of
+        any size (``min_detectable_drop`` is ``None``): "no significant change" there
+        means nothing."""
+        return [row for row in self.gated
+                if row.cases and not row.undecided and row.min_detectable_drop is None]
+
     def uncompared(self) -> list[str]:
-        """Why a gate cannot vouch for this comparison: no row in common, or a gated row
+        """Why a gate cannot vouch for what it compared: no row in common, or a gated row
         with too few of its baseline cases compared (empty when the comparison is sound)."""
         if not self.rows:
             return ["no prompt × provider of the baseline is in this run"]
         return [row.undecided_reason() for row in self.gated if row.undecided]
+
+    def cannot_vouch(self) -> list[str]:
+        """Why a gate cannot vouch for this comparison: :meth:`uncompared`, and, unless
+        ``max_drop`` guards the rows, each :attr:`blind` row, whose test could not have
+        caught a drop of any size (empty when the gate can vouch)."""
+        reasons = self.uncompared()
+        if self.max_drop is None:
+            reasons += [f"too few paired cases to detect a drop: with {row.cases} cases of "
+                        f"{row.label} no drop can be significant at {self.level} (add cases, "
+                        "or gate with --max-drop)" for row in self.blind]
+        return reasons
 
 
 def gate_failures(comparison: Comparison, *, fail_on_regression: bool,
@@ -178,7 +208,10 @@ def gate_failures(comparison: Comparison, *, fail_on_regression: bool,
     """The gate checks a comparison fails, one line each (empty: it passes).
 
     ``fail_on_regression`` gates on a significant regression; ``max_drop`` (points) on a
-    gated row falling further. Either also fails a comparison the gate cannot vouch for.
+    gated row falling further. Either also fails a comparison the gate cannot vouch for
+    (:meth:`Comparison.cannot_vouch`): rows not compared, and, without ``max_drop``, rows
+    with too few paired cases for the test to catch any drop, where a passing
+    ``fail_on_regression`` would vouch for nothing.
     """
     failed = []
     if fail_on_regression and comparison.regressed:
@@ -188,8 +221,8 @@ def gate_failures(comparison: Comparison, *, fail_on_regression: bool,
         rows = ", ".join(f"{row.label} fell {row.drop:.1f} points" for row in comparison.dropped)
         failed.append(f"max-drop: more than {max_drop:g} points: {rows}")
     if fail_on_regression or max_drop is not None:
-        failed += [f"comparison: {reason}; the gate cannot vouch for it"
-                   for reason in comparison.uncompared()]
+        reasons = comparison.cannot_vouch() if max_drop is None else comparison.uncompared()
+        failed += [f"comparison: {reason}; the gate cannot vouch for it" for reason in reasons]
     return failed
 
 

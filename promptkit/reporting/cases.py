@@ -81,11 +81,14 @@ class CaseRow:
     """One result as the case table shows it.
 
     ``number`` is its place in the table (1, 2, ...), which names its parts on the page.
-    ``output`` is the answer, or ``kind: message`` for an error; ``preview`` is set when it
-    is too long or has several lines to show in full (it is then folded). ``prompt`` is
-    the prompt as sent (``chat`` says whether as messages), ``examples`` the few-shot
-    examples chosen, each a block per field; ``votes`` are ``(answer, samples)``, most
-    voted first. Each is empty (or ``None``) when the result did not record it.
+    ``latency`` is the request's; a ``cached`` answer keeps the one recorded when it was
+    first asked for (``—`` when the cache predates latencies), as the leaderboard and the
+    ``.csv`` output count it. ``output`` is the answer, or ``kind: message`` for an error;
+    ``preview`` is set when it is too long or has several lines to show in full (it is
+    then folded). ``prompt`` is the prompt as sent (``chat`` says whether as messages),
+    ``examples`` the few-shot examples chosen, each a block per field; ``votes`` are
+    ``(answer, samples)``, most voted first. Each is empty (or ``None``) when the result
+    did not record it.
     """
 
     prompt_id: str
@@ -108,6 +111,7 @@ class CaseRow:
     answer_preview: str = ""
     votes: list[tuple[str, int]] = field(default_factory=list)
     reasoning: Block | None = None
+    cached: bool = False  # served from the response cache: ``latency`` is the first call's
 
     @property
     def checks_passed(self) -> str:
@@ -220,7 +224,7 @@ def case_row(result: CaseResult, flipped: bool = False, number: int = 0) -> Case
     return CaseRow(
         result.prompt_id, result.provider_id, result.case_id, result.repeat, status, flipped,
         score=f"{result.score:.3f}",
-        latency="cached" if result.cached else seconds(result.latency_s),
+        latency=seconds(result.latency_s),
         output=block("output", output), preview=preview(output),
         variables=_json(result.vars),
         checks=[check_view(a) for a in result.assertions], number=number,
@@ -229,7 +233,8 @@ def case_row(result: CaseResult, flipped: bool = False, number: int = 0) -> Case
         answer=answer,
         answer_preview=f"{short}…" if short is not None else (result.answer or ""),
         votes=_votes(result.votes),
-        reasoning=None if not result.reasoning else block("", result.reasoning))
+        reasoning=None if not result.reasoning else block("", result.reasoning),
+        cached=result.cached)
 
 
 class CaseRows:

@@ -48,10 +48,11 @@ class Row:
     """One prompt × provider of a run.
 
     ``cases`` counts results (case × repeat); errors count as failures in the pass
-    rate. Latency, TTFT and tokens/s come from results that were neither cached nor
-    errors; tokens and cost from every result that has them, cached ones included, so
-    rows stay comparable whatever the cache held. ``cost`` is ``None`` when no result
-    had one (no price configured).
+    rate. Latency, TTFT and tokens/s come from results that are not errors, a cached
+    answer counting with the latency recorded when it was first asked for; tokens and
+    cost from every result that has them, cached ones included, so rows stay comparable
+    whatever the cache held. ``cost`` is ``None`` when no result had one (no price
+    configured).
     """
 
     prompt_id: str

@@ -27,6 +27,7 @@ BEST_MARK = "★"
 TIED_MARK = "="
 
 Tone = Literal["worse", "better", ""]
+TOO_FEW = "too few cases to tell"  # a row's verdict when its test could catch no drop
 
 
 # -- numbers as every presenter shows them ----------------------------------------------
@@ -42,6 +43,11 @@ def seconds(value: float | None) -> str:
 def count(value: int) -> str:
     """``950``, ``12,345``, ``1.2M``: short enough for a narrow column."""
     return f"{value:,}" if value < 1_000_000 else f"{value / 1_000_000:.1f}M"
+
+
+def points(value: float) -> str:
+    """Percentage points: ``25``, or ``0.7`` below one point."""
+    return f"{value:.0f}" if value >= 1 else f"{value:.1f}"
 
 
 def money(value: float | None) -> str:
@@ -303,8 +309,11 @@ def _table_row(row: RowComparison, comparison: Comparison) -> TableRow:
     tone: Tone = "worse" if row.verdict == "worse" or row.max_drop_exceeded else (
         "better" if row.verdict == "better" else "")
     rate = f"{row.before_rate:.1%} → {row.after_rate:.1%}" if row.cases else "—"
-    sees = "—" if row.min_detectable_drop is None else f"{row.min_detectable_drop:.0f}pp"
-    verdict = row.verdict + ("" if row.gated else " (not gated)")
+    sees = "—" if row.min_detectable_drop is None else f"{points(row.min_detectable_drop)}pp"
+    # A test that could catch no drop has no verdict to give, not "no significant change".
+    blind = row.min_detectable_drop is None and row.verdict == "no significant change"
+    verdict = TOO_FEW if blind else row.verdict
+    verdict += "" if row.gated else " (not gated)"
     if row.max_drop_exceeded:
         verdict += f"; fell > {comparison.max_drop:g}pp"
     return TableRow(row.label, [row.label, str(row.cases), rate, delta,
@@ -365,7 +374,7 @@ def comparison_view(comparison: Comparison) -> ComparisonView:
               for kind in ("regressed", "fixed") for row in comparison.rows
               if (flips := row.regressed if kind == "regressed" else row.fixed)]
     metric_rows, metric_note = _metric_rows(comparison)
-    failed = comparison.regressed or bool(comparison.dropped) or bool(comparison.uncompared())
+    failed = comparison.regressed or bool(comparison.dropped) or bool(comparison.cannot_vouch())
     return ComparisonView(
         comparison.before_label, comparison.after_label,
         [_table_row(row, comparison) for row in comparison.rows], metric_rows, metric_note,
@@ -379,24 +388,51 @@ def detection_lines(comparison: Comparison) -> list[str]:
     for row in comparison.gated:
         by_cases.setdefault(row.cases, []).append(row)
     lines = []
-    gated = max(1, len(comparison.gated))
-    level = f"one-sided alpha {comparison.alpha:g}" + (f"/{gated}" if gated > 1 else "")
     for cases, rows in by_cases.items():
         drop = rows[0].min_detectable_drop
         which = "this gate" if len(comparison.gated) == 1 else \
             ("each gated row" if len(rows) == len(comparison.gated) else
              ", ".join(printable_line(r.label) for r in rows))
         if drop is None:
-            lines.append(f"with {cases} cases {which} cannot catch any drop at {level} "
-                         "(too few cases); see --max-drop")
+            lines.append(f"with {cases} cases {which} cannot catch any drop at "
+                         f"{comparison.level} (too few cases); see --max-drop")
         else:
-            lines.append(f"with {cases} cases {which} sees drops of {drop:.0f} points or "
-                         f"more (80% power, {level})")
+            lines.append(f"with {cases} cases {which} sees drops of {points(drop)} points or "
+                         f"more (80% power, {comparison.level})")
     return lines
 
 
+def _no_failure(comparison: Comparison) -> str:
+    """The verdict when no check failed: what the test found and what it could have
+    found, so "no significant change" from a test that could catch a 25-point drop reads
+    apart from a row too small to test (which only ``max_drop`` can guard)."""
+    powered = [row for row in comparison.gated if row.min_detectable_drop is not None]
+    clauses = []
+    better = [printable_line(row.label) for row in comparison.gated if row.verdict == "better"]
+    if powered or not comparison.blind:
+        clauses.append(f"better ({', '.join(better)}); no significant regression" if better
+                       else f"no significant change at alpha {comparison.alpha:g}")
+    if powered:
+        drop = max(row.min_detectable_drop or 0.0 for row in powered)
+        where = " in each gated row" if len(powered) > 1 else ""
+        clauses[-1] += (f" (the gate could have detected a drop of {points(drop)} points "
+                        f"or more{where})")
+    if comparison.blind:  # only with max_drop: else the gate cannot vouch for them
+        rows = ", ".join(f"{printable_line(row.label)} ({row.cases} cases)"
+                         for row in comparison.blind)
+        clauses.append(f"too few paired cases for the test to detect any drop in {rows}")
+    if comparison.max_drop is not None and comparison.gated:
+        clauses.append(f"no gated row fell more than {comparison.max_drop:g} points")
+    return "verdict: " + "; ".join(clauses)
+
+
 def verdict_line(comparison: Comparison) -> str:
-    """One line: the overall verdict, as CI logs should show it."""
+    """One line: the overall verdict, as CI logs should show it.
+
+    A failed check (a significant regression, a fall past ``max_drop``, a comparison the
+    gate cannot vouch for, such as too few paired cases to detect any drop) is named;
+    otherwise the line says what the gate could have detected.
+    """
     if not comparison.rows:
         return "verdict: nothing to compare (no prompt × provider in common)"
     parts = []
@@ -410,12 +446,7 @@ def verdict_line(comparison: Comparison) -> str:
     if dropped:
         rows = [f"{printable_line(row.label)} fell {row.drop:.1f} points" for row in dropped]
         parts.append(f"max-drop: more than {comparison.max_drop:g} points: " + "; ".join(rows))
-    uncompared = comparison.uncompared()
-    if uncompared:
-        parts.append("cannot vouch: " + "; ".join(printable_line(u) for u in uncompared))
-    if parts:
-        return " | ".join(parts)
-    better = [printable_line(row.label) for row in comparison.gated if row.verdict == "better"]
-    if better:
-        return f"verdict: better ({', '.join(better)}); no significant regression"
-    return f"verdict: no significant change at alpha {comparison.alpha:g}"
+    unvouched = comparison.cannot_vouch()
+    if unvouched:
+        parts.append("cannot vouch: " + "; ".join(printable_line(u) for u in unvouched))
+    return " | ".join(parts) if parts else _no_failure(comparison)

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from promptkit.comparing.baseline import Side, SideCase, SideRow
-from promptkit.comparing.comparison import PASS_RATE, compare
+from promptkit.comparing.comparison import PASS_RATE, compare, gate_failures
 from promptkit.comparing.stats import mcnemar_one_sided
 
 
@@ -261,3 +261,32 @@ def test_a_gate_cannot_vouch_for_cases_it_did_not_compare() -> None:
     assert compare(side("b", before), side("n", row("x", [True]))).uncompared() == [
         "no prompt × provider of the baseline is in this run"]
     assert compare(side("b", before), side("n", row("a", [True] * 30))).uncompared() == []
+
+
+def test_a_gate_cannot_vouch_for_a_row_too_small_to_detect_any_drop() -> None:
+    """Four paired cases can never make a drop significant: a --fail-on-regression gate
+    on them would pass whatever happened, so it fails instead; --max-drop guards them."""
+    tiny = compare(side("b", row("a", [True] * 4)), side("n", row("a", [True] * 4)))
+    assert [r.label for r in tiny.blind] == ["a × p"] and tiny.uncompared() == []
+    reason = ("too few paired cases to detect a drop: with 4 cases of a × p no drop can be "
+              "significant at one-sided alpha 0.05 (add cases, or gate with --max-drop)")
+    assert tiny.cannot_vouch() == [reason]
+    assert gate_failures(tiny, fail_on_regression=True, max_drop=None) == [
+        f"comparison: {reason}; the gate cannot vouch for it"]
+    assert gate_failures(tiny, fail_on_regression=False, max_drop=None) == []  # no gate
+    guarded = compare(side("b", row("a", [True] * 4)), side("n", row("a", [True] * 4)),
+                      max_drop=10)
+    assert guarded.blind and guarded.cannot_vouch() == []
+    assert gate_failures(guarded, fail_on_regression=True, max_drop=10) == []
+    # with three gated rows each is tested at alpha/3: 5 cases are no longer enough
+    five = [row(name, [True] * 5) for name in "abc"]
+    three = compare(side("b", *five), side("n", *five))
+    assert len(three.blind) == 3 and three.level == "one-sided alpha 0.05/3"
+    assert compare(side("b", row("a", [True] * 5)), side("n", row("a", [True] * 5))).blind == []
+    # a row lost to outages is not compared at all: said once, as such
+    lost = row("a", [True] * 30)
+    for cid in list(lost.cases)[3:]:
+        lost.cases[cid] = SideCase(cid, [None], 0.0, error="HTTP 500")
+    outages = compare(side("b", row("a", [True] * 30)), side("n", lost))
+    assert outages.blind == [] and len(outages.cannot_vouch()) == 1
+    assert "27 lost to outages" in outages.cannot_vouch()[0]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import WORSE, baseline_answers, promptkit
-from promptkit.comparing.baseline import load_baseline
+from promptkit.comparing.baseline import load_baseline, save_baseline
 from promptkit.comparing.stats import min_detectable_drop
 from promptkit.testing import FakeEndpoint
 
@@ -215,3 +215,46 @@ def test_gate_in_the_spec_picks_the_rows_that_gate(project: Path,
     spec.write_text(spec.read_text().replace("[zero-shot]", "[zero-shat]"))
     bad = gate(project, endpoint)
     assert bad.returncode == 2 and "gate.prompts: 'zero-shat' is not one of" in bad.stderr
+
+
+def one_line(text: str) -> str:
+    """Terminal output with the lines a narrow console wrapped joined again."""
+    return " ".join(text.split())
+
+
+def test_the_gate_says_what_it_could_detect_or_that_it_cannot_vouch(tmp_path: Path) -> None:
+    """``compare --fail-on-regression``: on 24 cases a row, "no significant change" comes
+    with the drop the gate could have caught; on 4 it cannot vouch (exit 1) unless
+    --max-drop guards the rows. The terminal, summary.md and report.html agree."""
+    same = promptkit("compare", str(BASELINE), str(BASELINE), "--fail-on-regression",
+                     "-o", "summary.md", "-o", "report.html", cwd=tmp_path)
+    assert same.returncode == 0, same.stdout + same.stderr
+    verdict = ("verdict: no significant change at alpha 0.05 (the gate could have detected "
+               f"a drop of {100 * min_detectable_drop(24, 0.05 / 2):.0f} points or more in "
+               "each gated row)")
+    assert verdict in one_line(same.stdout)
+    assert f"**{verdict}**" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert f">{verdict}</p>" in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+    tiny = load_baseline(BASELINE)
+    tiny.rows = tiny.rows[:1]
+    tiny.rows[0].cases = dict(list(tiny.rows[0].cases.items())[:4])
+    save_baseline(tiny, tmp_path / "tiny.json")
+    blind = promptkit("compare", "tiny.json", "tiny.json", "--fail-on-regression",
+                      "-o", "summary.md", "-o", "report.html", cwd=tmp_path)
+    assert blind.returncode == 1, blind.stdout + blind.stderr
+    reason = ("too few paired cases to detect a drop: with 4 cases of zero-shot × local no "
+              "drop can be significant at one-sided alpha 0.05 (add cases, or gate with "
+              "--max-drop)")
+    assert f"FAILED comparison: {reason}; the gate cannot vouch for it" in one_line(
+        blind.stderr)
+    assert f"cannot vouch: {reason}" in one_line(blind.stdout)
+    assert f"**cannot vouch: {reason}**" in (tmp_path / "summary.md").read_text(
+        encoding="utf-8")
+    assert f">cannot vouch: {reason}</p>" in (tmp_path / "report.html").read_text(
+        encoding="utf-8")
+    guarded = promptkit("compare", "tiny.json", "tiny.json", "--fail-on-regression",
+                        "--max-drop", "10", cwd=tmp_path)
+    assert guarded.returncode == 0, guarded.stdout + guarded.stderr
+    assert ("verdict: too few paired cases for the test to detect any drop in zero-shot × "
+            "local (4 cases); no gated row fell more than 10 points") in one_line(guarded.stdout)

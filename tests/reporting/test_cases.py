@@ -31,7 +31,16 @@ def test_a_row_per_result_with_its_outcome_output_and_checks() -> None:
     error = case_row(errored)
     assert (error.status, error.output.text, error.latency) == (
         "error", "timeout: timed out after 60s", "5.00s")
-    assert case_row(cached).latency == "cached"
+    assert (case_row(cached).latency, case_row(cached).cached) == ("—", True)  # none recorded
+    assert not row.cached and not error.cached
+
+
+def test_a_cached_answer_keeps_the_latency_it_was_measured_with() -> None:
+    cached = result("p", "m", 0, passed=True, cached=True, requests=0, latency_s=0.85)
+    row = case_row(cached)
+    assert (row.latency, row.cached) == ("850ms", True)
+    asked = case_row(result("p", "m", 0, passed=True, latency_s=0.85))
+    assert (asked.latency, asked.cached) == ("850ms", False)
 
 
 def test_long_or_multiline_outputs_get_a_one_line_preview() -> None:

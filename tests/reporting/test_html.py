@@ -5,6 +5,7 @@ browser checks can fail)."""
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import io
 import os
@@ -434,6 +435,29 @@ def test_case_rows_show_each_assertion_with_its_name_reason_and_error() -> None:
         assert f'id="c1-{part}' not in html  # nothing recorded: nothing shown
     plain = CaseResult("p", "m", "c1", 1, output="out")
     assert '<td class="l"></td>' in render(summarize([plain]), [plain])  # no checks
+
+
+def test_a_cached_case_shows_its_recorded_latency_tagged_cached(tmp_path: Path) -> None:
+    cached = CaseResult("p", "m", "c0", 0, output="out", passed=True, cached=True, requests=0,
+                        latency_s=0.85)
+    asked = CaseResult("p", "m", "c1", 1, output="out", passed=True, latency_s=1.25)
+    unrecorded = CaseResult("p", "m", "c2", 2, output="out", passed=True, cached=True,
+                            requests=0)
+    results = [cached, asked, unrecorded]
+    summary = summarize(results)
+    html = render(summary, results)
+    tag = ('<span class="tag" title="served from the response cache: the latency is that of '
+           'the original request">cached</span>')
+    cells = re.findall(r'<td class="(?:pass|fail|error)">[^<]*</td><td>[^<]*</td>'
+                       r'<td>(.*?)</td>', html)
+    assert cells == [f"850ms {tag}", "1.25s", f"— {tag}"]  # — : cached before latencies were
+    # the leaderboard and the .csv count the cached answer's latency as it was recorded
+    assert summary.rows[0].latency_p50 == pytest.approx((0.85 + 1.25) / 2)
+    assert "3 results (2 cached)" in html
+    write_output(tmp_path / "r.csv", summary, results)
+    rows = list(csv.DictReader((tmp_path / "r.csv").open(encoding="utf-8")))
+    assert [(row["latency_s"], row["cached"]) for row in rows] == [
+        ("0.85", "true"), ("1.25", "false"), ("", "true")]
 
 
 def test_case_rows_fold_the_prompt_examples_answer_votes_and_reasoning() -> None:

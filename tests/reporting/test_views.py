@@ -78,7 +78,7 @@ def test_comparison_view_rows_notes_flips_and_verdict(two_rows: Comparison,
     a, b = view.rows
     assert a.cells[:3] == ["a × p", "10", "100.0% → 20.0%"]
     assert a.cells[3].endswith("pp)") and a.cells[4] == "8/0" and a.cells[-1] == "worse"
-    assert a.tone == "worse" and b.tone == "" and b.cells[-1] == "no significant change"
+    assert a.tone == "worse" and b.tone == "" and b.cells[-2:] == ["—", "too few cases to tell"]
     assert [m.cells[1] for m in view.metric_rows] == ["score", "score"]
     assert [(n.kind, n.text) for n in view.notes] == [
         ("warning", "b × p: model changed (m → m2)"),
@@ -106,7 +106,8 @@ def test_fixed_cases_come_after_regressions(compare_one: CompareOne) -> None:
     view = comparison_view(compare_one([True, False, True], [False, True, True]))
     assert [(f.case_id, f.change) for f in view.flips] == [
         ("c00", "pass → FAIL"), ("c01", "fail → pass")]
-    assert not view.failed and view.metric_note is None
+    assert view.metric_note is None
+    assert view.failed  # 3 paired cases: a gate cannot vouch for them
 
 
 def test_verdict_lines(compare_one: CompareOne) -> None:
@@ -115,14 +116,44 @@ def test_verdict_lines(compare_one: CompareOne) -> None:
     assert verdict_line(worse).startswith(
         "verdict: WORSE at alpha 0.05 (one-sided, Holm over 1 gated row(s)): a × p (8 worse")
     better = compare_one([False] * 10, [True] * 10)
-    assert verdict_line(better) == "verdict: better (a × p); no significant regression"
+    assert verdict_line(better) == ("verdict: better (a × p); no significant regression (the "
+                                    "gate could have detected a drop of 58 points or more)")
     dropped = compare_one([True] * 4, [True] * 3 + [False], max_drop=10)
     assert "max-drop: more than 10 points: a × p fell 25.0 points" in verdict_line(dropped)
-    same = compare_one([True] * 4, [True] * 4)
-    assert verdict_line(same) == "verdict: no significant change at alpha 0.05"
     outages = compare_one([True] * 30, [False] + [[None]] * 29)
     assert "cannot vouch" in verdict_line(outages)
     assert comparison_view(outages).failed  # red in the terminal and the page alike
+
+
+def test_no_significant_change_says_what_the_gate_could_have_detected(
+        compare_one: CompareOne) -> None:
+    same = compare_one([True] * 24, [True] * 23 + [False])
+    assert verdict_line(same) == ("verdict: no significant change at alpha 0.05 (the gate "
+                                  "could have detected a drop of 26 points or more)")
+    assert not comparison_view(same).failed
+    guarded = compare_one([True] * 24, [True] * 24, max_drop=10)
+    assert verdict_line(guarded) == (
+        "verdict: no significant change at alpha 0.05 (the gate could have detected a drop "
+        "of 26 points or more); no gated row fell more than 10 points")
+    big = compare_one([True] * 5000, [True] * 5000)
+    assert "could have detected a drop of 0.1 points or more" in verdict_line(big)
+    assert comparison_view(big).rows[0].cells[-2] == "0.1pp"  # not "0pp"
+
+
+def test_too_few_cases_to_detect_any_drop_cannot_be_vouched_for(
+        compare_one: CompareOne) -> None:
+    tiny = compare_one([True] * 4, [True] * 4)
+    assert verdict_line(tiny) == (
+        "cannot vouch: too few paired cases to detect a drop: with 4 cases of a × p no drop "
+        "can be significant at one-sided alpha 0.05 (add cases, or gate with --max-drop)")
+    view = comparison_view(tiny)
+    assert view.failed and view.rows[0].cells[-2:] == ["—", "too few cases to tell"]
+    # --max-drop guards what the test cannot: the gate vouches for that, and says so
+    guarded = compare_one([True] * 4, [True] * 4, max_drop=10)
+    assert verdict_line(guarded) == (
+        "verdict: too few paired cases for the test to detect any drop in a × p (4 cases); "
+        "no gated row fell more than 10 points")
+    assert not comparison_view(guarded).failed
 
 
 def test_detection_lines(compare_one: CompareOne) -> None:
@@ -264,3 +295,27 @@ def test_the_three_presenters_show_the_same_comparison(two_rows: Comparison,
         assert printable_line(text) in items
     for text in (view.verdict, *view.detection):
         assert text in "\n".join(lines) and text in page_text(html.getvalue())
+
+
+def test_every_output_gives_the_same_verdict_on_what_the_gate_could_detect(
+        compare_one: CompareOne, tmp_path) -> None:
+    """The terminal, ``-o summary.md`` and ``-o report.html`` say "no significant change"
+    with the drop the gate could have caught, or that it cannot vouch, in the same words."""
+    from promptkit.reporting.outputs import write_output
+
+    summary = summarize([result("a", "p", 0, passed=True)])
+    for comparison, expected in (
+            (compare_one([True] * 24, [True] * 24), "could have detected a drop of 26 points"),
+            (compare_one([True] * 4, [True] * 4), "cannot vouch: too few paired cases"),
+            (compare_one([True] * 4, [True] * 4, max_drop=10),
+             "too few paired cases for the test to detect any drop")):
+        verdict = comparison_view(comparison).verdict
+        assert expected in verdict
+        write_output(tmp_path / "summary.md", summary, [], None, comparison)
+        write_output(tmp_path / "report.html", summary, [], None, comparison)
+        markdown = (tmp_path / "summary.md").read_text(encoding="utf-8")
+        html = (tmp_path / "report.html").read_text(encoding="utf-8")
+        assert MarkdownIt("commonmark").render(markdown).count(
+            f"<strong>{verdict}</strong>") == 1
+        assert f'">{verdict}</p>' in html
+        assert verdict in terminal_text(summary, comparison)
