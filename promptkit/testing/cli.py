@@ -5,7 +5,8 @@ It scripts the endpoint the two ways Python does: ``--script FILE.jsonl`` queues
 ``--responder module:function`` sets :meth:`FakeEndpoint.respond_with` to a function imported
 by name (the contract is :func:`~promptkit.testing.fake.as_reply`). Each completion request is
 answered by the next scripted line, else by the responder, else by the default (``--reply``
-or an echo). A mistake in either option is one line on stderr and exit code 2, before the
+or an echo). A mistake in an option, or an address it cannot listen on (a port already in
+use, a host that is not this machine's), is one line on stderr and exit code 2, before the
 server starts.
 """
 
@@ -13,16 +14,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import functools
 import importlib
 import inspect
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .fake import FakeEndpoint, RecordedRequest, Responder, as_reply
 from .reply import Reply
@@ -54,8 +57,8 @@ class UsageError(Exception):
 def main(argv: list[str] | None = None) -> int:
     """Serve a :class:`FakeEndpoint` until SIGINT or SIGTERM (``python -m promptkit.testing``).
 
-    Returns 0 once interrupted, or 2 after printing one line when ``--script`` or
-    ``--responder`` is wrong.
+    Returns 0 once interrupted, or 2 after printing one line when an option is wrong or the
+    server cannot listen on ``--host`` and ``--port``.
     """
     args = _parser().parse_args(argv)
     try:
@@ -69,24 +72,35 @@ def main(argv: list[str] | None = None) -> int:
     else:
         default = Reply.text(args.reply, latency=args.latency)
 
+    endpoint = FakeEndpoint(host=args.host, port=args.port, model=args.model, default=default)
+    endpoint.script(*replies)
+    if responder is not None:
+        endpoint.respond_with(_with_latency(responder, args.latency))
+    try:
+        endpoint.start()
+    except OSError as exc:
+        print(f"{PROG}: error: cannot listen on {args.host} port {args.port}: "
+              f"{_listen_failure(exc)}", file=sys.stderr)
+        return 2
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    with FakeEndpoint(host=args.host, port=args.port, model=args.model, default=default) as ep:
-        ep.script(*replies)
-        if responder is not None:
-            ep.respond_with(_with_latency(responder, args.latency))
-        print(ep.base_url, flush=True)
+    try:
+        print(endpoint.base_url, flush=True)
         stopping.wait()
+    finally:
+        endpoint.stop()
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--host", type=_host, default="127.0.0.1",
+                        help="the address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=8000,
+                        help="0 picks a free port (default: 8000)")
     parser.add_argument(
         "--latency", type=float, default=0.0,
         help="seconds before the default answer and the responder's str and dict answers",
@@ -96,6 +110,42 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--script", metavar="FILE.jsonl", help=SCRIPT_HELP)
     parser.add_argument("--responder", metavar="MODULE:FUNCTION", help=RESPONDER_HELP)
     return parser
+
+
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """Reports a bad option in one line, as every other mistake is (``--help`` has the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _port(text: str) -> int:
+    """A ``--port`` value: an integer from 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"expected a port number from 0 to 65535 (0 picks a free one), not {text!r}")
+    return port
+
+
+def _host(text: str) -> str:
+    """A ``--host`` value: not empty, since the base URL printed must name it."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected an address to listen on, e.g. 127.0.0.1 or 0.0.0.0, not {text!r}")
+    return text
+
+
+def _listen_failure(exc: OSError) -> str:
+    """Why binding failed, without asyncio's wording around the system's."""
+    if isinstance(exc, socket.gaierror) or not exc.errno or exc.errno < 0:
+        return exc.strerror or str(exc)  # a name that does not resolve, or several failures
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use (choose another --port, or 0 for a free one)"
+    return os.strerror(exc.errno)
 
 
 def read_script(path: str | os.PathLike[str]) -> list[Reply]:
@@ -175,8 +225,11 @@ def _with_latency(responder: Responder, latency: float) -> Responder:
     @functools.wraps(responder)
     def delayed(request: RecordedRequest) -> str | dict[str, Any] | Reply | None:
         answer = responder(request)
-        if isinstance(answer, str | dict):
+        if not isinstance(answer, str | dict):
+            return answer  # a Reply, None, or a mistake that as_reply reports
+        try:
             reply = as_reply(answer, request)
-            return None if reply is None else dataclasses.replace(reply, latency=latency)
-        return answer  # a Reply, None, or a mistake that as_reply reports
+        except (TypeError, ValueError, RecursionError):
+            return answer  # a dict JSON cannot encode: the endpoint reports it, as without latency
+        return None if reply is None else dataclasses.replace(reply, latency=latency)
     return delayed

@@ -33,6 +33,8 @@ A responder gets the :class:`RecordedRequest` (its JSON ``body`` as a dict, ``pr
 ``path``, ``headers``) and returns a ``str`` (the answer text), a ``dict`` (the response body
 as given; see :func:`as_reply` for streamed requests), a :class:`Reply` or ``None`` (the
 default); ``python -m promptkit.testing --responder module:function`` takes the same function.
+Each responder call runs in a thread of its own, so a responder may block (sleep, wait on an
+event, call a real service) without holding up other requests.
 Embeddings and models requests never consume the queue; embeddings answer normally unless
 :attr:`FakeEndpoint.embeddings_reply` is set (to script an embeddings outage). For answers no
 well-behaved server sends, :meth:`Reply.raw` sends any body and :meth:`Reply.events` any
@@ -58,6 +60,7 @@ in a daemon thread); the bodies and chunks come from :mod:`promptkit.testing.pay
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import threading
@@ -175,7 +178,8 @@ class FakeEndpoint:
         """The URL to give ``OpenAI(base_url=...)``, e.g. ``http://127.0.0.1:PORT/v1``."""
         if self._server is None:
             raise RuntimeError("FakeEndpoint is not running: use `with FakeEndpoint() as ep:`")
-        return f"http://{self.host}:{self.port}/v1"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        return f"http://{host}:{self.port}/v1"
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -208,9 +212,12 @@ class FakeEndpoint:
 
         The function gets the :class:`RecordedRequest` and returns a ``str`` (the answer
         text), a ``dict`` (the response body, sent as given), a :class:`Reply`, or ``None``
-        for :attr:`default` (exactly: :func:`as_reply`); anything else, or raising, answers
-        500 with a message saying why. It runs on the server's thread, so it must be quick:
-        express delays with ``latency=``. ``None`` removes the responder.
+        for :attr:`default` (exactly: :func:`as_reply`); anything else, or raising anything
+        (``SystemExit`` too), answers 500 with a message saying why, and serving goes on.
+
+        Each call runs in a new daemon thread: the function may block, holding up only its own
+        request, and concurrent requests call it concurrently (so guard any state it keeps
+        with a lock). ``None`` removes the responder.
         """
         self._responder = responder
 
@@ -258,14 +265,19 @@ class FakeEndpoint:
         request = RecordedRequest(method, path, http.headers, body, payloads.prompt_text(body),
                                   time.monotonic())
         is_completion = method == "POST" and path in (CHAT_PATH, COMPLETIONS_PATH)
+        answerable = is_completion and isinstance(body, dict)
         with self._lock:
             self._requests.append(request)
             self._count += is_completion
+            # Taken as the request is counted: a reply scripted once a test sees the count go
+            # up is for a later request, even while this one waits for its responder.
+            scripted = self._queue.popleft() if answerable and self._queue else None
 
         if (is_completion or path == EMBEDDINGS_PATH) and not isinstance(body, dict):
             response.send_error(400, "The body must be a JSON object.")
         elif is_completion:
-            await self._answer_completion(request, response)
+            reply = scripted if scripted is not None else await self._unscripted_reply(request)
+            await self._answer_completion(request, response, reply)
         elif method == "POST" and path == EMBEDDINGS_PATH:
             self._answer_embeddings(request.body, response)
         elif method == "GET" and path == MODELS_PATH:
@@ -291,26 +303,19 @@ class FakeEndpoint:
             else:
                 response.send(200, json.dumps(payload).encode())
 
-    def _choose_reply(self, request: RecordedRequest) -> Reply:
-        with self._lock:
-            if self._queue:
-                return self._queue.popleft()
+    async def _unscripted_reply(self, request: RecordedRequest) -> Reply:
+        """The responder's reply (called in a thread of its own: it may block), else the default."""
         responder = self._responder
-        if responder is None:
-            return self.default
-        try:  # report a bug in the test's or app's function to the client, keep serving
-            answer = responder(request)
-        except Exception as exc:
-            return Reply.status(500, body=f"the responder raised {exc!r}")
-        try:
-            reply = as_reply(answer, request)
-        except (TypeError, ValueError) as exc:  # a dict that JSON cannot encode
-            return Reply.status(500, body=f"the responder's answer cannot be sent: {exc}")
-        return self.default if reply is None else reply
+        if responder is not None:
+            reply = await _in_new_thread(lambda: _responder_reply(responder, request))
+            if reply is not None:
+                return reply
+        return self.default
 
-    async def _answer_completion(self, request: RecordedRequest, response: Response) -> None:
-        """Answer a chat or completions request with the reply chosen for it."""
-        reply = self._choose_reply(request)
+    async def _answer_completion(
+        self, request: RecordedRequest, response: Response, reply: Reply
+    ) -> None:
+        """Answer a chat or completions request with its reply."""
         if reply.kind == "hang":
             await response.wait_for_close()
             return
@@ -373,6 +378,50 @@ class FakeEndpoint:
             response.send_truncated(200, payload, "application/json")
         else:
             response.send(200, payload)
+
+
+def _responder_reply(responder: Responder, request: RecordedRequest) -> Reply | None:
+    """What ``responder`` answers to ``request`` (``None``: the default); never raises, so
+    that a bug in the test's or app's function reaches the client as a 500 saying why."""
+    try:
+        answer = responder(request)
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the endpoint goes on
+        return Reply.status(500, body=f"the responder raised {_describe(exc)}")
+    try:
+        return as_reply(answer, request)  # a dict is JSON-encoded here, streamed or not
+    except (TypeError, ValueError, RecursionError) as exc:  # what JSON cannot encode
+        return Reply.status(500, body=f"the responder's answer cannot be sent: {exc}")
+
+
+def _describe(exc: BaseException) -> str:
+    """``repr(exc)``, or its type's name when even that raises."""
+    try:
+        return repr(exc)
+    except BaseException:
+        return type(exc).__name__
+
+
+async def _in_new_thread(call: Callable[[], Reply | None]) -> Reply | None:
+    """Run ``call`` in a new daemon thread and await its result.
+
+    A thread per call, not a pool: however many calls block, none waits for a free worker,
+    and a daemon thread blocked for ever neither stops the server nor delays the process's
+    exit. ``call`` must not raise.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Reply | None] = loop.create_future()
+
+    def deliver(result: Reply | None) -> None:
+        if not done.done():  # not cancelled by the server stopping meanwhile
+            done.set_result(result)
+
+    def run() -> None:
+        result = call()
+        with contextlib.suppress(RuntimeError):  # the server stopped and closed its loop
+            loop.call_soon_threadsafe(deliver, result)
+
+    threading.Thread(target=run, name="promptkit-fake-responder", daemon=True).start()
+    return await done
 
 
 async def _send_stream(response: Response, events: list[bytes], reply: Reply) -> None:

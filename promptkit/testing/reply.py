@@ -184,7 +184,14 @@ class Reply:
         ``done``, and a complete HTTP body either way (unlike :meth:`drop_stream`).
 
         A dict is sent as JSON, a string as the ``data:`` text. Streaming requests only.
+
+        Raises:
+            TypeError: A dict cannot be encoded as JSON (``ValueError`` if it holds itself),
+                found now as :meth:`raw` finds it, not once the stream has started.
         """
+        for event in events:
+            if isinstance(event, dict):
+                json.dumps(event)
         return cls("events", latency=latency, chunk_delay=chunk_delay, sse_events=events,
                    done=done)
 

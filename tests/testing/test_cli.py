@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
+import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -149,6 +152,15 @@ def test_latency_delays_the_responders_text_answers(user_module) -> None:
         started = time.monotonic()
         assert text_of(sdk, "hi") == "late"
         assert time.monotonic() - started >= 0.3
+
+
+def test_with_latency_a_dict_json_cannot_encode_is_still_a_500_saying_why(user_module) -> None:
+    user_module("set_app", "def answer(request):\n    return {'answer': {'a set'}}\n")
+    with serving("--responder", "set_app:answer", "--latency", "0.1", cwd=Path.cwd()) as sdk, \
+            pytest.raises(openai.InternalServerError) as caught:
+        ask(sdk, "hi")
+    assert caught.value.body["message"] == ("the responder's answer cannot be sent: "
+                                            "Object of type set is not JSON serializable")
 
 
 def test_one_responder_function_answers_alike_from_the_command_line_and_respond_with(
@@ -298,3 +310,42 @@ def test_the_command_line_exits_2_before_serving(tmp_path: Path) -> None:
                               cwd=tmp_path, capture_output=True, text=True, timeout=30)
         assert (done.returncode, done.stdout) == (2, "")
         assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"{PROG}: error: ")
+
+
+def run_command_line(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m promptkit.testing ARGS`` to its end (it must not start serving)."""
+    return subprocess.run([sys.executable, "-m", "promptkit.testing", *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_a_port_in_use_is_one_line_naming_it_and_exit_code_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_command_line("--port", str(port))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"{PROG}: error: cannot listen on 127.0.0.1 port {port}: address "
+                           "already in use (choose another --port, or 0 for a free one)\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--port", "70000"], "argument --port: expected a port number from 0 to 65535 "
+                              "(0 picks a free one), not '70000' (see --help)"),
+        (["--port", "-1"], "argument --port: expected a port number from 0 to 65535 "
+                           "(0 picks a free one), not '-1' (see --help)"),
+        (["--port", "http"], "argument --port: expected a port number from 0 to 65535 "
+                             "(0 picks a free one), not 'http' (see --help)"),
+        (["--host", "", "--port", "0"], "argument --host: expected an address to listen on, "
+                                        "e.g. 127.0.0.1 or 0.0.0.0, not '' (see --help)"),
+        # TEST-NET-1 (RFC 5737): an address no machine of ours has
+        (["--host", "192.0.2.1", "--port", "8123"],
+         f"cannot listen on 192.0.2.1 port 8123: {os.strerror(errno.EADDRNOTAVAIL)}"),
+    ],
+)
+def test_an_invalid_port_or_host_is_one_line_and_exit_code_2(args: list[str], error: str) -> None:
+    done = run_command_line(*args)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"{PROG}: error: {error}\n"  # one line, no traceback

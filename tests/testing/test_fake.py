@@ -322,6 +322,20 @@ def test_not_running_has_no_base_url_and_no_connections() -> None:
     endpoint.stop()  # stopping a stopped endpoint is harmless
 
 
+def test_an_ipv6_host_is_bracketed_in_the_base_url() -> None:
+    endpoint = FakeEndpoint(host="::1")
+    try:
+        endpoint.start()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    try:
+        assert endpoint.base_url == f"http://[::1]:{endpoint.port}/v1"
+        with openai.OpenAI(base_url=endpoint.base_url, api_key="t", max_retries=0) as sdk:
+            assert [model.id for model in sdk.models.list()] == ["fake-model"]
+    finally:
+        endpoint.stop()
+
+
 def test_respond_with_decides_by_prompt_text(endpoint: FakeEndpoint, client: openai.OpenAI) -> None:
     endpoint.respond_with(
         lambda request: Reply.text("new") if "v2" in request.prompt_text else None

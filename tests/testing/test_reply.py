@@ -56,6 +56,13 @@ def test_events_drop_stream_and_the_rest_record_their_kind() -> None:
     assert [reply.kind for reply in kinds] == ["echo", "malformed_json", "hang", "html"]
 
 
+def test_events_that_json_cannot_encode_are_refused_when_built_as_raw_bodies_are() -> None:
+    with pytest.raises(TypeError, match="Object of type set is not JSON serializable"):
+        Reply.events({"a": {1}})
+    with pytest.raises(TypeError, match="set"):
+        Reply.raw({"a": {1}})
+
+
 def test_replies_are_immutable() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         Reply.echo().latency = 1  # type: ignore[misc]

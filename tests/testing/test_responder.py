@@ -6,7 +6,10 @@ answers alike from ``python -m promptkit.testing --responder``.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
@@ -49,7 +52,18 @@ def answer(request: RecordedRequest):
         return {"answer": {"a set"}}
     if prompt == "raise":
         raise KeyError("oops")
+    if prompt == "exit":
+        raise SystemExit(3)
+    if prompt == "interrupt":
+        raise KeyboardInterrupt
+    if prompt == "unprintable":
+        raise Unprintable
     return None
+
+
+class Unprintable(Exception):
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr either")
 
 
 @pytest.fixture
@@ -115,17 +129,66 @@ def test_a_reply_is_sent_as_it_is_and_none_means_the_default(sdk: openai.OpenAI)
     assert ask(sdk, "anything else").choices[0].message.content == "the default"
 
 
+UNENCODABLE = "the responder's answer cannot be sent: Object of type set is not JSON serializable"
+
+
 @pytest.mark.parametrize(
-    ("prompt", "message"),
+    ("prompt", "stream", "message"),
     [
-        ("list", "the responder returned list: return a str, a dict, a Reply or None"),
-        ("set", "the responder's answer cannot be sent: Object of type set is not JSON "
-                "serializable"),
-        ("raise", "the responder raised KeyError('oops')"),
+        ("list", False, "the responder returned list: return a str, a dict, a Reply or None"),
+        ("set", False, UNENCODABLE),
+        ("set", True, UNENCODABLE),  # encoded before the stream starts: the same 500
+        ("raise", False, "the responder raised KeyError('oops')"),
+        ("exit", False, "the responder raised SystemExit(3)"),
+        ("interrupt", True, "the responder raised KeyboardInterrupt()"),
+        ("unprintable", False, "the responder raised Unprintable"),
     ],
 )
-def test_anything_else_is_a_500_saying_why(sdk: openai.OpenAI, prompt: str, message: str) -> None:
+def test_anything_else_is_a_500_saying_why(
+    sdk: openai.OpenAI, prompt: str, stream: bool, message: str
+) -> None:
     with pytest.raises(openai.InternalServerError) as caught:
-        ask(sdk, prompt)
+        ask(sdk, prompt, stream=stream)
     assert caught.value.body["message"] == message
     assert ask(sdk, "str").choices[0].message.content  # and the endpoint keeps serving
+
+
+def test_concurrent_requests_call_the_responder_concurrently() -> None:
+    # Each call waits for all four to be inside the responder: called one at a time, the
+    # first would wait alone and break the barrier.
+    inside = threading.Barrier(4, timeout=10)
+
+    def blocking(request: RecordedRequest) -> str:
+        inside.wait()
+        time.sleep(0.5)  # a blocking call, as a real app's function may make
+        return request.prompt_text
+
+    with FakeEndpoint() as endpoint, openai.OpenAI(
+        base_url=endpoint.base_url, api_key="t", max_retries=0
+    ) as client, ThreadPoolExecutor(4) as pool:
+        endpoint.respond_with(blocking)
+        prompts = [f"request {number}" for number in range(4)]
+        answers = list(pool.map(lambda prompt: ask(client, prompt), prompts))
+    assert [answer.choices[0].message.content for answer in answers] == prompts
+
+
+def test_a_blocked_responder_holds_up_only_its_own_request() -> None:
+    release = threading.Event()
+    endpoint = FakeEndpoint()
+
+    def waits(request: RecordedRequest) -> str:
+        release.wait(10)
+        return "released"
+
+    with endpoint, openai.OpenAI(base_url=endpoint.base_url, api_key="t", max_retries=0,
+                                 timeout=5) as client, ThreadPoolExecutor(1) as pool:
+        endpoint.respond_with(waits)
+        blocked = pool.submit(ask, client, "first")
+        while endpoint.count < 1:
+            time.sleep(0.01)
+        endpoint.script(Reply.text("scripted"))  # queued after the first request arrived
+        assert ask(client, "second").choices[0].message.content == "scripted"
+        assert [model.id for model in client.models.list()] == ["fake-model"]
+        assert not blocked.done()
+        release.set()
+        assert blocked.result(timeout=5).choices[0].message.content == "released"
