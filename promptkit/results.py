@@ -73,6 +73,13 @@ class CaseResult:
     usage_estimated: bool = False  # the server reported no usage: tokens counted by tiktoken
     prompt: str | list[dict[str, Any]] | None = None  # as sent: chat messages or text
     examples: list[dict[str, Any]] | None = None  # the few-shot examples chosen
+    # The function calls of the (final) answer: {"id", "name", "arguments"} with the
+    # arguments parsed, plus "raw_arguments" when they were not JSON.
+    tool_calls: list[dict[str, Any]] | None = None
+    finish_reason: str | None = None  # of the (final) answer: "stop", "length", "tool_calls"
+    # A multi-turn case: every message after the rendered prompt, in order (assistant
+    # answers with their tool calls, tool results, later user turns); None for one turn.
+    conversation: list[dict[str, Any]] | None = None
 
     @property
     def key(self) -> tuple[str, str, str, int]:

@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import GraderOutage, PromptkitError
-from ..redact import add_secret, redact, shorten, strip_userinfo
+from ..redact import add_secret, redact, redact_data, shorten, strip_userinfo
 from ..results import ErrorKind
 from ..tokens import count_prompt_tokens, count_tokens
 from .responses import (
@@ -337,12 +337,16 @@ class EndpointClient:
             completion.reasoning = redact(completion.reasoning)
         if completion.refusal:
             completion.refusal = redact(completion.refusal)
+        if completion.tool_calls:
+            completion.tool_calls = redact_data(completion.tool_calls)
         # Servers that report no usage get a tiktoken estimate, marked as such.
         if completion.input_tokens is None or completion.output_tokens is None:
             model = self.provider.model
             prompt = body.get("messages") or body.get("prompt") or ""
             completion.input_tokens = count_prompt_tokens(prompt, model)
-            completion.output_tokens = count_tokens(completion.text, model)
+            completion.output_tokens = count_tokens(
+                completion.text + (json.dumps(completion.tool_calls) if completion.tool_calls
+                                   else ""), model)
             completion.usage_estimated = True
         return completion
 

@@ -35,9 +35,83 @@ class Completion:
     # still shows the latency it was measured with).
     latency_s: float | None = None
     ttft_s: float | None = None
+    # The function calls the answer asks for (see :func:`tool_call`), None without any.
+    tool_calls: list[dict[str, Any]] | None = None
 
     def to_record(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    """One function call as results keep it: ``{"id", "name", "arguments"}`` with the
+    arguments parsed from their JSON text, plus ``"raw_arguments"`` (the text as sent,
+    ``arguments`` None) when that text is not JSON.
+
+    Raises:
+        RequestError: the name or arguments are not text (``bad_response``).
+    """
+    if not isinstance(name, str) or not name:
+        raise RequestError("bad_response", "invalid response: a tool call has no function "
+                           "name")
+    if arguments is None:
+        arguments = ""
+    if isinstance(arguments, dict):  # some servers send the object itself
+        return {"id": call_id if isinstance(call_id, str) else None, "name": name,
+                "arguments": arguments}
+    if not isinstance(arguments, str):
+        raise RequestError("bad_response", "invalid response: tool call arguments are not "
+                           "text")
+    call: dict[str, Any] = {"id": call_id if isinstance(call_id, str) else None, "name": name}
+    try:
+        call["arguments"] = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        call["arguments"], call["raw_arguments"] = None, arguments
+    return call
+
+
+def _message_tool_calls(calls: Any) -> list[dict[str, Any]] | None:
+    """The tool calls of a non-streamed chat message."""
+    if not calls:
+        return None
+    if not isinstance(calls, list):
+        raise RequestError("bad_response", "invalid response: 'tool_calls' is not a list")
+    found = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise RequestError("bad_response", "invalid response: a tool call has no "
+                               "'function' object")
+        found.append(tool_call(call.get("id"), function.get("name"),
+                               function.get("arguments")))
+    return found
+
+
+class _CallParts:
+    """One streamed tool call, assembled from its deltas (matched by ``index``)."""
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.name = ""
+        self.arguments: list[str] = []
+        self.whole: dict[str, Any] | None = None  # arguments sent as an object
+
+    def add(self, delta: dict[str, Any]) -> None:
+        if isinstance(delta.get("id"), str):
+            self.id = delta["id"]
+        function = delta.get("function") or {}
+        if not isinstance(function, dict):
+            raise RequestError("bad_response", "invalid response: a tool call delta has no "
+                               "'function' object")
+        name, arguments = function.get("name"), function.get("arguments")
+        if isinstance(name, str):
+            self.name += name
+        if isinstance(arguments, str):
+            self.arguments.append(arguments)
+        elif isinstance(arguments, dict):
+            self.whole = arguments
+        elif arguments is not None:
+            raise RequestError("bad_response", "invalid response: tool call arguments are "
+                               "not text")
 
 
 class RequestError(Exception):
@@ -74,7 +148,7 @@ class StreamedAnswer:
         self.usage: Any = None
         self.events = 0
         self.done = False
-        self.tool_calls = False
+        self.calls: dict[int, _CallParts] = {}
         self.refusal: list[str] = []
         # A content or text field was a string, even "": an empty answer is an answer (as
         # "content": "" is unstreamed); only a stream whose content is all null has none.
@@ -126,12 +200,27 @@ class StreamedAnswer:
             if think:
                 self.reasoning.append(think)
             if self.chat:
-                self.tool_calls = self.tool_calls or bool(delta.get("tool_calls"))
+                self._add_calls(delta.get("tool_calls"))
                 if isinstance(delta.get("refusal"), str):
                     self.refusal.append(delta["refusal"])
             self.finish = choice.get("finish_reason") or self.finish
             text = text or bool(piece or think)
         return text
+
+    def _add_calls(self, deltas: Any) -> None:
+        if not deltas:
+            return
+        if not isinstance(deltas, list):
+            raise RequestError("bad_response", "invalid response: 'tool_calls' is not a list")
+        for position, delta in enumerate(deltas):
+            if not isinstance(delta, dict):
+                raise RequestError("bad_response", "invalid response: a tool call delta is "
+                                   "not an object")
+            index = delta.get("index", position)
+            if not isinstance(index, int) or isinstance(index, bool):
+                raise RequestError("bad_response", "invalid response: a tool call delta's "
+                                   "index is not a number")
+            self.calls.setdefault(index, _CallParts()).add(delta)
 
     def completion(self) -> Completion:
         if self.events == 0 and not self.done:
@@ -141,10 +230,13 @@ class StreamedAnswer:
             raise RequestError("connection", "the stream ended before data: [DONE] (a dropped "
                                "stream)")
         text = "".join(self.parts)
-        if not self.has_text and not self.tool_calls and not self.refusal:
+        calls = [tool_call(part.id, part.name, part.whole if part.whole is not None
+                           else "".join(part.arguments))
+                 for _, part in sorted(self.calls.items())] or None
+        if not self.has_text and not calls and not self.refusal:
             _no_content()
         completion = Completion(text, self.finish, reasoning="".join(self.reasoning) or None,
-                                refusal="".join(self.refusal) or None)
+                                refusal="".join(self.refusal) or None, tool_calls=calls)
         _add_usage(completion, self.usage)
         _check_text(completion)
         return completion
@@ -190,11 +282,12 @@ def _add_usage(completion: Completion, usage: Any) -> None:
 
 def parse_response(response: Any, chat: bool) -> Completion:
     """The first choice of a completion response (a JSON object), checked."""
-    refusal = None
+    refusal = calls = None
     try:
         choice = response["choices"][0]
         if chat:
             message = choice["message"]
+            calls = message.get("tool_calls")
             text, reasoning = message.get("content"), message.get("reasoning_content")
             refusal = message.get("refusal")
             if text is None and (message.get("tool_calls") or isinstance(refusal, str)):
@@ -210,7 +303,8 @@ def parse_response(response: Any, chat: bool) -> Completion:
     if not isinstance(text, str) or not isinstance(reasoning, str | None):
         raise RequestError("bad_response", "invalid response: the content is not text")
     completion = Completion(text, finish, reasoning=reasoning,
-                            refusal=refusal if isinstance(refusal, str) else None)
+                            refusal=refusal if isinstance(refusal, str) else None,
+                            tool_calls=_message_tool_calls(calls))
     _add_usage(completion, response.get("usage"))
     _check_text(completion)
     return completion

@@ -10,11 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -31,184 +29,11 @@ from ..config import YamlDocument, read_text, validate
 from ..errors import ConfigError
 from ..scoring.assertion import Assertion
 from ..scoring.registry import import_plugins
+from .providers import LOCAL, RUNTIME_KNOBS, Api, Price, Provider
 
-Api = Literal["chat", "completions"]
-LOCAL = "local"
-# How fast a run goes, not what it asks: changing these does not change a spec's identity.
-RUNTIME_KNOBS = ("concurrency", "timeout", "total_timeout", "retries", "stream", "headers")
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# What API keys look like (never echoed back in an error): a vendor's prefix, or a long run
-# of letters mixed with digits. Variable names are words joined by underscores
-# (ANTHROPIC_API_KEY, HF_TOKEN, OPENAI_API_KEY_2).
-_KEY_PREFIX = re.compile(r"^(sk-|sk_(live|test)_|pk_(live|test)_|rk_(live|test)_|gsk_|xai-|"
-                         r"hf_[A-Za-z]|gh[pousr]_|github_pat_|glpat-|AIza|(AKIA|ASIA)[A-Z0-9]{16})")
-_KEY_PIECE = re.compile(r"(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{16,}")
-
-
-def _header_safe(text: str) -> bool:
-    return text.isascii() and text.isprintable()
-
-
-def check_base_url(url: str) -> None:
-    """Refuse a base URL the HTTP client could not use, without repeating its password.
-
-    Raises:
-        ValueError: not http(s), no host, a bad port or a malformed address.
-    """
-    from ..redact import strip_userinfo
-
-    shown = repr(strip_userinfo(url))
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises for a port out of range or not a number
-    except ValueError as exc:
-        raise ValueError(f"base_url {shown} is not a valid URL ({exc})") from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError(f"base_url must start with http:// or https://, got {shown}")
-    if not parts.hostname:
-        raise ValueError(f"base_url {shown} names no host")
-    if port == 0:
-        raise ValueError(f"base_url {shown}: port 0 is not a port to connect to")
-    if not _header_safe(url) or any(c.isspace() for c in url):
-        raise ValueError(f"base_url {shown} holds spaces, control or non-ASCII characters")
-
-
-def check_env_name(value: str | None, where: str = "api_key_env") -> None:
-    """Refuse an ``api_key_env`` that is not an environment variable name, without ever
-    repeating the value (a key pasted in its place must not reach a log).
-
-    Raises:
-        ValueError: empty, not a valid name, or looks like a key.
-    """
-    if value is None:
-        return
-    if not value:
-        raise ValueError(f"{where} is empty; give the name of the environment variable that "
-                         "holds the key (e.g. OPENAI_API_KEY), or leave it out")
-    if _KEY_PREFIX.match(value) or _KEY_PIECE.search(value) or (
-            len(value) >= 32 and not value.isupper()):
-        raise ValueError(f"{where} looks like an API key, not the name of an environment "
-                         "variable; put the key in a variable (export OPENAI_API_KEY=...) "
-                         "and name the variable here. The value is not shown.")
-    if not ENV_NAME.fullmatch(value):
-        raise ValueError(f"{where} must be the name of an environment variable (letters, "
-                         "digits and _, e.g. OPENAI_API_KEY); the value given is not one "
-                         "and is not shown")
-
-
-class Price(BaseModel):
-    """USD per million tokens."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    input_per_mtok: float = Field(0.0, ge=0)
-    output_per_mtok: float = Field(0.0, ge=0)
-
-    def cost(self, input_tokens: int | None, output_tokens: int | None) -> float:
-        return ((input_tokens or 0) * self.input_per_mtok
-                + (output_tokens or 0) * self.output_per_mtok) / 1e6
-
-
-class Provider(BaseModel):
-    """One OpenAI-compatible endpoint and model.
-
-    ``local`` (or ``local:/path/model.gguf``) as a plain string means the embedded
-    llama.cpp server; every other provider names ``base_url`` and ``model``.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = ""
-    base_url: str | None = None
-    model: str | None = None
-    api_key_env: str | None = Field(
-        None, description="Name of the environment variable holding the API key. The key's "
-        "value is never written anywhere.")
-    api: Api = "chat"
-    concurrency: int = Field(8, ge=1, le=1024)
-    stream: bool = Field(True, description="Stream responses to measure time to first token; "
-                         "false for servers without server-sent events.")
-    timeout: float = Field(60.0, gt=0, description="Seconds per attempt.")
-    total_timeout: float | None = Field(None, gt=0, description="Seconds per case, retries "
-                                        "included (default: no limit beyond retries).")
-    retries: int = Field(4, ge=0, le=20)
-    params: dict[str, Any] = Field(default_factory=dict)
-    price: Price | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    local_model: str | None = Field(None, description="Set by `local:/path/model.gguf`.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_string(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            name, _, path = value.partition(":")
-            if name != LOCAL:
-                raise ValueError(
-                    "a provider given as a string must be 'local' or 'local:/path/model.gguf'; "
-                    "give others as a mapping with base_url and model")
-            return {"id": value, "local_model": path or None, "api": "completions"}
-        return value
-
-    @field_validator("headers")
-    @classmethod
-    def _header_values(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, header in value.items():
-            if not _header_safe(name) or not _header_safe(header.strip()):
-                raise ValueError(f"header {name!r}: names and values must be printable "
-                                 "ASCII (no control characters); the value is not shown")
-        return {name: header.strip() for name, header in value.items()}
-
-    @field_validator("api_key_env", mode="before")
-    @classmethod
-    def _env_name(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            check_env_name(value)
-        return value
-
-    @model_validator(mode="after")
-    def _complete(self) -> Provider:
-        if self.is_local:
-            self.id = self.id or LOCAL
-            return self
-        if not self.base_url:
-            raise ValueError("base_url is required (an OpenAI-compatible endpoint, e.g. "
-                             "http://127.0.0.1:8080/v1)")
-        if not self.model:
-            raise ValueError("model is required")
-        check_base_url(self.base_url)
-        if self.api_key_env and "@" in urlsplit(self.base_url).netloc:
-            raise ValueError("base_url carries user:password credentials and api_key_env "
-                             "names a key: an endpoint takes one or the other (the URL's "
-                             "credentials would replace the key)")
-        self.id = self.id or self.model
-        return self
-
-    @property
-    def is_local(self) -> bool:
-        return self.id.startswith(LOCAL) and self.base_url is None
-
-    def api_key(self) -> str:
-        """The key from the environment ('unused' when none is configured).
-
-        Surrounding whitespace is dropped (a ``.env`` file saved with CRLF line ends leaves
-        a ``\r``); a key with other characters an HTTP header cannot carry is refused.
-
-        Raises:
-            ConfigError: the variable is unset, empty or holds an unusable value (which
-                is never shown).
-        """
-        if not self.api_key_env:
-            return "unused"
-        value = os.environ.get(self.api_key_env, "").strip()
-        if not value:
-            raise ConfigError(f"environment variable {self.api_key_env} is not set",
-                              key_path=f"providers.{self.id}.api_key_env")
-        if not _header_safe(value):
-            raise ConfigError(f"environment variable {self.api_key_env} holds characters an "
-                              "HTTP header cannot carry (control characters or non-ASCII); "
-                              "the value is not shown",
-                              key_path=f"providers.{self.id}.api_key_env")
-        return value
+# Provider and Price live in .providers; the spec re-exports them for its callers.
+__all__ = ["LOCAL", "RUNTIME_KNOBS", "EvalSpec", "LoadedSpec", "Price", "PromptVariant",
+           "Provider", "apply_overrides", "json_schema", "load_spec"]
 
 
 class PromptVariant(BaseModel):

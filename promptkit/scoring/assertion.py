@@ -11,7 +11,7 @@ parameters must fit what that type accepts (its value shape, whether it takes
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -19,7 +19,11 @@ from ..errors import ConfigError
 from . import registry
 from .registry import AssertionType
 
-__all__ = ["Assertion", "check_assertions"]
+__all__ = ["TYPE_PARAMS", "Assertion", "check_assertions"]
+
+TYPE_PARAMS = ("name", "arguments", "match", "schema_", "count", "order", "path", "contains",
+               "regex", "json_type")
+"""The keys of :class:`Assertion` that only the types declaring them (``params``) take."""
 
 
 class Assertion(BaseModel):
@@ -38,9 +42,16 @@ class Assertion(BaseModel):
         metric: Name to aggregate the score under; defaults to ``type``.
         provider: Provider id that judges (``llm-judge``) or embeds (``similar``).
         n: The n-gram order of ``rouge-n`` (default 1).
+        name, arguments, match, schema, count, order: What ``tool-call`` and
+            ``tool-call-f1`` expect of the answer's function calls.
+        path, contains, regex, json_type: What ``json-path`` looks up in the answer's
+            JSON and checks there (``value`` is the value it must equal).
+
+    The keys after ``n`` belong to the types that declare them (a registered type's
+    ``params``); any other type refuses them.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     type: str
     value: Any = None
@@ -50,6 +61,26 @@ class Assertion(BaseModel):
     metric: str | None = None
     provider: str | None = None
     n: int | None = Field(default=None, ge=1)
+    name: str | None = Field(None, description="tool-call: the function that must be called.")
+    arguments: Any = Field(None, description="tool-call: the arguments expected (a subset "
+                           "unless match: exact); tool-call-f1: see value.")
+    match: Literal["subset", "exact"] | None = Field(None, description="tool-call: how "
+                                                     "arguments are compared.")
+    schema_: bool | dict[str, Any] | None = Field(None, alias="schema", description=(
+        "tool-call: validate the arguments against the tool's parameters schema (default "
+        "true), or this JSON Schema."))
+    count: int | None = Field(None, ge=0, description="tool-call: how many calls of name.")
+    order: list[str] | None = Field(None, description="tool-call: function names in the "
+                                    "order they must be called.")
+    path: str | None = Field(None, description="json-path: where to look, e.g. "
+                             "'items[0].price' or '$.items[0].price'.")
+    contains: Any = Field(None, description="json-path: a text (or list item) the found "
+                          "value must contain.")
+    regex: str | None = Field(None, description="json-path: a pattern the found value "
+                              "(as text) must match.")
+    json_type: Literal["string", "number", "integer", "boolean", "array", "object",
+                       "null"] | None = Field(None, description="json-path: the JSON type "
+                                              "of the found value.")
 
     @field_validator("type")
     @classmethod
@@ -77,6 +108,11 @@ class Assertion(BaseModel):
         if self.provider is not None and registered.provider is None:
             owners = _only(lambda t: t.provider is not None, "a provider")
             raise ValueError(f"provider: {owners}, not {kind}")
+        for key in TYPE_PARAMS:
+            if getattr(self, key) is not None and key not in registered.params:
+                shown = "schema" if key == "schema_" else key
+                raise ValueError(f"{shown}: {_only(lambda t, k=key: k in t.params, shown)}, "
+                                 f"not {kind}")
         return self
 
     def template_strings(self) -> list[tuple[str, str]]:

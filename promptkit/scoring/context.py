@@ -8,7 +8,7 @@ plain async functions.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = ["Embedder", "Judge", "Output", "ScoringContext"]
@@ -24,6 +24,10 @@ class Output:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost: float | None = None
+    # Function calls the answer asks for: {"id", "name", "arguments"} (arguments parsed
+    # from JSON; None, with "raw_arguments" holding the text, when they were not JSON).
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str | None = None
 
 
 class Judge(Protocol):
@@ -67,9 +71,14 @@ class ScoringContext:
             sandboxed Jinja renderer. The default returns the string unchanged.
         judge: Calls a provider for ``llm-judge``.
         embed: Calls a provider for ``similar``.
+        tools: The tools the prompt offered (OpenAI tool definitions, ``{type: function,
+            function: {name, description, parameters}}``), from its template.
+        output_schema: The JSON Schema its template's ``output:`` asks the answer to fit.
     """
 
     vars: Mapping[str, Any]
     render: Callable[[str, Mapping[str, Any]], str] = _render_verbatim
     judge: Judge | PlainJudge | None = None
     embed: Embedder | None = None
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    output_schema: dict[str, Any] | None = None

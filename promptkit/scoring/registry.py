@@ -103,6 +103,8 @@ class AssertionType:
             ``ValueError`` with a message such as ``"value: my-check needs ..."``.
         check: Checks the parameters before a run, where that costs (importing a module,
             compiling a pattern); raises ``ValueError`` with the message.
+        params: The type's own keys among :data:`~promptkit.scoring.assertion.TYPE_PARAMS`
+            (``("name", "arguments")``; ``schema`` is ``"schema_"``); others are refused.
     """
 
     name: str
@@ -114,6 +116,7 @@ class AssertionType:
     takes_n: bool = False
     validate: Callable[[Assertion], None] | None = None
     check: Callable[[Assertion], None] | None = None
+    params: tuple[str, ...] = ()
 
 
 _TYPES: dict[str, AssertionType] = {}
@@ -145,6 +148,7 @@ def register_assertion(
     takes_n: bool = False,
     validate: Callable[[Assertion], None] | None = None,
     check: Callable[[Assertion], None] | None = None,
+    params: Sequence[str] = (),
     replace: bool = False,
 ) -> Callable[[H], H]:
     """Register a handler as the assertion type ``name`` (a decorator).
@@ -174,6 +178,8 @@ def register_assertion(
         takes_n: Whether ``n:`` is accepted.
         validate: Checks the assertion's parameters as the spec loads (raise ValueError).
         check: Checks them before a run, for costly checks (raise ValueError).
+        params: The keys of :class:`~promptkit.scoring.assertion.Assertion` beyond the
+            common ones that this type takes (``"name"``, ``"path"``, ``"schema_"``...).
         replace: Replace a type already registered under ``name`` (a built-in too).
 
     Returns:
@@ -184,6 +190,12 @@ def register_assertion(
             starts with ``not-``, or an option is out of range.
     """
     scored = _checked_options(name, takes, threshold, scored, provider)
+    from .assertion import TYPE_PARAMS
+
+    unknown = sorted(set(params) - set(TYPE_PARAMS))
+    if unknown:
+        raise PromptkitError(f"{name}: params={unknown!r}; choose among "
+                             f"{', '.join(TYPE_PARAMS)}")
 
     def register(handler: H) -> H:
         types = _types()
@@ -191,7 +203,7 @@ def register_assertion(
             raise PromptkitError(f"assertion type {name!r} is already registered; "
                                  "pass replace=True to replace it")
         types[name] = AssertionType(name, handler, takes, threshold, scored, provider,
-                                    takes_n, validate, check)
+                                    takes_n, validate, check, tuple(params))
         return handler
 
     return register
