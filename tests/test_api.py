@@ -206,6 +206,7 @@ def test_warnings_given_while_selecting_examples_off_the_loop_are_collected(
         report = promptkit.evaluate(spec, use_cache=False)
     assert [w.split(" (")[0] for w in report.warnings] == [
         "few-shot budget of 1 tokens fits no example"]
+    assert "(prompt 'by-embeddings': pool " in report.warnings[0]  # names who selects
     assert all(r.examples == [] for r in report.results())
     assert any(r.path.endswith("/embeddings") for r in endpoint.requests)
 

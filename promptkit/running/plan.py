@@ -145,9 +145,11 @@ def plan_eval(loaded: LoadedSpec) -> EvalPlan:
     plan = EvalPlan(loaded, store, templates)
     for variant in spec.prompts:  # settings were validated with the spec; pools read now
         if variant.fewshot is not None:
-            plan.fewshots[variant.id] = build_fewshot(plan, variant.fewshot)
+            name = f"prompt {variant.id!r}"
+            plan.fewshots[variant.id] = build_fewshot(plan, variant.fewshot, name=name)
             if variant.fewshot.embeddings:
-                plan.lexical[variant.id] = build_fewshot(plan, variant.fewshot, lexical=True)
+                plan.lexical[variant.id] = build_fewshot(plan, variant.fewshot, lexical=True,
+                                                         name=name)
         if variant.cot is not None:
             plan.cots[variant.id] = build_cot(variant.cot)
     first = next(plan.cases(1), None)
@@ -327,11 +329,11 @@ def case_assertions(plan: EvalPlan, case: Case) -> list[Assertion]:
     return found
 
 
-def build_fewshot(plan: EvalPlan, config: FewShotSettings, lexical: bool = False
-                  ) -> FewShot:
+def build_fewshot(plan: EvalPlan, config: FewShotSettings, lexical: bool = False,
+                  name: str | None = None) -> FewShot:
     """The example selector of a variant's ``fewshot:`` settings (``lexical``: BM25 even
-    when ``embeddings:`` is set). The settings were validated with the spec; reading the
-    pool may still fail, naming the pool file."""
+    when ``embeddings:`` is set; ``name``: what its warnings call it). The settings were
+    validated with the spec; reading the pool may still fail, naming the pool file."""
     from ..builders.fewshot import few_shot
 
     loaded = plan.loaded
@@ -339,7 +341,7 @@ def build_fewshot(plan: EvalPlan, config: FewShotSettings, lexical: bool = False
     if config.embeddings and not lexical:
         embed = GraderEmbedder(grader(loaded, config.embeddings))
         plan.embedders.append(embed)
-    return few_shot(config, embed=embed, base_dir=loaded.base_dir)
+    return few_shot(config, embed=embed, base_dir=loaded.base_dir, name=name)
 
 
 def grader(loaded: LoadedSpec, provider_id: str) -> Provider:
