@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from ..errors import GraderOutage, PromptkitError
 from ..redact import add_secret, redact, redact_data, shorten, strip_userinfo
-from ..results import ErrorKind
+from ..results import CaseResult, ErrorKind
 from ..tokens import count_prompt_tokens, count_tokens
 from .responses import (
     Completion,
@@ -351,3 +351,35 @@ class EndpointClient:
         return completion
 
 
+def record_answers(result: CaseResult,
+                   answers: list[tuple[Completion | None, RequestOutcome | None]],
+                   samples: int, *, sequential: bool = False) -> list[Completion]:
+    """Record a case's answers' attempts, timings and error in ``result``; the completions.
+
+    Parallel samples take the longest latency and the shortest time to first token;
+    ``sequential`` answers (a conversation) add their latencies, and the first answer's
+    time to first token is the case's.
+    """
+    completions = []
+    for completion, outcome in answers:
+        latency = ttft = None
+        if outcome is not None:
+            result.attempts += outcome.attempts
+            latency, ttft = outcome.latency_s or 0.0, outcome.ttft_s
+            if completion is None:
+                result.error, result.error_kind = outcome.error, outcome.error_kind
+        elif completion is not None:  # from the cache: the latency it was measured with
+            latency, ttft = completion.latency_s, completion.ttft_s
+        if latency is not None:
+            result.latency_s = (result.latency_s or 0.0) + latency if sequential else max(
+                result.latency_s or 0.0, latency)
+        if ttft is not None and not (sequential and result.ttft_s is not None):
+            result.ttft_s = min(result.ttft_s or ttft, ttft)
+        if completion is not None:
+            completions.append(completion)
+    result.requests = sum(outcome is not None for _, outcome in answers)
+    result.cached = result.requests == 0
+    timed = [o for _, o in answers if o is not None and o.latency_s is not None]
+    if len(timed) == samples:  # every sample was asked for and timed
+        result.generation_s = sum(o.latency_s - (o.ttft_s or 0.0) for o in timed)
+    return completions

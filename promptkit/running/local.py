@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, LocalServerError
+from .providers import Provider
 
 # The distribution is promptkit-evals (PyPI's "promptkit" is another project); it is
 # installed from a path, a wheel or a git URL, never by bare name from PyPI.
@@ -267,3 +268,32 @@ def serve_until_stopped(server: LocalServer, announce: Callable[[str], None]) ->
         except KeyboardInterrupt:
             return None
         return server.log_tail()
+
+
+LOCAL_CONCURRENCY = 4  # parallel slots for a native llama-server on a small machine
+
+
+def local_servers(providers: list[Provider]) -> tuple[list[Provider], dict[str, LocalServer]]:
+    """One llama.cpp server per ``local`` provider, checked (engine, model) but not started
+    (the runner starts each on its first request the cache cannot answer), and the
+    providers as the run uses them: a local one with the concurrency its engine serves and
+    the served model's alias. The validated spec itself is left as it was (and stored so).
+    """
+    servers: dict[str, LocalServer] = {}
+    running = []
+    for provider in providers:
+        if not provider.is_local:
+            running.append(provider)
+            continue
+        concurrency = provider.concurrency
+        if find_engine().name != "llama-server":
+            concurrency = 1  # llama-cpp-python's server answers one at a time
+        elif "concurrency" not in provider.model_fields_set:
+            concurrency = LOCAL_CONCURRENCY
+        provider = provider.model_copy(update={"concurrency": concurrency,
+                                               "model": provider.model or MODEL_ALIAS})
+        server = LocalServer(provider.local_model, parallel=concurrency)
+        server.check()
+        servers[provider.id] = server
+        running.append(provider)
+    return running, servers

@@ -22,9 +22,17 @@ from ..config import format_path
 from ..datasets import Case, count_cases, iter_cases
 from ..errors import ConfigError, PromptkitError
 from ..scoring.assertion import Assertion
+from ..scoring.registry import add_import_paths
 from ..templates import PromptTemplate, TemplateStore
 from .client import EndpointClient
 from .spec import EvalSpec, LoadedSpec, PromptVariant, Provider, check_references_of
+from .turns import (
+    CONVERSATION_KEYS,
+    case_turns,
+    check_tool_results,
+    converses,
+    load_tool_handler,
+)
 
 if TYPE_CHECKING:
     from ..builders.cot import ChainOfThought
@@ -116,10 +124,31 @@ class EvalPlan:
         return {**self.templates[variant.id].params, **provider.params, **variant.params}
 
     def body(self, variant: PromptVariant, provider: Provider, prompt: Any) -> dict[str, Any]:
-        """The request body for one rendered prompt."""
-        key = "messages" if provider.api == "chat" else "prompt"
-        return {"model": provider.model or provider.id, key: prompt,
-                **self.params(variant, provider)}
+        """The request body for one rendered prompt: the template's tools (chat API only)
+        and its ``output`` schema as the provider's ``structured_output`` asks for it, then
+        the params (which win over both).
+
+        Raises:
+            ConfigError: the output schema needs a grammar llama_cpp cannot build.
+        """
+        from .providers import structured_output
+
+        template = self.templates[variant.id]
+        chat = provider.api == "chat"
+        body: dict[str, Any] = {"model": provider.model or provider.id,
+                                "messages" if chat else "prompt": prompt}
+        if chat and template.tools:
+            body["tools"] = template.tools
+        body.update(structured_output(provider, template))
+        params = self.params(variant, provider)
+        if not chat:  # no tools are sent to /v1/completions: nothing to choose from
+            params = {k: v for k, v in params.items()
+                      if k not in ("tool_choice", "parallel_tool_calls")}
+        return {**body, **params}
+
+    def max_turns(self, variant: PromptVariant) -> int:
+        """Requests per conversation case: the variant's ``max_turns``, else the spec's."""
+        return variant.max_turns or self.spec.max_turns
 
     def sampling(self, variant: PromptVariant, provider: Provider) -> bool:
         """Whether answers vary between requests (then each sample is cached apart)."""
@@ -170,7 +199,66 @@ def plan_eval(loaded: LoadedSpec) -> EvalPlan:
         if case.asserts:
             case_assertions(plan, case)
             check_assertion_texts(plan, case, own_only=True)
+        if converses(case.reserved):
+            check_conversation(plan, case)
     return plan
+
+
+def check_conversation(plan: EvalPlan, case: Case) -> None:
+    """A conversation case (``turns``, ``tool_results``, ``tool_handler``) can run.
+
+    Raises:
+        ConfigError: at the case: a provider without the chat API, self-consistency,
+            a malformed turn or turn assertion, a tool no prompt declares, a tool
+            handler that cannot be imported.
+    """
+    key = next(k for k in CONVERSATION_KEYS if case.reserved.get(k) not in (None, [], {}))
+    for provider in plan.spec.providers:
+        if provider.api != "chat":
+            raise case_error(plan, case, f"a case with {key} is a conversation, which needs "
+                             f"the chat API; provider {provider.id!r} uses {provider.api}",
+                             [key])
+    for variant in plan.spec.prompts:
+        if plan.samples(variant) > 1:
+            raise case_error(plan, case, f"a case with {key} is a conversation; prompt "
+                             f"{variant.id!r} samples {plan.samples(variant)} answers "
+                             "(self-consistency), which conversations do not do", [key])
+    try:
+        for index, turn in enumerate(case_turns(case.reserved.get("turns"))):
+            if turn.asserts:
+                turn_assertions(plan, case, index)
+        declared = {tool["function"]["name"] for template in plan.templates.values()
+                    for tool in getattr(template, "tools", None) or []}
+        check_tool_results(case.reserved.get("tool_results"), declared)
+        if case.reserved.get("tool_handler") is not None:
+            add_import_paths(plan.loaded.path.parent)
+            load_tool_handler(case.reserved["tool_handler"])
+    except ValueError as exc:
+        message, *path = exc.args
+        raise case_error(plan, case, message, path[0] if path else ["tool_handler"]) from None
+
+
+def turn_assertions(plan: EvalPlan, case: Case, index: int) -> list[Assertion]:
+    """The assertions of one later turn of a case (``turns[index].assert``), validated.
+
+    Raises:
+        ConfigError: at the case, naming the key path within the turn.
+    """
+    raw = case_turns(case.reserved.get("turns"))[index].asserts
+    key = "turn:" + json.dumps(raw, sort_keys=True, default=str)
+    found = plan.case_assertion_cache.get(key)
+    if found is None:
+        where = ["turns", index, "assert"]
+        try:
+            found = _ASSERTION_LIST.validate_python(raw)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            message = error["msg"].removeprefix("Value error, ")
+            raise case_error(plan, case, message, [*where, *error["loc"]]) from None
+        check_references_of(found, plan.spec, lambda message, path: case_error(
+            plan, case, message, [*where, *path]))
+        plan.case_assertion_cache[key] = found
+    return found
 
 
 Need = tuple[str, str, "str | None"]  # (variable, what reads it, the assertion text or None)

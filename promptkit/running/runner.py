@@ -21,23 +21,21 @@ from typing import TYPE_CHECKING, Any
 
 from ..datasets import Case
 from ..errors import ConfigError, GraderOutage, PromptkitError, RunError, StoreError
-from ..redact import redact, strip_userinfo
+from ..redact import redact
 from ..results import CaseResult, RunInfo
 from ..scoring.context import Output, ScoringContext
-from ..scoring.engine import score
+from ..scoring.engine import merge_scores, score
 from .cache import ResponseCache
-from .client import RETRYABLE, EndpointClient, RequestOutcome, sdk_client_for
-from .local import MODEL_ALIAS, LocalServer, find_engine
-from .plan import EvalPlan, check_api_keys
+from .client import RETRYABLE, EndpointClient, RequestOutcome, record_answers, sdk_client_for
+from .local import LocalServer, local_servers
+from .plan import EvalPlan, check_api_keys, turn_assertions
 from .responses import Completion
-from .spec import EvalSpec, LoadedSpec, PromptVariant, Provider
-from .storage import RunStore, default_paths
+from .spec import PromptVariant, Provider
+from .storage import RunStore, open_stores, run_config
+from .turns import case_turns, converse, converses
 
 if TYPE_CHECKING:
     from ..scoring.assertion import Assertion
-
-LOCAL_CONCURRENCY = 4  # parallel slots for a native llama-server on a small machine
-
 
 @dataclass
 class RunOptions:
@@ -189,6 +187,9 @@ class Runner:
             result.error = f"the prompt could not be built: {type(exc).__name__}"
             result.error_kind = "render"
             return result
+        if converses(case.reserved):
+            return await self._converse(result, provider, variant, case, repeat,
+                                        (prompt, values))
         body = plan.body(variant, provider, prompt)
         samples = plan.samples(variant)
         sampled = samples > 1 or plan.sampling(variant, provider)
@@ -197,7 +198,7 @@ class Runner:
         answers = await asyncio.gather(*(
             self._request(body, provider, repeat * samples + i if sampled else None)
             for i in range(samples)))
-        completions = _collect(result, answers, samples)
+        completions = record_answers(result, answers, samples)
         if result.error is not None:
             return result
         result.input_tokens = sum(c.input_tokens or 0 for c in completions)
@@ -205,7 +206,11 @@ class Runner:
         if provider.price is not None:
             result.cost = provider.price.cost(result.input_tokens, result.output_tokens)
         scored_text, agreement = self._answer(variant, completions, result)
-        await self._score(result, scored_text, values, plan.assertions(variant, case))
+        result.tool_calls = completions[0].tool_calls
+        result.finish_reason = completions[0].finish_reason
+        await self._score(result, variant, values, [
+            (Output(scored_text, tool_calls=result.tool_calls or [],
+                    finish_reason=result.finish_reason), plan.assertions(variant, case), None)])
         if agreement is not None:
             result.metrics["agreement"] = agreement
         return result
@@ -267,24 +272,84 @@ class Runner:
         return ResponseCache.key(where, provider.model or provider.id, provider.api,
                                  body, sample)
 
-    async def _score(self, result: CaseResult, text: str, variables: dict[str, Any],
-                     assertions: list[Assertion]) -> None:
-        output = Output(text=text, latency_s=result.latency_s,
-                        ttft_s=result.ttft_s, input_tokens=result.input_tokens,
-                        output_tokens=result.output_tokens, cost=result.cost)
+    async def _converse(self, result: CaseResult, provider: Provider, variant: PromptVariant,
+                        case: Case, repeat: int, rendered: tuple[Any, dict[str, Any]]
+                        ) -> CaseResult:
+        """A conversation case: the prompt, tool results and later turns, each answer
+        asked for in turn; scored on its last answer and each turn's own assertions."""
+        plan = self.plan
+        prompt, values = rendered
+        sample = repeat if plan.sampling(variant, provider) else None
+
+        async def ask(messages: list[dict[str, Any]]) -> Any:
+            return await self._request(plan.body(variant, provider, messages), provider,
+                                       sample)
+
+        turns = case_turns(case.reserved.get("turns"))
+        talk = await converse(prompt, turns, case.reserved, values, plan.max_turns(variant),
+                              ask)
+        result.conversation = talk.messages
+        record_answers(result, talk.answers, len(talk.answers), sequential=True)
+        if result.error is not None:
+            return result
+        completions = talk.completions
+        result.input_tokens = sum(c.input_tokens or 0 for c in completions)
+        result.output_tokens = sum(c.output_tokens or 0 for c in completions)
+        if provider.price is not None:
+            result.cost = provider.price.cost(result.input_tokens, result.output_tokens)
+        last = completions[-1]
+        result.output, result.reasoning = redact(last.text), last.reasoning
+        result.finish_reason = last.finish_reason
+        result.usage_estimated = any(c.usage_estimated for c in completions)
+        result.tool_calls = [call for _, calls in talk.turn_answers for call in calls] or None
+        text, calls = talk.turn_answers[-1]
+        graded = [(Output(text.strip(), tool_calls=calls, finish_reason=last.finish_reason),
+                   plan.assertions(variant, case), None)]
+        for index, turn in enumerate(turns):  # turn 1 answers the prompt: turns[0] is 2
+            if turn.asserts and index + 1 < len(talk.turn_answers):
+                text, calls = talk.turn_answers[index + 1]
+                graded.append((Output(text.strip(), tool_calls=calls),
+                               turn_assertions(plan, case, index), index + 2))
+        await self._score(result, variant, values, graded)
+        if talk.stopped and result.error is None:
+            result.passed = False
+            result.assertions.append({
+                "type": "max-turns", "metric": "max-turns", "passed": False, "score": 0.0,
+                "weight": 1.0, "error": None,
+                "reason": f"max_turns ({plan.max_turns(variant)}) reached before a final "
+                          "answer: the model was still calling tools"})
+        return result
+
+    async def _score(self, result: CaseResult, variant: PromptVariant,
+                     variables: dict[str, Any],
+                     graded: list[tuple[Output, list[Assertion], int | None]]) -> None:
+        """Score each output with its assertions (the last answer's, then each turn's)
+        into ``result``; an assertion of a later turn is marked with ``turn`` (2, 3...)."""
+        template = self.plan.templates[variant.id]
         context = ScoringContext(vars=variables, render=self.plan.store.render_string,
-                                 judge=self._judge, embed=self._embed)
+                                 judge=self._judge, embed=self._embed,
+                                 tools=list(getattr(template, "tools", None) or []),
+                                 output_schema=getattr(template, "output_schema", None))
+        scores = []
         try:
-            scored = await score(output, assertions, context)
+            for output, assertions, _ in graded:
+                output.latency_s, output.ttft_s = result.latency_s, result.ttft_s
+                output.input_tokens, output.output_tokens = (result.input_tokens,
+                                                             result.output_tokens)
+                output.cost = result.cost
+                scores.append(await score(output, assertions, context))
         except GraderOutage as exc:
             result.error, result.error_kind = str(exc), "grader"
             return
         except PromptkitError as exc:
             result.error, result.error_kind = redact(str(exc)), "scoring"
             return
+        scored = merge_scores(scores)
         result.passed, result.score = scored.passed, scored.score
         result.metrics = dict(scored.metrics)
-        result.assertions = [dict(r.__dict__) for r in scored.results]
+        result.assertions = [dict(r.__dict__) for r in scores[0].results]
+        for (_, _, turn), turn_score in zip(graded[1:], scores[1:], strict=True):
+            result.assertions += [{**r.__dict__, "turn": turn} for r in turn_score.results]
 
     def _grader(self, provider_id: str) -> EndpointClient:
         spec = self.plan.spec
@@ -338,52 +403,6 @@ async def _all_or_none(*coroutines: Any) -> None:
             raise task.exception()
 
 
-def open_stores(loaded: LoadedSpec, options: RunOptions) -> tuple[RunStore, ResponseCache | None]:
-    runs_path, cache_path = default_paths(loaded.path)
-    if options.store_dir is not None:
-        runs_path, cache_path = (options.store_dir / runs_path.name,
-                                 options.store_dir / cache_path.name)
-    created = not runs_path.parent.exists()
-    runs = RunStore(runs_path)
-    if created:  # a folder promptkit made holds local state only: keep it out of commits
-        try:
-            (runs_path.parent / ".gitignore").write_text("*\n")
-        except OSError as exc:
-            runs.close()
-            raise StoreError(f"cannot write {runs_path.parent}: {exc.strerror or exc}") from None
-    try:
-        return runs, ResponseCache(cache_path) if options.use_cache else None
-    except BaseException:
-        runs.close()
-        raise
-
-
-def local_servers(providers: list[Provider]) -> tuple[list[Provider], dict[str, LocalServer]]:
-    """One llama.cpp server per ``local`` provider, checked (engine, model) but not started
-    (the runner starts each on its first request the cache cannot answer), and the
-    providers as the run uses them: a local one with the concurrency its engine serves and
-    the served model's alias. The validated spec itself is left as it was (and stored so).
-    """
-    servers: dict[str, LocalServer] = {}
-    running = []
-    for provider in providers:
-        if not provider.is_local:
-            running.append(provider)
-            continue
-        concurrency = provider.concurrency
-        if find_engine().name != "llama-server":
-            concurrency = 1  # llama-cpp-python's server answers one at a time
-        elif "concurrency" not in provider.model_fields_set:
-            concurrency = LOCAL_CONCURRENCY
-        provider = provider.model_copy(update={"concurrency": concurrency,
-                                               "model": provider.model or MODEL_ALIAS})
-        server = LocalServer(provider.local_model, parallel=concurrency)
-        server.check()
-        servers[provider.id] = server
-        running.append(provider)
-    return running, servers
-
-
 async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
     """Run (or resume) an eval; results are committed as they finish.
 
@@ -396,7 +415,7 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
     """
     loaded = plan.loaded
     spec = plan.spec
-    runs, cache = open_stores(loaded, options)
+    runs, cache = open_stores(loaded.path, options.store_dir, options.use_cache)
     eval_path = str(loaded.path.resolve())
     spec_hash = loaded.spec_hash()
     planned = plan.count(options.limit) * len(spec.prompts) * len(spec.providers) \
@@ -451,42 +470,3 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
     engines = {pid: server.describe() for pid, server in servers.items() if server.launched}
     with runs:
         return FinishedRun(runs.get_run(run.run_id), runs.path, unreachable, engines)
-
-
-def run_config(spec: EvalSpec) -> dict[str, Any]:
-    """The resolved spec as stored with a run: no secrets (header names only, base URLs
-    without userinfo; API keys are never in a spec, only the variable names)."""
-    config = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-    for provider in [*config.get("providers", []), *config.get("graders", [])]:
-        if provider.get("headers"):
-            provider["headers"] = sorted(provider["headers"])
-        if provider.get("base_url"):
-            provider["base_url"] = strip_userinfo(provider["base_url"])
-    return config
-
-
-def _collect(result: CaseResult, answers: list[tuple[Completion | None, RequestOutcome | None]],
-             samples: int) -> list[Completion]:
-    """Record a case's answers' attempts, timings and error in ``result``; the completions."""
-    completions = []
-    for completion, outcome in answers:
-        if outcome is not None:
-            result.attempts += outcome.attempts
-            result.latency_s = max(result.latency_s or 0.0, outcome.latency_s or 0.0)
-            if outcome.ttft_s is not None:
-                result.ttft_s = min(result.ttft_s or outcome.ttft_s, outcome.ttft_s)
-            if completion is None:
-                result.error, result.error_kind = outcome.error, outcome.error_kind
-        elif completion is not None:  # from the cache: the latency it was measured with
-            if completion.latency_s is not None:
-                result.latency_s = max(result.latency_s or 0.0, completion.latency_s)
-            if completion.ttft_s is not None:
-                result.ttft_s = min(result.ttft_s or completion.ttft_s, completion.ttft_s)
-        if completion is not None:
-            completions.append(completion)
-    result.requests = sum(outcome is not None for _, outcome in answers)
-    result.cached = result.requests == 0
-    timed = [o for _, o in answers if o is not None and o.latency_s is not None]
-    if len(timed) == samples:  # every sample was asked for and timed
-        result.generation_s = sum(o.latency_s - (o.ttft_s or 0.0) for o in timed)
-    return completions

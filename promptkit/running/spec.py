@@ -51,6 +51,8 @@ class PromptVariant(BaseModel):
         "Assertions of this variant only, added to the spec's (see assert_mode)."))
     assert_mode: Literal["add", "replace"] = Field("add", description=(
         "add: the spec's assertions, then this variant's; replace: this variant's only."))
+    max_turns: int | None = Field(None, ge=1, le=100, description=(
+        "Requests per conversation case for this variant (default: the spec's)."))
 
     @model_validator(mode="before")
     @classmethod
@@ -138,6 +140,9 @@ class EvalSpec(BaseModel):
     threshold: float | None = Field(None, ge=0, le=1, description="Pass rate each "
                                     "prompt × provider must reach.")
     repeat: int = Field(1, ge=1, le=1000)
+    max_turns: int = Field(8, ge=1, le=100, description=(
+        "Requests to the model per conversation case (turns, tool results); reaching it "
+        "fails the case."))
     gate: GateSpec | None = Field(None, description="Rows the regression gate judges "
                                   "(default: every row).")
 

@@ -17,11 +17,16 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from ..errors import PromptkitError, StoreError
+from ..redact import strip_userinfo
 from ..results import RESULT_FORMAT, CaseResult, RunInfo, RunStatus
+from .cache import ResponseCache
 from .database import Database, Migration
+
+if TYPE_CHECKING:
+    from .spec import EvalSpec
 
 RUN_MIGRATIONS: list[Migration] = [
     (  # 1: runs and their per-case results
@@ -365,3 +370,37 @@ class RunStore(Database):
         """How many results a run has stored (with or without errors)."""
         return int(self.conn.execute("SELECT COUNT(*) FROM results WHERE run_id = ?",
                                      (run_id,)).fetchone()[0])
+
+
+def open_stores(spec_path: Path, store_dir: Path | None, use_cache: bool
+                ) -> tuple[RunStore, ResponseCache | None]:
+    """The run store and (with ``use_cache``) the response cache of an eval: beside the
+    spec, or in ``store_dir``."""
+    runs_path, cache_path = default_paths(spec_path)
+    if store_dir is not None:
+        runs_path, cache_path = store_dir / runs_path.name, store_dir / cache_path.name
+    created = not runs_path.parent.exists()
+    runs = RunStore(runs_path)
+    if created:  # a folder promptkit made holds local state only: keep it out of commits
+        try:
+            (runs_path.parent / ".gitignore").write_text("*\n")
+        except OSError as exc:
+            runs.close()
+            raise StoreError(f"cannot write {runs_path.parent}: {exc.strerror or exc}") from None
+    try:
+        return runs, ResponseCache(cache_path) if use_cache else None
+    except BaseException:
+        runs.close()
+        raise
+
+
+def run_config(spec: EvalSpec) -> dict[str, Any]:
+    """The resolved spec as stored with a run: no secrets (header names only, base URLs
+    without userinfo; API keys are never in a spec, only the variable names)."""
+    config = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for provider in [*config.get("providers", []), *config.get("graders", [])]:
+        if provider.get("headers"):
+            provider["headers"] = sorted(provider["headers"])
+        if provider.get("base_url"):
+            provider["base_url"] = strip_userinfo(provider["base_url"])
+    return config

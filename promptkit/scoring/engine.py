@@ -25,7 +25,7 @@ from .assertion import Assertion
 from .context import Output, ScoringContext
 from .verdicts import EvaluationError, GradingResult, unit_score
 
-__all__ = ["AssertionResult", "CaseScore", "score"]
+__all__ = ["AssertionResult", "CaseScore", "merge_scores", "score"]
 
 
 @dataclass
@@ -119,6 +119,18 @@ async def score(output: Output, assertions: Sequence[Assertion], ctx: ScoringCon
     results: list[AssertionResult] = list(
         await asyncio.gather(*(_result(a, output, ctx) for a in assertions))
     )
+    return _combine(results)
+
+
+def merge_scores(scores: Sequence[CaseScore]) -> CaseScore:
+    """One verdict over several outputs' scores (a conversation's last answer and its
+    turns'): every assertion counts as if scored together."""
+    if len(scores) == 1:
+        return scores[0]
+    return _combine([result for case in scores for result in case.results])
+
+
+def _combine(results: list[AssertionResult]) -> CaseScore:
     if not results:
         return CaseScore(passed=True, score=1.0, results=[], metrics={})
     by_metric: dict[str, list[AssertionResult]] = {}
@@ -131,3 +143,4 @@ async def score(output: Output, assertions: Sequence[Assertion], ctx: ScoringCon
         results=results,
         metrics={name: _weighted_mean(group) for name, group in by_metric.items()},
     )
+

@@ -230,7 +230,7 @@ def test_serve_prints_a_base_url_that_answers() -> None:
 @local_model
 @needs_extra
 def test_a_local_provider_runs_with_its_engine_settings_but_the_spec_is_kept() -> None:
-    from promptkit.running.runner import LOCAL_CONCURRENCY, local_servers
+    from promptkit.running.local import LOCAL_CONCURRENCY, local_servers
     from promptkit.running.spec import Provider
 
     spec_provider = Provider.model_validate("local")

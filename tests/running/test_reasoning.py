@@ -90,6 +90,9 @@ def test_a_tie_is_broken_by_first_appearance(tmp_path: Path, endpoint: FakeEndpo
   - id: sc
     template: math@1
     cot: {style: self-consistency, samples: 4, extract: {method: marker}}""")
+    # One request at a time, so the answers reach the samples in order.
+    path.write_text(path.read_text().replace("    stream: false\n",
+                                             "    stream: false\n    concurrency: 1\n"))
     (result,) = run(path, use_cache=False)
     assert result.votes == {"140": 2, "150": 2} and result.answer == "140"
     assert not result.passed and result.metrics["agreement"] == 0.5

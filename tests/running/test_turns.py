@@ -1,0 +1,187 @@
+"""Conversation cases against the test endpoint: later turns, tool results and handlers,
+``max_turns``, per-turn assertions, and the bad input that stops a run before it starts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import promptkit as promptkit_cli
+from promptkit.errors import ConfigError
+from promptkit.running.plan import plan_eval
+from promptkit.running.runner import RunOptions, run_eval
+from promptkit.running.spec import load_spec
+from promptkit.testing import FakeEndpoint, RecordedRequest
+
+SPEC = """\
+templates: templates
+prompts:
+  - id: helper
+    template: helper@1
+providers:
+  - id: fake
+    base_url: {base_url}
+    model: m
+    stream: false
+    price: {{input_per_mtok: 1, output_per_mtok: 2}}
+dataset: data.jsonl
+"""
+
+
+def make_eval(tmp_path: Path, endpoint: FakeEndpoint, cases: list[dict], extra: str = "",
+              tools: str = "") -> Path:
+    folder = tmp_path / "templates" / "helper"
+    folder.mkdir(parents=True, exist_ok=True)
+    front = f"---\n{tools}---\n" if tools else ""
+    (folder / "v1.jinja").write_text(front + "{{ question }}\n")
+    with (tmp_path / "data.jsonl").open("w") as handle:
+        for case in cases:
+            handle.write(json.dumps(case) + "\n")
+    path = tmp_path / "eval.yaml"
+    path.write_text(SPEC.format(base_url=endpoint.base_url) + extra)
+    return path
+
+
+def run(path: Path):
+    outcome = asyncio.run(run_eval(plan_eval(load_spec(path)), RunOptions(use_cache=False)))
+    return list(outcome.results())
+
+
+def tool_call_body(name: str, arguments: dict, call_id: str = "call_1") -> dict:
+    return {"id": "x", "object": "chat.completion", "model": "m", "choices": [{
+        "index": 0, "finish_reason": "tool_calls",
+        "message": {"role": "assistant", "content": None, "tool_calls": [{
+            "id": call_id, "type": "function",
+            "function": {"name": name, "arguments": json.dumps(arguments)}}]}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+
+
+def test_a_three_turn_case_sends_one_three_and_five_messages(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    endpoint.respond_with(lambda request: f"answer {len(request.body['messages'])}")
+    path = make_eval(tmp_path, endpoint, [
+        {"id": "chat", "question": "Hi", "turns": ["And then?", {"content": "{{ question }}",
+                                                                  "assert": [{
+                                                                      "type": "equals",
+                                                                      "value": "answer 5"}]}]}],
+        extra="assert:\n  - {type: contains, value: answer}\n")
+    (result,) = run(path)
+    sent = [request.body["messages"] for request in endpoint.requests]
+    assert [len(messages) for messages in sent] == [1, 3, 5]
+    assert sent[2][1] == {"role": "assistant", "content": "answer 1"}
+    assert sent[2][4] == {"role": "user", "content": "{{ question }}"}  # literal, not rendered
+    assert result.output == "answer 5" and result.passed and result.requests == 3
+    assert [m["role"] for m in result.conversation] == ["assistant", "user", "assistant",
+                                                        "user", "assistant"]
+    assert result.input_tokens and result.cost == pytest.approx(
+        (result.input_tokens + 2 * result.output_tokens) / 1e6)
+    assert [a.get("turn") for a in result.assertions] == [None, 3]
+
+
+def test_a_turns_own_assertion_fails_the_case_and_says_which_turn(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    endpoint.respond_with(lambda request: "no")
+    path = make_eval(tmp_path, endpoint, [{"question": "Hi", "turns": [
+        {"content": "Sure?", "assert": [{"type": "equals", "value": "yes"}]}]}])
+    (result,) = run(path)
+    assert not result.passed and result.score == 0.0
+    (check,) = result.assertions
+    assert check["turn"] == 2 and not check["passed"]
+
+
+WEATHER = """tools:
+  - type: function
+    function:
+      name: get_weather
+      description: The weather in a city
+      parameters:
+        type: object
+        properties: {city: {type: string}}
+        required: [city]
+"""
+
+
+def test_a_tool_call_answered_from_tool_results_ends_in_a_final_answer(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    def respond(request: RecordedRequest):
+        messages = request.body["messages"]
+        if messages[-1]["role"] == "tool":
+            return f"It is {json.loads(messages[-1]['content'])['sky']} in Paris."
+        return tool_call_body("get_weather", {"city": "Paris"})
+
+    endpoint.respond_with(respond)
+    path = make_eval(tmp_path, endpoint, [
+        {"question": "Weather in Paris?", "tool_results": {"get_weather": {"sky": "sunny"}}}],
+        extra="assert:\n  - {type: contains, value: sunny}\n", tools=WEATHER)
+    (result,) = run(path)
+    assert result.passed and result.output == "It is sunny in Paris."
+    assert endpoint.count == 2 and result.requests == 2
+    second = endpoint.requests[1].body["messages"]
+    assert second[1]["tool_calls"][0]["function"] == {"name": "get_weather",
+                                                      "arguments": '{"city": "Paris"}'}
+    assert second[2] == {"role": "tool", "tool_call_id": "call_1",
+                         "content": '{"sky": "sunny"}'}
+    assert result.tool_calls == [{"id": "call_1", "name": "get_weather",
+                                  "arguments": {"city": "Paris"}}]
+    assert result.finish_reason is None or result.finish_reason == "stop"
+
+
+def test_max_turns_stops_a_loop_and_fails_the_case(tmp_path: Path,
+                                                   endpoint: FakeEndpoint) -> None:
+    endpoint.respond_with(lambda request: tool_call_body("get_weather", {"city": "Paris"}))
+    path = make_eval(tmp_path, endpoint, [
+        {"question": "Weather?", "tool_results": {"get_weather": "rain"}}],
+        extra="max_turns: 3\n", tools=WEATHER)
+    (result,) = run(path)
+    assert endpoint.count == 3 and result.requests == 3 and not result.passed
+    assert result.assertions[-1]["type"] == "max-turns"
+    assert "max_turns (3) reached" in result.assertions[-1]["reason"]
+    assert len(result.tool_calls) == 3
+
+
+def test_a_tool_handler_answers_the_calls(tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    (tmp_path / "weather_tools.py").write_text(
+        "def answer(call, variables):\n"
+        "    return {'city': call['arguments']['city'], 'for': variables['question']}\n")
+
+    def respond(request: RecordedRequest):
+        messages = request.body["messages"]
+        if messages[-1]["role"] == "tool":
+            return messages[-1]["content"]
+        return tool_call_body("get_weather", {"city": "Oslo"})
+
+    endpoint.respond_with(respond)
+    path = make_eval(tmp_path, endpoint, [
+        {"question": "Oslo?", "tool_handler": "weather_tools:answer"}], tools=WEATHER)
+    (result,) = run(path)
+    assert json.loads(result.output) == {"city": "Oslo", "for": "Oslo?"}
+
+
+@pytest.mark.parametrize(("case", "extra", "expected"), [
+    ({"question": "Hi", "turns": ["more"]}, "    api: completions\n",
+     "turns: a case with turns is a conversation, which needs the chat API; provider "
+     "'fake' uses completions"),
+    ({"question": "Hi", "tool_results": {"get_time": 1}}, "",
+     "tool_results.get_time: tool_results names 'get_time', a tool no prompt declares "
+     "(declared: get_weather)"),
+    ({"question": "Hi", "turns": [{"content": "x", "assert": [{"type": "nope"}]}]}, "",
+     "turns[0].assert[0].type: unknown assertion type 'nope'"),
+    ({"question": "Hi", "turns": [{"text": "x"}]}, "",
+     "turns[0]: a turn is a text, or a mapping with a text content"),
+    ({"question": "Hi", "tool_handler": "no_such_module:f"}, "",
+     "tool_handler: cannot load tool_handler 'no_such_module:f'"),
+])
+def test_bad_conversation_input_is_exit_2_at_the_case(
+        tmp_path: Path, endpoint: FakeEndpoint, case: dict, extra: str, expected: str) -> None:
+    path = make_eval(tmp_path, endpoint, [{"question": "fine"}, case], tools=WEATHER)
+    path.write_text(path.read_text().replace("    stream: false\n", "    stream: false\n"
+                                             + extra))
+    with pytest.raises(ConfigError) as info:
+        plan_eval(load_spec(path))
+    assert f"data.jsonl:2: {expected}" in str(info.value)
+    proc = promptkit_cli("eval", str(path), cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert endpoint.count == 0
