@@ -8,18 +8,29 @@ without being repeated.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import json
 import os
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import ConfigError
 
+if TYPE_CHECKING:
+    from ..templates import PromptTemplate
+
 Api = Literal["chat", "completions"]
+# How a template's `output` schema is asked for: OpenAI's strict json_schema response
+# format, llama-cpp-python's chat form ({type: json_object, schema}), a GBNF grammar
+# (llama.cpp servers, /v1/completions too), or not at all.
+StructuredOutput = Literal["json_schema", "json_object", "grammar", "none"]
 LOCAL = "local"
 # How fast a run goes, not what it asks: changing these does not change a spec's identity.
+# (structured_output is not one: it changes what the model is asked.)
 RUNTIME_KNOBS = ("concurrency", "timeout", "total_timeout", "retries", "stream", "headers")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # What API keys look like (never echoed back in an error): a vendor's prefix, or a long run
@@ -121,6 +132,11 @@ class Provider(BaseModel):
     price: Price | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     local_model: str | None = Field(None, description="Set by `local:/path/model.gguf`.")
+    structured_output: StructuredOutput | None = Field(
+        None, description="How a template's `output` schema is sent: json_schema "
+        "(response_format, the default for endpoints), json_object (llama-cpp-python's chat "
+        "API), grammar (a GBNF grammar built from the schema, the default for local) or "
+        "none.")
 
     @model_validator(mode="before")
     @classmethod
@@ -152,6 +168,9 @@ class Provider(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> Provider:
+        if self.structured_output == "grammar" and not self.is_local and \
+                importlib.util.find_spec("llama_cpp") is None:
+            raise ValueError(GRAMMAR_NEEDS_LLAMA_CPP)
         if self.is_local:
             self.id = self.id or LOCAL
             return self
@@ -171,6 +190,12 @@ class Provider(BaseModel):
     @property
     def is_local(self) -> bool:
         return self.id.startswith(LOCAL) and self.base_url is None
+
+    @property
+    def output_mode(self) -> StructuredOutput:
+        """``structured_output``, or its default: ``grammar`` for local, else
+        ``json_schema``."""
+        return self.structured_output or ("grammar" if self.is_local else "json_schema")
 
     def api_key(self) -> str:
         """The key from the environment ('unused' when none is configured).
@@ -194,3 +219,46 @@ class Provider(BaseModel):
                               "the value is not shown",
                               key_path=f"providers.{self.id}.api_key_env")
         return value
+
+
+GRAMMAR_NEEDS_LLAMA_CPP = (
+    "structured_output: grammar builds a GBNF grammar from the output schema with "
+    "llama-cpp-python, which is not installed: pip install -e \".[local]\" (or set "
+    "structured_output to json_schema, json_object or none)")
+
+
+def structured_output(provider: Provider, template: PromptTemplate) -> dict[str, Any]:
+    """The request body keys that ask ``provider`` for answers fitting the template's
+    ``output`` schema, per its ``structured_output`` ({} without a schema).
+
+    Raises:
+        ConfigError: ``grammar`` without llama-cpp-python, or a schema its converter
+            cannot turn into a grammar.
+    """
+    schema = template.output_schema
+    mode = provider.output_mode
+    if schema is None or mode == "none":
+        return {}
+    if mode == "json_schema":
+        return {"response_format": template.response_format}
+    if mode == "json_object":
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    return {"grammar": gbnf_grammar(json.dumps(schema, ensure_ascii=False),
+                                    template.filename)}
+
+
+@functools.lru_cache(maxsize=64)
+def gbnf_grammar(schema: str, filename: str | None = None) -> str:
+    """A GBNF grammar for a JSON Schema (given as JSON text, properties in the order the
+    answer should give them), built by llama_cpp (imported only when needed)."""
+    try:
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+    except ImportError:
+        raise ConfigError(GRAMMAR_NEEDS_LLAMA_CPP, filename, key_path="output") from None
+    try:
+        return json_schema_to_gbnf(schema)
+    except Exception as exc:  # the converter raises whatever it meets
+        raise ConfigError(f"llama_cpp cannot turn this schema into a grammar "
+                          f"({type(exc).__name__}: {exc}); set structured_output: "
+                          "json_object or none for this provider", filename,
+                          key_path="output") from None

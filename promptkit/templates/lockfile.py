@@ -2,7 +2,12 @@
 
 Versions are immutable: once locked, a version file may not change; a new prompt
 is a new version. The lock also covers shared partials (any ``*.jinja`` under the
-store), since they change what the versions render.
+store), since they change what the versions render, and the data files versions read
+(tools files, ``fewshot()`` pools: every ``*.json``, ``*.yaml``, ``*.yml``, ``*.jsonl``
+and ``*.csv`` under the store), since they change what the versions ask. Labels
+(``<template>/labels.yaml``) are not locked: moving a label is how a release happens.
+A lock written before data files were locked reads as it is: its store's data files
+are reported as not locked yet, as a new version is.
 
 The lock is JSON, sorted, one file per line, so a diff shows what was added::
 
@@ -19,10 +24,11 @@ from pathlib import Path
 import jinja2
 
 from ..errors import PromptkitError, TemplateError, TemplateLockError
-from .store import VERSION_FILE, TemplateStore, decode_text
+from .store import LABELS_FILE, VERSION_FILE, TemplateStore, decode_text
 
 LOCK_NAME = "promptkit.lock"
 LOCK_FORMAT = 1
+DATA_SUFFIXES = (".json", ".yaml", ".yml", ".jsonl", ".csv")
 
 
 @dataclass(frozen=True)
@@ -67,13 +73,24 @@ def read_lock(store: TemplateStore) -> dict[str, str]:
 
 
 def current_hashes(store: TemplateStore) -> dict[str, str]:
-    """The sha256 of every ``*.jinja`` file under the store, by relative path."""
+    """The sha256 of every locked file under the store (``*.jinja`` and data files), by
+    relative path."""
     hashes = {}
-    for path in sorted(store.root.rglob("*.jinja")):
-        if path.is_file():
-            rel = path.relative_to(store.root).as_posix()
-            hashes[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    for path in sorted(store.root.rglob("*")):
+        relpath = path.relative_to(store.root)
+        if path.is_file() and (path.suffix == ".jinja" or _is_data_file(relpath)):
+            hashes[relpath.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
     return hashes
+
+
+def _is_data_file(relpath: Path) -> bool:
+    """A file versions may read (tools, pools), not a template's labels, nor anything in a
+    hidden folder (an editor's or a tool's)."""
+    if relpath.suffix.lower() not in DATA_SUFFIXES:
+        return False
+    if any(part.startswith(".") for part in relpath.parts):
+        return False
+    return not (len(relpath.parts) == 2 and relpath.name == LABELS_FILE)
 
 
 def changed_files(store: TemplateStore) -> tuple[list[str], list[str], list[str]]:
@@ -114,7 +131,8 @@ def check(store: TemplateStore) -> list[Problem]:
 
     Finds: locked files that changed or vanished, files not yet locked, front
     matter and Jinja syntax errors (in versions and in shared partials), files
-    that are not UTF-8, variables the body uses but the front matter does not
+    that are not UTF-8, invalid tools (in front matter or a tools file) and
+    ``output`` schemas, variables the body uses but the front matter does not
     declare (and the reverse), and labels pointing nowhere.
     """
     display = store.loader.display_name
@@ -123,10 +141,7 @@ def check(store: TemplateStore) -> list[Problem]:
         changed, missing, new = changed_files(store)
     except TemplateLockError as exc:
         return [Problem(exc.filename or display(LOCK_NAME), exc.message, exc.lineno)]
-    problems += [
-        Problem(display(p), "changed since it was locked; versions are immutable, "
-                "restore it and create a new version instead") for p in changed
-    ]
+    problems += [Problem(display(p), _changed(p)) for p in changed]
     problems += [Problem(display(p), "locked but missing") for p in missing]
     problems += [
         Problem(display(p), "not locked yet: run `promptkit templates lock`") for p in new
@@ -141,6 +156,14 @@ def check(store: TemplateStore) -> list[Problem]:
     for relpath in _partials(store):
         problems += _check_partial(store, relpath)
     return problems
+
+
+def _changed(relpath: str) -> str:
+    if relpath.endswith(".jinja"):
+        return ("changed since it was locked; versions are immutable, restore it and create "
+                "a new version instead")
+    return ("changed since it was locked; the versions that read it would ask something "
+            "else: restore it, and put the change in a new file read by a new version")
 
 
 def _partials(store: TemplateStore) -> list[str]:

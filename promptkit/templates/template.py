@@ -7,7 +7,9 @@ turns whatever rendering raises into a promptkit error with the file and line.
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
@@ -27,9 +29,21 @@ from ..errors import (
     TemplateSyntaxError,
 )
 from .messages import split_messages
+from .tools import template_tools
 
 if TYPE_CHECKING:
     from .store import TemplateStore
+
+# The body parameters of the OpenAI chat completions API (besides model and messages):
+# what request() puts at the top level; any other param goes under extra_body.
+OPENAI_CHAT_PARAMS = frozenset({
+    "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+    "max_completion_tokens", "max_tokens", "metadata", "modalities", "n",
+    "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key",
+    "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier",
+    "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools",
+    "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
+})
 
 InputType = Literal["string", "integer", "number", "boolean", "list", "object", "any"]
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -68,6 +82,7 @@ class FrontMatter(BaseModel):
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
     output: dict[str, Any] | None = None
+    tools: list[Any] | str | None = None  # checked in tools.py, where a file is read
     tags: list[str] = Field(default_factory=list)
 
     @field_validator("inputs", mode="before")
@@ -76,6 +91,15 @@ class FrontMatter(BaseModel):
         # `article: string` is short for `article: {type: string}`.
         if isinstance(value, dict):
             return {k: {"type": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tools_shape(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, list) and not (
+                isinstance(value, str) and value.strip()):
+            raise ValueError("tools is a list of tool definitions, or the path of a YAML or "
+                             "JSON file of them inside the template store")
         return value
 
 
@@ -102,17 +126,25 @@ def split_front_matter(source: str, filename: str) -> tuple[FrontMatter, str]:
     newlines, so Jinja's line numbers are the file's line numbers. A leading
     byte-order mark is ignored.
     """
+    matter, body, _ = read_front_matter(source, filename)
+    return matter, body
+
+
+def read_front_matter(source: str, filename: str
+                      ) -> tuple[FrontMatter, str, YamlDocument | None]:
+    """:func:`split_front_matter`, and the front matter's document (``None`` when the
+    file has none), to locate what is checked later."""
     source = source.removeprefix("\ufeff")
     lines = source.splitlines(keepends=True)
     if not lines or lines[0].rstrip("\r\n") != "---":
-        return FrontMatter(), source
+        return FrontMatter(), source, None
     for end in range(1, len(lines)):
         if lines[end].rstrip("\r\n") == "---":
             break
     else:
         raise TemplateSyntaxError("front matter opened on line 1 is never closed by '---'",
                                   filename, 1)
-    try:
+    with front_matter_errors():
         doc = YamlDocument("".join(lines[1:end]), filename, first_line=2)
         if doc.data is None:
             matter = FrontMatter()
@@ -120,14 +152,21 @@ def split_front_matter(source: str, filename: str) -> tuple[FrontMatter, str]:
             raise ConfigError("front matter must be a mapping", filename, 2)
         else:
             matter = validate(FrontMatter, doc)
+    body = "{#" + "\n" * (end + 1) + "#}" + "".join(lines[end + 1 :])
+    return matter, body, doc
+
+
+@contextmanager
+def front_matter_errors() -> Iterator[None]:
+    """A config error in front matter (or a file it names) as a located template error."""
+    try:
+        yield
     except ConfigError as exc:
         raise TemplateSyntaxError(
             f"{exc.key_path}: {exc.message}" if exc.key_path else exc.message,
-            filename,
+            exc.filename,
             exc.lineno,
         ) from None
-    body = "{#" + "\n" * (end + 1) + "#}" + "".join(lines[end + 1 :])
-    return matter, body
 
 
 class PromptTemplate:
@@ -139,7 +178,10 @@ class PromptTemplate:
         sha256: Hex digest of the version file's bytes, as recorded in the lock.
         inputs: Declared inputs by name.
         params: Default model parameters (temperature, max_tokens, stop, ...).
-        output: Optional JSON schema the answer must follow.
+        output_schema: Optional JSON Schema the answer must follow (front matter
+            ``output``).
+        tools: The tool definitions sent with a chat request (``[]`` when none).
+        tools_file: The tools file's path from the store root, when ``tools:`` names one.
     """
 
     def __init__(self, store: TemplateStore, name: str, version: int):
@@ -152,7 +194,9 @@ class PromptTemplate:
         raw = self.path.read_bytes()
         self.sha256 = hashlib.sha256(raw).hexdigest()
         self.source = decode_text(raw, self.filename)
-        self.front_matter, self.body = split_front_matter(self.source, self.filename)
+        self.front_matter, self.body, doc = read_front_matter(self.source, self.filename)
+        with front_matter_errors():
+            self._tools, self.tools_file = template_tools(store, self.front_matter, doc)
 
     def __repr__(self) -> str:
         return f"<PromptTemplate {self.ref} sha256={self.sha256[:12]}>"
@@ -176,6 +220,23 @@ class PromptTemplate:
     @property
     def output(self) -> dict[str, Any] | None:
         return self.front_matter.output
+
+    @property
+    def output_schema(self) -> dict[str, Any] | None:
+        return copy.deepcopy(self.front_matter.output)
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self._tools)
+
+    @property
+    def response_format(self) -> dict[str, Any] | None:
+        """``output`` as the OpenAI API's strict ``json_schema`` response format."""
+        if self.front_matter.output is None:
+            return None
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", self.name)[:64]
+        return {"type": "json_schema",
+                "json_schema": {"name": name, "schema": self.output_schema, "strict": True}}
 
     @property
     def tags(self) -> list[str]:
@@ -259,6 +320,37 @@ class PromptTemplate:
         if not messages:
             return outside.strip("\n")
         return "\n\n".join(m["content"] for m in messages)
+
+    def request(self, variables: Mapping[str, Any] | None = None, /, **kwargs: Any
+                ) -> dict[str, Any]:
+        """Everything a chat request needs but the model, for the openai SDK as is::
+
+            client.chat.completions.create(model="gpt-4o-mini", **t.request(article=...))
+
+        Returns:
+            ``messages`` (as :meth:`render` gives them), ``tools`` (when the template
+            declares any), ``response_format`` (a strict ``json_schema`` from ``output``,
+            when set), then the template's ``params``: the OpenAI API's own
+            (``temperature``, ``tool_choice``, ...) at the top level, any other (a
+            vendor's, such as ``top_k``) under ``extra_body``. New objects each call.
+
+        Raises:
+            TemplateRenderError: as :meth:`render`.
+        """
+        request: dict[str, Any] = {"messages": self.render(variables, **kwargs)}
+        if self._tools:
+            request["tools"] = self.tools
+        if self.front_matter.output is not None:
+            request["response_format"] = self.response_format
+        vendor = {}
+        for key, value in copy.deepcopy(self.front_matter.params).items():
+            if key in OPENAI_CHAT_PARAMS:
+                request[key] = value
+            elif key != "model":  # the caller names the model
+                vendor[key] = value
+        if vendor:
+            request["extra_body"] = vendor
+        return request
 
 def _coerce(name: str, spec: InputSpec, value: Any, filename: str) -> Any:
     """Check a value against its declared type; parse strings for scalar types."""

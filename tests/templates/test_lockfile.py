@@ -11,17 +11,18 @@ import pytest
 
 from promptkit import TemplateStore
 from promptkit.errors import TemplateLockError
-from promptkit.templates.lockfile import check, lock, read_lock
+from promptkit.templates.lockfile import DATA_SUFFIXES, check, lock, read_lock
 
 
-def test_lock_records_every_version_and_partial(project_templates: Path) -> None:
+def test_lock_records_every_version_partial_and_data_file(project_templates: Path) -> None:
     (project_templates / "promptkit.lock").unlink()
     store = TemplateStore(project_templates)
     result = lock(store)
     assert "summarize/v1.jinja" in result.added
     locked = read_lock(store)
-    assert set(locked) == {p.relative_to(project_templates).as_posix()
-                           for p in project_templates.rglob("*.jinja")}
+    assert set(locked) == {
+        p.relative_to(project_templates).as_posix() for p in project_templates.rglob("*")
+        if p.suffix == ".jinja" or (p.suffix in DATA_SUFFIXES and p.name != "labels.yaml")}
     assert lock(store).added == []
 
 
