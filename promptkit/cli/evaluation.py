@@ -21,8 +21,8 @@ from .app import (
 @cli.command("eval")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "outputs", multiple=True, metavar="FILE",
-              help="Write results: .json, .jsonl, .csv, .xml (JUnit) or .html (a static "
-                   "report). Repeatable.")
+              help="Write results: .json, .jsonl, .csv, .xml (JUnit), .html (a static "
+                   "report) or .md (a summary for a job page or pull request). Repeatable.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
 @click.option("--resume", is_flag=True, help="Continue the last unfinished run of this spec.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N cases.")

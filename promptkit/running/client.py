@@ -281,7 +281,13 @@ class EndpointClient:
     def _missing_v1_hint(self) -> str:
         """Why ``/chat/completions`` or ``/completions`` was not found: OpenAI-compatible
         servers serve them under ``/v1``, which a base URL often lacks."""
-        if urlsplit(self.shown_url).path.rstrip("/").endswith("/v1"):
+        path = urlsplit(self.shown_url).path.rstrip("/")
+        for endpoint in ("/chat/completions", "/completions"):
+            if path.endswith(endpoint):  # the whole endpoint URL pasted as the base
+                base = self.shown_url.rstrip("/")[:-len(endpoint)]
+                return (f" (the base_url {self.shown_url} ends with {endpoint}, which "
+                        f"promptkit adds itself: use {base})")
+        if path.endswith("/v1"):
             return ""
         return (f" (the base_url {self.shown_url} probably lacks /v1: OpenAI-compatible "
                 f"servers answer at {self.shown_url.rstrip('/')}/v1)")

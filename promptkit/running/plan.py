@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from ..builders.cot import CotSettings
 from ..builders.fewshot_settings import FewShotSettings
 from ..config import format_path
-from ..datasets import Case, count_cases, iter_cases
+from ..datasets import RESERVED_KEYS, Case, count_cases, iter_cases
 from ..errors import ConfigError, PromptkitError
 from ..scoring.assertion import Assertion
 from ..scoring.registry import add_import_paths
@@ -181,6 +181,15 @@ def plan_eval(loaded: LoadedSpec) -> EvalPlan:
                                                          name=name)
         if variant.cot is not None:
             plan.cots[variant.id] = build_cot(variant.cot)
+    for index, variant in enumerate(spec.prompts):  # a case never passes these on
+        template = plan.templates[variant.id]
+        clash = sorted((set(template.inputs) | template.variables) & set(RESERVED_KEYS))
+        if clash and clash[0] not in variant.vars:
+            reserved = ", ".join(RESERVED_KEYS)
+            raise loaded.error(
+                f"{template.ref} reads {clash[0]!r}, a reserved case key ({reserved}): a "
+                f"case's {clash[0]!r} configures the case and never reaches a template; "
+                "rename the input (and the dataset field)", ["prompts", index])
     first = next(plan.cases(1), None)
     if first is None:
         raise loaded.error("the dataset has no cases", ["dataset" if spec.dataset else "cases"])

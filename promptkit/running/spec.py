@@ -70,6 +70,9 @@ class PromptVariant(BaseModel):
     @model_validator(mode="after")
     def _default_id(self) -> PromptVariant:
         self.id = self.id or self.template
+        if self.assert_mode == "replace" and not self.assert_:
+            raise ValueError("assert_mode: replace needs this prompt's own assert list; "
+                             "with none, every case would pass unchecked")
         return self
 
 
@@ -97,7 +100,8 @@ class InlineCase(BaseModel):
     id: str | int | float | None = None
     assert_: list[Assertion] | None = Field(None, alias="assert", description=(
         "Assertions of this case only, added to the variant's."))
-    category: str | None = Field(None, description="A group for per-category leaderboards.")
+    category: str | None = Field(None, description="Reserved: the case's group, for "
+                                 "per-category results (not used yet).")
 
     @field_validator("id", mode="before")
     @classmethod
@@ -283,6 +287,16 @@ def json_schema() -> dict[str, Any]:
     """The JSON Schema of an eval spec, for editors."""
     schema = EvalSpec.model_json_schema(by_alias=True)
     schema["title"] = "promptkit eval spec"
+    shorthands = {  # what the models accept as a plain string
+        "Provider": {"type": "string", "pattern": f"^{LOCAL}(:.+)?$",
+                     "description": "'local', or 'local:/path/model.gguf'"},
+        "PromptVariant": {"type": "string", "description": "A template reference, such "
+                          "as 'summarize@2' or 'summarize@production'"},
+    }
+    for name, string in shorthands.items():
+        model = schema["$defs"][name]
+        schema["$defs"][name] = {"anyOf": [string, model], "title": model.get("title", name),
+                                 "description": model.get("description", "")}
     return schema
 
 

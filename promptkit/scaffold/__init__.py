@@ -9,6 +9,7 @@ installed here. A file that already exists is skipped and reported, never overwr
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
@@ -61,18 +62,34 @@ def init_project(root: str | Path = ".") -> InitResult:
     if str(root) == "":
         raise ConfigError("init needs a folder name ('.' for the current folder)")
     root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"{root}: not a folder")
     texts = {target: packaged(source) for source, target in FILES.items()}
     texts[REQUIREMENTS] = requirements_text()
     result = InitResult()
     writes = {}
-    for target, text in texts.items():
-        if _existing(root, target):
-            result.skipped.append(target)
-        else:
-            writes[target] = text
-    lock_exists = _existing(root, LOCK)
+    try:  # a name too long, a folder without permission: one line, nothing written
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"{root}: not a folder")
+        top = _repository_top(root)
+        if top is not None and top != root.resolve():
+            within = root.resolve().relative_to(top).as_posix()
+            note = (f"{root} is inside the git repository {top}: GitHub runs only workflows "
+                    f"in {top / '.github/workflows'}; move {WORKFLOW} there")
+            if re.fullmatch(r"[\w.-]+(/[\w.-]+)*", within):
+                texts[WORKFLOW] = workflow_text(within)
+                note += f" (its paths already start with {within}/ and its steps run there)"
+            else:
+                note += (f" and start its paths with {within}/ (templates/**, evals/**, "
+                         "requirements-evals.txt, the cache and the uploads), with "
+                         f"jobs.eval.defaults.run.working-directory: {within}")
+            result.notes.append(note)
+        for target, text in texts.items():
+            if _existing(root, target):
+                result.skipped.append(target)
+            else:
+                writes[target] = text
+        lock_exists = _existing(root, LOCK)
+    except OSError as exc:
+        raise ConfigError(f"{root}: {exc.strerror or exc}") from None
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -91,7 +108,6 @@ def init_project(root: str | Path = ".") -> InitResult:
 
         lock(TemplateStore(root / "templates"))
         result.created.append(LOCK)
-    result.notes += _placement_notes(root)
     return result
 
 
@@ -132,19 +148,40 @@ def _write(path: Path, text: str) -> None:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
-def _placement_notes(root: Path) -> list[str]:
-    """A note when ``root`` is inside a git repository but not at its top: GitHub runs
-    workflows only from the top's ``.github/workflows``."""
+def _repository_top(root: Path) -> Path | None:
+    """The top folder of the git repository ``root`` is in (None outside any)."""
     here = root.resolve()
-    for folder in (here, *here.parents):
-        if (folder / ".git").exists():
-            if folder == here:
-                return []
-            return [f"{root} is inside the git repository {folder}: GitHub runs only "
-                    f"{folder / '.github/workflows'}; move {WORKFLOW} there and run its "
-                    f"steps in {here.relative_to(folder)} (jobs.eval.defaults.run."
-                    "working-directory)"]
-    return []
+    return next((folder for folder in (here, *here.parents) if (folder / ".git").exists()),
+                None)
+
+
+def workflow_text(within: str = "") -> str:
+    """The GitHub Actions workflow, for an app at the repository's top or in the folder
+    ``within`` it: then every path the workflow names starts with it, and its steps run
+    there."""
+    text = packaged("prompt-evals.yml")
+    if not within:
+        return text
+    for old, new in (
+        ('paths: ["templates/**", "evals/**", "requirements-evals.txt"]',
+         f'paths: ["{within}/templates/**", "{within}/evals/**", '
+         f'"{within}/requirements-evals.txt"]'),
+        ("cache-dependency-path: requirements-evals.txt",
+         f"cache-dependency-path: {within}/requirements-evals.txt"),
+        ("path: evals/.promptkit/cache.db", f"path: {within}/evals/.promptkit/cache.db"),
+        ("hashFiles('templates/**', 'evals/**')",
+         f"hashFiles('{within}/templates/**', '{within}/evals/**')"),
+        ("            report.html\n            results.xml\n            summary.md\n",
+         f"            {within}/report.html\n            {within}/results.xml\n"
+         f"            {within}/summary.md\n"),
+        ("    env:\n      EVAL:",
+         f"    defaults:\n      run:\n        working-directory: {within}\n"
+         "    env:\n      EVAL:"),
+    ):
+        if old not in text:
+            raise AssertionError(f"the packaged workflow lacks {old!r}")  # a packaging bug
+        text = text.replace(old, new)
+    return text
 
 
 def requirements_text() -> str:

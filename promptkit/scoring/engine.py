@@ -48,7 +48,8 @@ class CaseScore:
     Attributes:
         passed: Every assertion with a weight above 0 passed (none errored); an
             assertion of weight 0 is informational: reported, never failing the case.
-        score: The weighted mean of the assertion scores (1.0 with no assertions).
+        score: The weighted mean of the assertion scores (1.0 with no assertions, or
+            only assertions of weight 0).
         results: One result per assertion, in order.
         metrics: Metric name -> weighted mean score of the assertions under that name.
             Assertions that errored are left out: their metric is unknown, not 0.
@@ -95,6 +96,14 @@ async def _result(a: Assertion, output: Output, ctx: ScoringContext) -> Assertio
     return AssertionResult(a.type, a.metric_name, False, 0.0, a.weight, "", error=error)
 
 
+def _case_score(results: Sequence[AssertionResult]) -> float:
+    """The weighted mean score; 1.0 when every weight is 0 (informational checks only
+    count in the score as no checks do)."""
+    if not any(r.weight > 0 for r in results):
+        return 1.0
+    return _weighted_mean(results)
+
+
 def _weighted_mean(results: Sequence[AssertionResult]) -> float:
     total_weight = sum(r.weight for r in results)
     if total_weight == 0:
@@ -139,7 +148,7 @@ def _combine(results: list[AssertionResult]) -> CaseScore:
             by_metric.setdefault(result.metric, []).append(result)
     return CaseScore(
         passed=all(r.passed for r in results if r.weight > 0),
-        score=_weighted_mean(results),
+        score=_case_score(results),
         results=results,
         metrics={name: _weighted_mean(group) for name, group in by_metric.items()},
     )

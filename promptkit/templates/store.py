@@ -127,7 +127,8 @@ class TemplateStore:
                  max_operations: int = DEFAULT_MAX_OPERATIONS):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise TemplateNotFoundError("template store folder not found", str(root))
+            looked = "" if self.root.is_absolute() else f" (looked for {self.root.absolute()})"
+            raise TemplateNotFoundError(f"template store folder not found{looked}", str(root))
         self.loader = StoreLoader(self.root, os.path.normpath(str(root)))
         self.env = PromptEnvironment(loader=self.loader, max_output_chars=max_output_chars,
                                      max_range_items=max_range_items,

@@ -18,7 +18,7 @@ import yaml
 
 from helpers import promptkit
 from promptkit.running.spec import load_spec
-from promptkit.scaffold import FILES, LOCK, REQUIREMENTS, WORKFLOW, install_source
+from promptkit.scaffold import FILES, LOCK, REQUIREMENTS, WORKFLOW, install_source, packaged
 
 EXPECTED = sorted([*FILES.values(), REQUIREMENTS, LOCK])
 
@@ -139,9 +139,35 @@ def test_init_in_a_subfolder_of_a_git_repository_says_where_workflows_go(
     proc = promptkit("init", "service", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (f"note: service is inside the git repository {tmp_path}: GitHub runs only "
-            f"{tmp_path / '.github/workflows'}") in proc.stdout
+            f"workflows in {tmp_path / '.github/workflows'}; move {WORKFLOW} there (its "
+            "paths already start with service/ and its steps run there)") in proc.stdout
+    workflow = yaml.safe_load((tmp_path / "service" / WORKFLOW).read_text())
+    assert workflow[True]["pull_request"]["paths"] == [
+        "service/templates/**", "service/evals/**", "service/requirements-evals.txt"]
+    job = workflow["jobs"]["eval"]
+    assert job["defaults"] == {"run": {"working-directory": "service"}}
+    steps = {step.get("name", step.get("uses")): step for step in job["steps"]}
+    assert steps["actions/setup-python@v6"]["with"]["cache-dependency-path"] == \
+        "service/requirements-evals.txt"
+    assert steps["Restore the response cache"]["with"]["path"] == \
+        "service/evals/.promptkit/cache.db"
+    assert "hashFiles('service/templates/**', 'service/evals/**')" in \
+        steps["Restore the response cache"]["with"]["key"]
+    assert steps["Upload the report"]["with"]["path"].split() == [
+        "service/report.html", "service/results.xml", "service/summary.md"]
+    from test_examples import actionlint
+
+    linted = actionlint(tmp_path / "service" / WORKFLOW)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
     at_top = promptkit("init", cwd=tmp_path)
     assert at_top.returncode == 0 and "inside the git repository" not in at_top.stdout
+    assert (tmp_path / WORKFLOW).read_text() == packaged("prompt-evals.yml")
+
+
+def test_init_with_a_name_too_long_is_one_line(tmp_path: Path) -> None:
+    proc = promptkit("init", "a" * 300, cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "File name too long" in proc.stderr
 
 
 def test_the_scaffolded_eval_runs_against_the_stand_in_model(tmp_path: Path) -> None:

@@ -206,9 +206,33 @@ def test_weight_zero_is_reported_but_never_fails_the_case(
 def test_the_schema_covers_the_new_keys() -> None:
     schema = json_schema()
     defs = schema["$defs"]
-    variant = defs["PromptVariant"]["properties"]
+    variant = defs["PromptVariant"]["anyOf"][1]["properties"]  # [0]: the string shorthand
     assert "assert" in variant and variant["assert_mode"]["enum"] == ["add", "replace"]
     inline = defs["InlineCase"]
     assert {"id", "assert", "category"} <= set(inline["properties"])
     assert inline.get("additionalProperties", True) is not False  # template variables
     assert "weight" in defs["Assertion"]["properties"]
+
+
+def test_a_template_reading_a_reserved_key_is_named(tmp_path: Path,
+                                                    endpoint: FakeEndpoint) -> None:
+    spec = project(tmp_path, endpoint, "data.jsonl",
+                   '{"text": "t", "label": "l", "category": "food"}\n')
+    (tmp_path / "templates" / "classify" / "v1.jinja").write_text(
+        "---\ninputs: {text: string, category: string}\n---\n{{ category }}: {{ text }}\n")
+    proc = run_cli("eval", str(spec), cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert ("eval.yaml:3: prompts[0]: classify@1 reads 'category', a reserved case key"
+            in proc.stderr) and "rename the input" in proc.stderr
+    assert endpoint.count == 0
+
+
+def test_replace_without_an_assert_list_is_refused(tmp_path: Path,
+                                                   endpoint: FakeEndpoint) -> None:
+    own = '    assert:\n      - type: icontains\n        value: "{{ label }}"\nproviders'
+    assert own in SPEC
+    spec = project(tmp_path, endpoint, "data.jsonl", '{"text": "t", "label": "l"}\n',
+                   SPEC.replace(own, "providers"))
+    with pytest.raises(ConfigError) as info:
+        load_spec(spec)
+    assert "assert_mode: replace needs this prompt's own assert list" in str(info.value)

@@ -355,3 +355,16 @@ async def test_a_404_from_a_base_url_without_v1_says_it_probably_lacks_v1(
     endpoint.script(Reply.status(404, body="The model 'm' does not exist"))
     outcome = await request(endpoint)
     assert outcome.error.endswith("The model 'm' does not exist") and "/v1" not in outcome.error
+
+
+async def test_a_404_from_a_whole_endpoint_url_says_to_drop_its_end(
+        endpoint: FakeEndpoint) -> None:
+    pasted = endpoint.base_url + "/chat/completions"
+    client = EndpointClient(Provider(id="fake", base_url=pasted, model="m", timeout=5),
+                            pasted, "sk-test")
+    try:
+        outcome = await client.request(dict(BODY))
+    finally:
+        await client.client.close()
+    assert outcome.error.endswith(f" (the base_url {pasted} ends with /chat/completions, "
+                                  f"which promptkit adds itself: use {endpoint.base_url})")

@@ -146,6 +146,24 @@ def test_json_schema_describes_the_spec() -> None:
     assert schema["additionalProperties"] is False
 
 
+def test_every_shipped_and_scaffolded_spec_fits_the_json_schema() -> None:
+    import jsonschema
+    import yaml
+
+    from promptkit.scaffold import packaged
+
+    validator = jsonschema.Draft202012Validator(json_schema())
+    texts = {path.name: path.read_text() for path in (REPO / "evals").glob("*.yaml")}
+    texts["classify.yaml (init)"] = packaged("evals/classify.yaml")
+    assert len(texts) >= 4
+    for name, text in texts.items():
+        errors = [f"{list(e.absolute_path)}: {e.message}"
+                  for e in validator.iter_errors(yaml.safe_load(text))]
+        assert not errors, f"{name}: {errors}"
+    wrong = {**yaml.safe_load(texts["classify.yaml (init)"]), "providers": ["locale"]}
+    assert list(validator.iter_errors(wrong))  # a string that is not a provider is not one
+
+
 @pytest.mark.parametrize("value", ["AKIAIOSFODNN7EXAMPLE", "SK_LIVE_51HABCDEFGHIJ1234567890",
                                    "sk-proj-abc", "hf_abcdefghijk", "ghp_abcdef0123456789",
                                    "x" * 40, "my key", ""])

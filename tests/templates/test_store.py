@@ -169,8 +169,10 @@ def test_a_relative_store_path_is_relative_to_the_working_directory(
     assert TemplateStore("store").get("greet@1").version == 1
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
-    with pytest.raises(TemplateNotFoundError, match=r"^store: template store folder not found"):
+    with pytest.raises(TemplateNotFoundError, match=r"^store: template store folder not found"
+                       ) as info:
         TemplateStore("store")
+    assert str(info.value).endswith(f"(looked for {tmp_path / 'elsewhere' / 'store'})")
 
 
 def test_from_package_opens_a_store_inside_a_package(tmp_path: Path, monkeypatch) -> None:
