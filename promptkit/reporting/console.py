@@ -47,8 +47,9 @@ def _fitting(columns: list[tuple[Column, list[str]]], width: int) -> list[str]:
         # each column has one space of padding and one of border
         if sum(_width(column, cells) + 2 for column, cells in columns) - 1 <= width:
             break
-        index = next(i for i, (column, _) in enumerate(columns) if column.key == key)
-        hidden.append(columns.pop(index)[0].title)
+        index = next((i for i, (column, _) in enumerate(columns) if column.key == key), None)
+        if index is not None:  # calls/case is there only when some case made several calls
+            hidden.append(columns.pop(index)[0].title)
     return hidden
 
 

@@ -6,8 +6,9 @@ SVG, so they need no script), the flipped cases side by side with a word diff, a
 filterable table of every case (:mod:`.cases`), streamed with ``Template.generate`` so a
 100,000-case run is never held in memory. Each case row folds in ``<details>`` what
 explains it: the prompt as sent, the few-shot examples, the answer and its votes, the
-reasoning and every check's reason; a link to ``#c<row>-<part>`` (``#c12-prompt``) opens
-that part without any script.
+tool calls, a conversation turn by turn, the reasoning and every check's reason (and
+turn); a link to ``#c<row>-<part>`` (``#c12-prompt``, ``#c12-conversation``) opens that
+part without any script.
 
 The page loads nothing: a Content-Security-Policy allows only its own inline style and
 script (``templates/report.css`` and ``report.js``), by hash, and autoescaping is on for

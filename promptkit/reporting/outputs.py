@@ -21,8 +21,9 @@ from xml.sax.saxutils import quoteattr
 from ..errors import PromptkitError
 from ..files import atomic_write
 from ..results import RESULT_FORMAT, CaseResult, RunInfo
-from .cases import check_name, is_informational
+from .cases import assertion_turn, check_name, is_informational
 from .summary import Summary
+from .views import tool_call_line
 
 if TYPE_CHECKING:
     from ..comparing.comparison import Comparison
@@ -82,12 +83,14 @@ def write_output(path: str | Path, summary: Summary, results: Iterable[CaseResul
     ``.json``: one document with the run, the summary rows and every result.
     ``.jsonl``: one result per line, each with ``run_id`` (results are
     ``CaseResult.to_dict()``: the prompt as sent, the examples chosen, the answer, votes,
-    reasoning and every assertion's outcome included). ``.csv``: one row per result,
-    metrics as ``metric:<name>`` columns, why it failed as ``failed_checks``
-    (:func:`failed_checks`) and the case's variables as one JSON ``vars`` column.
-    ``.xml``: JUnit, one ``<testsuite>`` per prompt × provider (consecutive results of
-    one pair, as ``RunStore.results`` yields them), a failure's message its
-    :func:`failed_checks`. ``.html``: one static page
+    reasoning, tool calls, finish reason, a conversation's messages and every assertion's
+    outcome included). ``.csv``: one row per result, metrics as ``metric:<name>``
+    columns, why it failed as ``failed_checks`` (:func:`failed_checks`), the
+    ``finish_reason``, the ``tool_calls`` as one JSON column and the case's variables as
+    one JSON ``vars`` column. ``.xml``: JUnit, one ``<testsuite>`` per prompt × provider
+    (consecutive results of one pair, as ``RunStore.results`` yields them), a failure's
+    message its :func:`failed_checks`, its output (and tool calls) its ``system-out``.
+    ``.html``: one static page
     with the leaderboard, charts, the comparison with a baseline (when given) and every
     case (:mod:`.html`). ``.md``: the leaderboard and the comparison as GitHub-flavoured
     Markdown, for ``$GITHUB_STEP_SUMMARY`` (:mod:`.markdown`; it reads no results).
@@ -181,9 +184,10 @@ def _write_jsonl(file: IO[str], summary: Summary, results: Iterable[CaseResult],
 def failed_checks(result: CaseResult) -> str:
     """Why a result failed: each failed assertion's name (its ``metric``, else its
     ``type``) and reason, ``; ``-separated: ``rouge: rouge-l 0.21 < 0.4; length: words 52 >
-    40``. An assertion that could not be evaluated gives ``name: error: message``. One of
-    weight 0 is informational (it never fails a case), so it is left out. ``""`` when no
-    assertion failed."""
+    40``. An assertion that could not be evaluated gives ``name: error: message``; one of a
+    conversation's later turn says which (``turn 2: equals: ...``), and a conversation cut
+    short gives ``max-turns: max_turns (8) reached ...``. One of weight 0 is informational
+    (it never fails a case), so it is left out. ``""`` when no assertion failed."""
     reasons = []
     for assertion in result.assertions:
         if (assertion.get("passed") and assertion.get("error") is None) \
@@ -192,7 +196,9 @@ def failed_checks(result: CaseResult) -> str:
         reason, error = assertion.get("reason") or "", assertion.get("error")
         if error is not None:
             reason = f"{reason} (error: {error})" if reason else f"error: {error}"
-        reasons.append(f"{check_name(assertion)}: {reason or 'failed'}")
+        turn = assertion_turn(assertion)
+        reasons.append(("" if turn is None else f"turn {turn}: ")
+                       + f"{check_name(assertion)}: {reason or 'failed'}")
     return "; ".join(reasons)
 
 
@@ -219,7 +225,7 @@ def _write_csv(file: IO[str], summary: Summary, results: Iterable[CaseResult],
         "score", *(f"metric:{m}" for m in metrics), "error_kind", "error", "failed_checks",
         "latency_s",
         "ttft_s", "input_tokens", "output_tokens", "cost", "cached", "requests", "output",
-        "vars"]])
+        "finish_reason", "tool_calls", "vars"]])
     run_id = run.run_id if run is not None else ""
     for r in results:
         writer.writerow([csv_cell(cell) for cell in [
@@ -228,14 +234,13 @@ def _write_csv(file: IO[str], summary: Summary, results: Iterable[CaseResult],
             *(r.metrics.get(m, "") for m in metrics),
             r.error_kind, r.error, failed_checks(r), r.latency_s, r.ttft_s, r.input_tokens,
             r.output_tokens, r.cost, "true" if r.cached else "false", r.requests, r.output,
+            r.finish_reason, "" if r.tool_calls is None else _json(r.tool_calls),
             _json(r.vars),
         ]])
 
 
 def _xml_text(value: Any) -> str:
     return _XML_FORBIDDEN.sub("\ufffd", str(value))
-
-
 
 
 def _testcase(result: CaseResult) -> ET.Element:
@@ -252,8 +257,12 @@ def _testcase(result: CaseResult) -> ET.Element:
         message = _xml_text(failed_checks(result) or "failed")
         failure = ET.SubElement(case, "failure", {"message": message, "type": "assertion"})
         failure.text = message
-    if result.output is not None and (result.error is not None or not result.passed):
-        ET.SubElement(case, "system-out").text = _xml_text(result.output)
+    if result.error is not None or not result.passed:
+        # The answer as the case table shows it: its text, then each tool call on a line.
+        said = "\n".join([*([result.output] if result.output else []),
+                          *(tool_call_line(call, None) for call in result.tool_calls or [])])
+        if said:
+            ET.SubElement(case, "system-out").text = _xml_text(said)
     return case
 
 

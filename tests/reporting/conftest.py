@@ -1,4 +1,5 @@
-"""Comparisons the presenter tests share: a one-row factory and a hostile two-row one."""
+"""What the presenter tests share: comparisons (a one-row factory and a hostile two-row
+one) and results of tool calls and conversations, as the runner records them."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
+from helpers import result
 from promptkit.comparing.baseline import Side, SideCase, SideRow
 from promptkit.comparing.comparison import Comparison, compare
+from promptkit.results import CaseResult
+from promptkit.running.turns import assistant_message, tool_message
 
 Outcome = bool | list[bool | None]
 
@@ -66,3 +70,61 @@ def two_rows() -> Comparison:
     after[0].cases[HOSTILE_ID] = SideCase(HOSTILE_ID, regressed.passes, regressed.score,
                                              {}, "now | worse\n**bold**")
     return compare(Side("base", before), Side("new", after))
+
+
+# -- tool calls and conversations ------------------------------------------------------
+
+WEATHER = {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+# Arguments that are not JSON, and would mark the page if they ever ran.
+UNPARSED = ('{"tz": "</pre><script>document.documentElement.setAttribute(\'data-xss\', '
+            '\'args\')</script>')
+
+
+@pytest.fixture
+def tool_answer() -> CaseResult:
+    """An answer that is two tool calls and no text, the second with arguments that are
+    not JSON (and hold markup)."""
+    return result("tools", "m", 0, output="", passed=True, score=1.0,
+                  finish_reason="tool_calls",
+                  tool_calls=[WEATHER, {"id": "call_2", "name": "get_time", "arguments": None,
+                                        "raw_arguments": UNPARSED}])
+
+
+@pytest.fixture
+def conversation() -> CaseResult:
+    """A three-turn case: a tool call answered from ``tool_results``, then two later user
+    turns; the assertion of turn 2 failed. Four requests."""
+    return CaseResult(
+        "agent", "m", "c1", 1, output="You're welcome.", finish_reason="stop", requests=4,
+        tool_calls=[WEATHER], prompt=[{"role": "user", "content": "Weather in Paris?"}],
+        conversation=[assistant_message("", [WEATHER]),
+                      tool_message("call_1", {"sky": "<b>sunny</b>"}),
+                      assistant_message("Sunny in Paris.", []),
+                      {"role": "user", "content": "And tomorrow?"},
+                      assistant_message("Rain.", []),
+                      {"role": "user", "content": "Thanks"},
+                      assistant_message("You're welcome.", [])],
+        assertions=[
+            {"type": "contains", "metric": "contains", "passed": True, "score": 1.0,
+             "weight": 1.0, "reason": "found 'welcome'", "error": None},
+            {"type": "equals", "metric": "equals", "passed": False, "score": 0.0,
+             "weight": 1.0, "reason": "expected 'Snow.', got 'Rain.'", "error": None,
+             "turn": 2}])
+
+
+MAX_TURNS_REASON = ("max_turns (2) reached before a final answer: the model was still "
+                    "calling tools")
+
+
+@pytest.fixture
+def cut_short() -> CaseResult:
+    """A conversation ``max_turns`` stopped: the model kept calling the tool."""
+    again = {**WEATHER, "id": "call_2"}
+    return result(
+        "agent", "m", 2, output="", finish_reason="tool_calls", requests=2,
+        tool_calls=[WEATHER, again],
+        conversation=[assistant_message("", [WEATHER]), tool_message("call_1", "sunny"),
+                      assistant_message("", [again]), tool_message("call_2", "sunny")],
+        assertions=[{"type": "max-turns", "metric": "max-turns", "passed": False,
+                     "score": 0.0, "weight": 1.0, "error": None,
+                     "reason": MAX_TURNS_REASON}])

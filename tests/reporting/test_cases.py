@@ -13,6 +13,7 @@ from promptkit.reporting.cases import (
     case_row,
     check_name,
     check_view,
+    conversation_turns,
 )
 from promptkit.results import CaseResult
 
@@ -125,3 +126,68 @@ def test_rows_stop_at_the_limit_and_count_the_rest() -> None:
     assert (rows.shown, rows.left_out) == (3, 6)
     everything = CaseRows(handcrafted())
     assert len(list(everything)) == 9 and everything.left_out == 0
+
+
+# -- tool calls and conversations ------------------------------------------------------
+
+
+def test_an_answer_of_tool_calls_shows_each_call_and_flags_arguments_that_are_not_json(
+        tool_answer: CaseResult) -> None:
+    row = case_row(tool_answer)
+    unparsed = tool_answer.tool_calls[1]["raw_arguments"] if tool_answer.tool_calls else ""
+    weather, time = row.tool_calls
+    assert (weather.name, weather.id, weather.invalid) == ("get_weather", "call_1", False)
+    assert weather.arguments == Block("", '{\n "city": "Paris"\n}')  # indented JSON
+    assert weather.line == '→ get_weather({"city": "Paris"})'
+    assert (time.name, time.invalid, time.arguments.text) == ("get_time", True, unparsed)
+    assert time.line == f"→ get_time({f'invalid JSON: {unparsed}'[:80]}…)"  # cut short
+    assert row.calls_summary == f'→ get_weather({{"city": "Paris"}}); {time.line}'
+    assert (row.output.text, row.preview, row.finish_reason) == ("", None, "tool_calls")
+
+
+def test_finish_reason_is_shown_unless_the_model_just_stopped() -> None:
+    reasons = [case_row(result("p", "m", 0, finish_reason=reason)).finish_reason
+               for reason in ("stop", None, "length", "content_filter")]
+    assert reasons == [None, None, "length", "content_filter"]
+    plain = case_row(result("p", "m", 0))
+    assert (plain.tool_calls, plain.conversation) == ([], [])
+
+
+def test_long_arguments_are_cut_on_one_line_and_whole_when_folded_out() -> None:
+    city = "x" * 500
+    row = case_row(result("p", "m", 0, output="", tool_calls=[
+        {"id": None, "name": "get_weather", "arguments": {"city": city}}] * 3))
+    assert row.tool_calls[0].line == '→ get_weather({"city": "' + "x" * 70 + "…)"
+    assert city in row.tool_calls[0].arguments.text and row.tool_calls[0].id == ""
+    assert len(row.calls_summary) == PREVIEW_CHARS + 1 and row.calls_summary.endswith("…")
+
+
+def test_a_conversation_reads_turn_by_turn(conversation: CaseResult) -> None:
+    row = case_row(conversation)
+    assert row.conversation_summary == "conversation · 3 turns, 7 messages"
+    assert [turn.number for turn in row.conversation] == [1, 2, 3]
+    assert [[m.role for m in turn.messages] for turn in row.conversation] == [
+        ["assistant", "tool", "assistant"], ["user", "assistant"], ["user", "assistant"]]
+    called, answered, said = row.conversation[0].messages
+    assert called.text is None  # an answer that only calls a tool
+    assert [call.line for call in called.tool_calls] == ['→ get_weather({"city": "Paris"})']
+    assert answered.answers == "get_weather · call_1"  # the call the tool result answers
+    assert answered.text == Block("", '{"sky": "<b>sunny</b>"}')
+    assert (said.text, said.tool_calls, said.answers) == (Block("", "Sunny in Paris."), [], "")
+    assert [m.text.text for m in row.conversation[1].messages if m.text] == [
+        "And tomorrow?", "Rain."]
+    assert [(check.name, check.turn) for check in row.checks] == [
+        ("contains", None), ("equals", 2)]  # the case's own check: the last answer
+
+
+def test_a_conversations_odd_messages_are_still_shown() -> None:
+    turns = conversation_turns([
+        {"role": "assistant", "content": None, "refusal": "no",
+         "tool_calls": [{"id": "c9", "function": {"name": "f", "arguments": "{oops"}}]},
+        {"role": "tool", "tool_call_id": "unknown", "content": "?"}, "not a message"])
+    refused, tool, odd = turns[0].messages
+    assert refused.text == Block("", '{\n "refusal": "no"\n}')
+    assert refused.tool_calls[0].invalid and refused.tool_calls[0].arguments.text == "{oops"
+    assert tool.answers == "unknown"  # no call of that id: the id alone
+    assert (odd.role, odd.text) == ("message", Block("", '"not a message"'))
+    assert conversation_turns(None) == []

@@ -51,7 +51,8 @@ def test_print_leaderboard_names_the_winner_the_ties_and_flaky_cases() -> None:
 
 def test_print_leaderboard_degrades_on_narrow_consoles() -> None:
     results = [result("summarize-with-a-long-name@12", "provider-with-a-long-name", 0,
-                      passed=True, metrics={"faithfulness": 1.0, "rouge-l": 0.5}, latency_s=1)]
+                      passed=True, metrics={"faithfulness": 1.0, "rouge-l": 0.5}, latency_s=1,
+                      requests=3)]
     console = Console(record=True, width=60)
     print_leaderboard(summarize(results, 0.5), console)
     text = console.export_text()

@@ -518,6 +518,77 @@ def test_long_diffs_and_many_flips_are_cut(monkeypatch: pytest.MonkeyPatch) -> N
     assert "\n… (the diff covers the first 40 characters)</pre>" in html
 
 
+# -- tool calls and conversations --------------------------------------------------------
+
+
+@pytest.fixture
+def agent_html(tool_answer: CaseResult, conversation: CaseResult,
+               cut_short: CaseResult) -> str:
+    """A page of an answer of tool calls (row 1), a three-turn conversation (row 2) and a
+    conversation max_turns stopped (row 3)."""
+    results = [tool_answer, conversation, cut_short]
+    return render(summarize(results), results)
+
+
+def row_of(html: str, number: int) -> str:
+    """The markup of the case table's row ``number`` (1, 2, ...)."""
+    rows = re.findall(r"<tr data-prompt.*?</tr>", html, re.S)
+    return rows[number - 1]
+
+
+def test_case_rows_show_tool_calls_and_why_the_model_stopped(agent_html: str,
+                                                             tool_answer: CaseResult) -> None:
+    unparsed = tool_answer.tool_calls[1]["raw_arguments"] if tool_answer.tool_calls else ""
+    page = Page(agent_html)
+    assert page.mismatched == [] and page.open == []
+    assert_safe_markup(agent_html)
+    assert unparsed not in agent_html and "<script>document" not in agent_html  # escaped
+    calls = row_of(agent_html, 1)
+    weather = escape('→ get_weather({"city": "Paris"})')
+    assert f'<td class="out"><details class="calls"><summary>{weather}; ' in calls
+    assert ('<div id="c1-calls"><div class="call"><span class="role">→ get_weather</span> '
+            '<span class="meta">call_1</span><pre>' + str(escape('{\n "city": "Paris"\n}'))
+            + "</pre></div>") in calls
+    assert ('<span class="role">→ get_time</span> <span class="meta">call_2</span> '
+            '<span class="tag fail" title="the arguments are not JSON: shown as sent">'
+            'invalid JSON</span><pre>' + str(escape(unparsed)) + "</pre>") in calls
+    assert ('</details> <span class="tag" title="why the model stopped (finish_reason)">'
+            'finish: tool_calls</span></td>') in calls
+    assert "finish:" not in row_of(agent_html, 2)  # it stopped: nothing to say
+    text = "".join(Page(f"<table>{calls}</table>").text)
+    assert unparsed in text  # shown as it was sent
+
+
+def test_a_conversation_is_folded_turn_by_turn_with_each_checks_turn(agent_html: str) -> None:
+    row = row_of(agent_html, 2)
+    assert ('<details><summary>conversation · 3 turns, 7 messages</summary>'
+            '<div id="c2-conversation"><div class="turn"><span class="meta">turn 1</span>'
+            '<div class="block"><span class="role">assistant</span><div class="call">'
+            '<span class="role">→ get_weather</span>') in row
+    assert ('<div class="block"><span class="role">tool · get_weather · call_1</span><pre>'
+            + str(escape('{"sky": "<b>sunny</b>"}')) + "</pre></div>") in row
+    assert ('<div class="turn"><span class="meta">turn 2</span><div class="block">'
+            '<span class="role">user</span><pre>And tomorrow?</pre></div>') in row
+    assert row.index("c2-prompt") < row.index("c2-conversation")  # the prompt, then the rest
+    assert ('<li><span class="fail">fail</span> equals <span class="tag" title="checks the '
+            'answer of this turn of the conversation">turn 2</span> <span class="meta">0.000'
+            '</span>: ' + str(escape("expected 'Snow.', got 'Rain.'")) + "</li>") in row
+    assert '<li><span class="pass">pass</span> contains <span class="meta">' in row
+    stopped = row_of(agent_html, 3)
+    assert ("fail max-turns 0.000: max_turns (2) reached before a final answer: the model "
+            "was still calling tools") in "".join(Page(f"<table>{stopped}</table>").text)
+    assert "conversation · 2 turns" not in stopped  # tool results continue a turn
+    assert "conversation · 1 turn, 4 messages" in stopped
+
+
+def test_the_leaderboard_shows_calls_per_case_when_a_case_made_several(
+        agent_html: str) -> None:
+    assert "<th>calls /case</th>" in agent_html
+    assert "<td>3.0</td>" in agent_html  # agent: 4 + 2 requests over 2 cases
+    plain = render(summarize([CaseResult("p", "m", "c0", 0, output="x")]), [])
+    assert "calls /case" not in plain
+
+
 # -- in a real browser -----------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium")
@@ -630,6 +701,27 @@ def test_control_a_part_nobody_links_to_stays_folded(report: Path) -> None:
     """The control: without the fragment nothing is opened, so the test above can fail."""
     dom = chromium(report, "--dump-dom")
     assert "<details open" not in dom and dom.count("<details") > 5
+
+
+@needs_chromium
+def test_a_link_to_the_tool_calls_or_a_conversation_opens_it(tmp_path: Path,
+                                                             agent_html: str) -> None:
+    """Chromium opens the folded tool calls (whose arguments hold a script) and the
+    conversation, and shows them as text."""
+    page = tmp_path / "agent.html"
+    page.write_text(agent_html, encoding="utf-8")
+    for part, shown in (("c1-calls", ['→ get_weather call_1{\n "city": "Paris"\n}',
+                                      "invalid JSON{\"tz\": \"</pre><script>"]),
+                        ("c2-conversation", ["turn 1assistant→ get_weather call_1",
+                                             "tool · get_weather · call_1",
+                                             "turn 2userAnd tomorrow?assistantRain."])):
+        dom = chromium(page, "--dump-dom", fragment=part)
+        assert "data-xss" not in start_tag(dom, "html")
+        opened = re.findall(r"<details[^>]* open=\"\"[^>]*>(.*?)</details>", dom, re.S)
+        assert len(opened) == 1 and f'id="{part}"' in opened[0]
+        text = "".join(Page(opened[0]).text)
+        for line in shown:
+            assert line in text, line
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

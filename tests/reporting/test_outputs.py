@@ -202,6 +202,80 @@ def test_junit_output_of_ungrouped_results_keeps_every_case(tmp_path: Path) -> N
     assert len(list(root.iter("testcase"))) == 9
 
 
+# -- tool calls and conversations ------------------------------------------------------
+
+
+@pytest.fixture
+def agent_results(tool_answer: CaseResult, conversation: CaseResult,
+                  cut_short: CaseResult) -> list[CaseResult]:
+    return [tool_answer, conversation, cut_short]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_results_carry_tool_calls_finish_reason_and_conversation(
+        tmp_path: Path, suffix: str, agent_results: list[CaseResult]) -> None:
+    path = tmp_path / f"results{suffix}"
+    write_output(path, summarize(agent_results), iter(agent_results), RUN)
+    text = path.read_text(encoding="utf-8")
+    lines = ([json.loads(line) for line in text.splitlines()] if suffix == ".jsonl"
+             else json.loads(text)["results"])
+    calls, talk, stopped = lines
+    assert calls["tool_calls"] == agent_results[0].tool_calls
+    assert calls["tool_calls"][1]["arguments"] is None and calls["tool_calls"][1][
+        "raw_arguments"].startswith('{"tz": ')  # the text as sent, not JSON
+    assert (calls["finish_reason"], calls["conversation"]) == ("tool_calls", None)
+    assert talk["conversation"] == agent_results[1].conversation
+    assert [m["role"] for m in talk["conversation"]] == [
+        "assistant", "tool", "assistant", "user", "assistant", "user", "assistant"]
+    assert talk["conversation"][0]["tool_calls"][0]["function"] == {
+        "name": "get_weather", "arguments": '{"city": "Paris"}'}  # as sent back
+    assert talk["conversation"][1]["tool_call_id"] == "call_1"
+    assert [a.get("turn") for a in talk["assertions"]] == [None, 2]
+    assert (talk["requests"], stopped["requests"]) == (4, 2)
+    assert stopped["assertions"][0]["type"] == "max-turns"
+    assert [CaseResult.from_dict(line) for line in lines] == agent_results
+
+
+def test_csv_has_the_tool_calls_as_json_and_the_finish_reason(
+        tmp_path: Path, agent_results: list[CaseResult]) -> None:
+    path = tmp_path / "results.csv"
+    results = [*agent_results, result("p", "m", 3)]
+    write_output(path, summarize(results), iter(results), RUN)
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert [json.loads(row["tool_calls"]) if row["tool_calls"] else None for row in rows] \
+        == [r.tool_calls for r in results]
+    assert "\n" not in rows[0]["tool_calls"]  # one line
+    assert [row["finish_reason"] for row in rows] == ["tool_calls", "stop", "tool_calls", ""]
+    assert [row["failed_checks"] for row in rows[1:3]] == [
+        "turn 2: equals: expected 'Snow.', got 'Rain.'",
+        "max-turns: max_turns (2) reached before a final answer: the model was still "
+        "calling tools"]
+    header = next(csv.reader(path.open(encoding="utf-8")))
+    assert header[-4:] == ["output", "finish_reason", "tool_calls", "vars"]
+
+
+def test_junit_names_the_turn_that_failed_and_the_calls_made(
+        tmp_path: Path, agent_results: list[CaseResult]) -> None:
+    path = tmp_path / "junit.xml"
+    write_output(path, summarize(agent_results), iter(agent_results), RUN)
+    cases = {case.get("name"): case for case in ET.parse(path).getroot().iter("testcase")}
+    failure = cases["c1#0"].find("failure")
+    assert failure is not None and failure.get("message") == (
+        "turn 2: equals: expected 'Snow.', got 'Rain.'")
+    stopped = cases["c2#0"].find("failure")
+    assert stopped is not None and stopped.get("message") == (
+        "max-turns: max_turns (2) reached before a final answer: the model was still "
+        "calling tools")
+    said = cases["c2#0"].find("system-out")  # no text: the calls it made instead
+    assert said is not None and said.text == (
+        '→ get_weather({"city": "Paris"})\n→ get_weather({"city": "Paris"})')
+    out = cases["c1#0"].find("system-out")
+    assert out is not None and out.text == (
+        'You\'re welcome.\n→ get_weather({"city": "Paris"})')
+    assert cases["c0#0"].find("system-out") is None  # it passed
+
+
 def test_markdown_output_is_the_summary_and_reads_no_results(tmp_path: Path) -> None:
     path = tmp_path / "summary.md"
     results = handcrafted()

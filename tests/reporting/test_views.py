@@ -22,8 +22,10 @@ from promptkit.reporting.views import (
     comparison_view,
     detection_lines,
     leaderboard_view,
+    tool_call_line,
     verdict_line,
 )
+from promptkit.results import CaseResult
 from promptkit.terminal import printable_line
 
 CompareOne = Callable[..., Comparison]
@@ -35,13 +37,13 @@ def test_leaderboard_view_columns_cells_marks_and_footer() -> None:
     view = leaderboard_view(summarize(handcrafted(), 0.75))
     assert [c.key for c in view.columns] == [
         "prompt", "provider", "pass_rate", "score", "metric:rouge", "metric:judge", "errors",
-        "latency", "ttft", "tokens_per_s", "tokens", "calls", "cost"]
+        "latency", "ttft", "tokens_per_s", "tokens", "cost"]  # no case made several calls
     assert [c.title for c in view.columns][:3] == ["prompt", "provider", "pass rate (95% CI)"]
     assert [c.text for c in view.columns][:3] == [True, True, False]
     p1a = view.rows[1]
     assert p1a.label == "p1 × a" and p1a.mark == "= " and p1a.below and not p1a.best
     assert p1a.cells == ["= p1", "a", "50.0% (15–85)", "0.625", "0.600", "1.000", "1",
-                         "1.50s/1.95s", "350ms", "21.7", "30/70", "0.8", "$0.0040"]
+                         "1.50s/1.95s", "350ms", "21.7", "30/70", "$0.0040"]
     assert view.column(1) == ["b", "a", "b", "a"]
     assert view.rows[0].cells[-1] == "—"  # no price is not $0
     assert view.footer == [
@@ -253,6 +255,39 @@ def test_the_three_presenters_show_the_same_leaderboard() -> None:
     items = markdown_items(markdown_summary(summary))
     for line in view.footer:
         assert printable_line(line) in text and printable_line(line) in items
+
+
+def test_calls_per_case_is_shown_by_all_three_where_a_case_made_several(
+        tool_answer: CaseResult, conversation: CaseResult) -> None:
+    one_each = [result("p", "m", i) for i in range(3)]
+    cached = result("p", "m", 3, cached=True, requests=0)
+    assert "calls" not in [c.key for c in leaderboard_view(summarize([*one_each, cached]))
+                           .columns]  # one request a case (or none): nothing to say
+    summary = summarize([*handcrafted(), tool_answer, conversation])
+    view = leaderboard_view(summary)
+    keys = [c.key for c in view.columns]
+    assert keys[-2:] == ["calls", "cost"] and view.columns[-2].title == "calls /case"
+    assert view.column(keys.index("calls")) == ["1.0", "0.8", "1.0", "1.0", "1.0", "4.0"]
+    html = io.StringIO()
+    write_html(html, summary, [])
+    (markdown_table,) = markdown_tables(markdown_summary(summary))
+    for table in (Tables(html.getvalue()).tables[0], markdown_table):
+        assert table[0][-2] == "calls /case" and table[-1][-2] == "4.0"
+    lines = terminal_text(summary)
+    assert "calls" in lines[0] and "/case" in lines[1]
+    assert any(in_order(line, ["agent", "m", "4.0", "—"]) for line in lines)
+
+
+def test_a_tool_call_on_one_line() -> None:
+    call = {"id": "call_1", "name": "get_weather", "arguments": {"city": "巴黎", "days": 2}}
+    assert tool_call_line(call) == '→ get_weather({"city": "巴黎", "days": 2})'
+    assert tool_call_line({"name": "now", "arguments": {}}) == "→ now({})"
+    assert tool_call_line({"name": "f", "arguments": None, "raw_arguments": "{city: x"}) == (
+        "→ f(invalid JSON: {city: x)")
+    long = {"name": "f", "arguments": {"q": "x" * 100}}
+    assert tool_call_line(long, 10) == '→ f({"q": "xxx…)'
+    assert tool_call_line(long, None) == f'→ f({{"q": "{"x" * 100}"}})'
+    assert tool_call_line({"arguments": [1]}) == "→ ?([1])"
 
 
 def markdown_items(text: str) -> list[str]:
