@@ -9,7 +9,8 @@ Modules, lowest first::
     registry     register_assertion, AssertionType, ASSERTION_TYPES, DEFAULT_THRESHOLDS
     assertion    Assertion (an ``assert:`` entry, validated by its type), check_assertions
     text_checks  equals, contains, icontains, starts-with, regex, contains-any/-all
-    json_checks  is-json (optionally with a JSON schema)
+    json_checks  is-json, json-schema, json-path; JSON values compared, paths looked up
+    tool_checks  tool-call, tool-call-f1 (the answer's function calls)
     functions    python (module:function)
     reference    rouge-n, rouge-l, bleu, levenshtein, similar
     judge        llm-judge: system prompt, verdict schema and parsing
@@ -22,6 +23,12 @@ Built-in types (``value`` is the main parameter; ``expected`` falls back to ``va
     starts-with, regex
     contains-any, contains-all     value: list of texts     binary
     is-json                        value: JSON schema|None  binary
+    json-schema                    value: JSON schema|None  binary (None: the template's output)
+    json-path                      path; value, contains,   binary
+                                   regex, json_type
+    tool-call                      name; arguments, match,  binary
+                                   schema, count, order
+    tool-call-f1                   value: expected calls    F1 vs threshold 1.0
     python                         value: "module:func"     bool, or score vs threshold 0.5
     rouge-n, rouge-l, bleu         expected: text           score vs threshold 0.5
     levenshtein                    expected: text           levenshtein_ratio vs 0.8
@@ -30,9 +37,10 @@ Built-in types (``value`` is the main parameter; ``expected`` falls back to ``va
     latency, cost                  value: max ms, max USD   binary
     max-tokens, max-words          value: max count         binary
 
-Strings in ``value`` and ``expected`` (not ``python``'s) are rendered with the case's
-variables first, so ``expected: "{{ summary }}"`` compares with that case's field. Each
-type may be written ``not-<type>``. More types: :func:`register_assertion`.
+Strings in ``value`` and ``expected`` (not ``python``'s, nor a schema's) are rendered with
+the case's variables first, so ``expected: "{{ summary }}"`` compares with that case's field;
+so are the names and arguments of the tool-call types and json-path's ``contains`` and
+``regex``. Each type may be written ``not-<type>``. More types: :func:`register_assertion`.
 
 The names below are imported on first use, so importing :mod:`.metrics` alone stays light.
 """

@@ -42,8 +42,8 @@ class Assertion(BaseModel):
         metric: Name to aggregate the score under; defaults to ``type``.
         provider: Provider id that judges (``llm-judge``) or embeds (``similar``).
         n: The n-gram order of ``rouge-n`` (default 1).
-        name, arguments, match, schema, count, order: What ``tool-call`` and
-            ``tool-call-f1`` expect of the answer's function calls.
+        name, arguments, match, schema, count, order: What ``tool-call`` expects of the
+            answer's function calls (``tool-call-f1`` takes ``match`` too).
         path, contains, regex, json_type: What ``json-path`` looks up in the answer's
             JSON and checks there (``value`` is the value it must equal).
 
@@ -116,7 +116,16 @@ class Assertion(BaseModel):
         return self
 
     def template_strings(self) -> list[tuple[str, str]]:
-        """``(key, text)`` of every string rendered with the case's variables."""
+        """``(key, text)`` of every string rendered with the case's variables: those of
+        ``value``/``expected`` the engine renders, then those the type's handler renders
+        itself (its ``renders`` keys, nested texts included)."""
+        strings = self._shape_strings()
+        for key in self.registered_type.renders:
+            strings += [(key, text) for text in _texts(getattr(self, key))]
+        return strings
+
+    def _shape_strings(self) -> list[tuple[str, str]]:
+        """``(key, text)`` of the strings the engine renders, by the type's value shape."""
         takes = self.registered_type.takes
         if takes == "texts":
             return [("value", item) for item in self.value]
@@ -127,7 +136,8 @@ class Assertion(BaseModel):
         return []
 
     def rendered(self, render: Callable[[str], str]) -> Assertion:
-        """This assertion with its :meth:`template_strings` rendered by ``render``.
+        """This assertion with its ``value``/``expected`` texts rendered by ``render`` (the
+        texts its handler renders itself are left as they are).
 
         Raises:
             Exception: Whatever ``render`` raises (a missing variable, a sandbox rule).
@@ -135,7 +145,7 @@ class Assertion(BaseModel):
         takes = self.registered_type.takes
         if takes == "texts":
             return self.model_copy(update={"value": [render(item) for item in self.value]})
-        strings = self.template_strings()
+        strings = self._shape_strings()
         if not strings:
             return self
         return self.model_copy(update={key: render(text) for key, text in strings})
@@ -167,6 +177,17 @@ class Assertion(BaseModel):
     def pass_mark(self) -> float | None:
         """The threshold in force: the given one, else the type's default."""
         return self.threshold if self.threshold is not None else self.registered_type.threshold
+
+
+def _texts(value: Any) -> list[str]:
+    """The texts in ``value``: itself, or those in its lists and mapping values."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [text for item in value for text in _texts(item)]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _texts(item)]
+    return []
 
 
 def _check_shape(a: Assertion, registered: AssertionType) -> None:

@@ -105,6 +105,9 @@ class AssertionType:
             compiling a pattern); raises ``ValueError`` with the message.
         params: The type's own keys among :data:`~promptkit.scoring.assertion.TYPE_PARAMS`
             (``("name", "arguments")``; ``schema`` is ``"schema_"``); others are refused.
+        renders: Keys whose texts (in lists and mappings too) the handler itself renders
+            with the case's fields (``ctx.render``); they are checked against every case
+            before a run, as ``text`` values are.
     """
 
     name: str
@@ -117,12 +120,14 @@ class AssertionType:
     validate: Callable[[Assertion], None] | None = None
     check: Callable[[Assertion], None] | None = None
     params: tuple[str, ...] = ()
+    renders: tuple[str, ...] = ()
 
 
 _TYPES: dict[str, AssertionType] = {}
 # Handler modules, imported on first use of the registry; their order is the order of
 # ASSERTION_TYPES (and of the list an unknown type's message gives).
-_BUILTIN_MODULES = ("text_checks", "json_checks", "functions", "reference", "judge", "limits")
+_BUILTIN_MODULES = ("text_checks", "json_checks", "tool_checks", "functions", "reference",
+                    "judge", "limits")
 _builtins_loaded = False
 
 
@@ -149,6 +154,7 @@ def register_assertion(
     validate: Callable[[Assertion], None] | None = None,
     check: Callable[[Assertion], None] | None = None,
     params: Sequence[str] = (),
+    renders: Sequence[str] = (),
     replace: bool = False,
 ) -> Callable[[H], H]:
     """Register a handler as the assertion type ``name`` (a decorator).
@@ -180,6 +186,9 @@ def register_assertion(
         check: Checks them before a run, for costly checks (raise ValueError).
         params: The keys of :class:`~promptkit.scoring.assertion.Assertion` beyond the
             common ones that this type takes (``"name"``, ``"path"``, ``"schema_"``...).
+        renders: The keys (``"value"`` or among ``params``) whose texts the handler
+            renders with the case's fields itself (``ctx.render(text, ctx.vars)``), so
+            that a field a case lacks is found before any request.
         replace: Replace a type already registered under ``name`` (a built-in too).
 
     Returns:
@@ -196,6 +205,9 @@ def register_assertion(
     if unknown:
         raise PromptkitError(f"{name}: params={unknown!r}; choose among "
                              f"{', '.join(TYPE_PARAMS)}")
+    unknown = sorted(set(renders) - {"value", *params})
+    if unknown:
+        raise PromptkitError(f"{name}: renders={unknown!r}; choose among value and params")
 
     def register(handler: H) -> H:
         types = _types()
@@ -203,7 +215,7 @@ def register_assertion(
             raise PromptkitError(f"assertion type {name!r} is already registered; "
                                  "pass replace=True to replace it")
         types[name] = AssertionType(name, handler, takes, threshold, scored, provider,
-                                    takes_n, validate, check, tuple(params))
+                                    takes_n, validate, check, tuple(params), tuple(renders))
         return handler
 
     return register

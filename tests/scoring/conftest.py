@@ -1,13 +1,16 @@
-"""Fixtures of the scoring tests: a context with a real Jinja renderer, and one-assertion
-scoring."""
+"""Fixtures of the scoring tests: a context with a real Jinja renderer, one-assertion
+scoring, and eval spec files with one assertion to load."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import jinja2
 import pytest
 
+from promptkit.errors import ConfigError
+from promptkit.running.spec import load_spec
 from promptkit.scoring import registry
 from promptkit.scoring.assertion import Assertion
 from promptkit.scoring.context import Output, ScoringContext
@@ -50,3 +53,47 @@ def restore_registry():
     yield
     registry._TYPES.clear()
     registry._TYPES.update(saved)
+
+
+SPEC = """\
+templates: templates
+prompts: [summarize@1]
+providers:
+  - id: fake
+    base_url: http://127.0.0.1:9/v1
+    model: m
+cases:
+  - {{article: A storm., city: Berlin}}
+assert:
+  - type: contains
+    value: Hello
+{assertion}"""
+
+
+@pytest.fixture
+def spec_with(tmp_path: Path) -> Callable[[str], Path]:
+    """``spec_with(yaml)``: an eval spec file whose second assertion is ``yaml`` (from line
+    12, ``  - type: ...``); its cases have ``article`` and ``city``."""
+
+    def write(assertion: str) -> Path:
+        path = tmp_path / "eval.yaml"
+        path.write_text(SPEC.format(assertion=assertion))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def spec_error(spec_with) -> Callable[[str], str]:
+    """``spec_error(yaml)``: the one-line error of loading :func:`spec_with`'s spec, with
+    its file name left out (``:12: assert[1]: ...``)."""
+
+    def load(assertion: str) -> str:
+        path = spec_with(assertion)
+        with pytest.raises(ConfigError) as info:
+            load_spec(path)
+        message = str(info.value)
+        assert message.startswith(str(path)) and "\n" not in message, message
+        return message.removeprefix(str(path))
+
+    return load

@@ -41,6 +41,10 @@ def test_all_types_and_their_negations_are_accepted():
         "contains-any": {"value": ["a"]},
         "contains-all": {"value": ["a"]},
         "is-json": {},
+        "json-schema": {"value": {"type": "object"}},
+        "json-path": {"path": "$.a", "value": 1},
+        "tool-call": {"name": "f", "arguments": {"x": 1}},
+        "tool-call-f1": {"value": [{"name": "f"}]},
         "python": {"value": "m:f"},
         "rouge-n": {"expected": "a", "n": 2},
         "rouge-l": {"expected": "a"},
@@ -96,6 +100,7 @@ def test_default_thresholds_and_metric_names():
         "bleu": 0.5,
         "levenshtein": 0.8,
         "similar": 0.75,
+        "tool-call-f1": 1.0,
         "python": 0.5,
     }
     assert Assertion(type="not-bleu", expected="a").pass_mark == 0.5
@@ -114,8 +119,22 @@ def test_template_strings_are_the_texts_rendered_per_case():
         ("expected", "{{ c }}")]
     assert Assertion(type="bleu", value="{{ c }}").template_strings() == [("value", "{{ c }}")]
     for unrendered in (Assertion(type="python", value="m:f"), Assertion(type="latency", value=1),
-                       Assertion(type="is-json", value={"title": "{{ x }}"})):
+                       Assertion(type="is-json", value={"title": "{{ x }}"}),
+                       Assertion(type="json-schema", value={"title": "{{ x }}"})):
         assert unrendered.template_strings() == []
+
+
+def test_texts_a_handler_renders_itself_are_listed_but_left_as_written():
+    call = Assertion(type="tool-call", name="{{ tool }}", order=["a", "{{ b }}"],
+                     arguments={"city": "{{ city }}", "stops": [{"at": "{{ at }}"}], "n": 2})
+    assert call.template_strings() == [
+        ("name", "{{ tool }}"), ("arguments", "{{ city }}"), ("arguments", "{{ at }}"),
+        ("order", "a"), ("order", "{{ b }}")]
+    assert call.rendered(str.upper) == call  # tool-call renders them, with TemplatedText
+    expected = Assertion(type="tool-call-f1", value=[{"name": "f", "arguments": {"q": "{{ q }}"}}])
+    assert expected.template_strings() == [("value", "f"), ("value", "{{ q }}")]
+    path = Assertion(type="json-path", path="$.a", value="{{ v }}", regex="{{ r }}", contains=3)
+    assert path.template_strings() == [("value", "{{ v }}"), ("regex", "{{ r }}")]
 
 
 def test_check_assertions_accepts_a_valid_list():

@@ -87,6 +87,8 @@ def test_registering_a_name_twice_is_an_error_unless_replacing():
         ("mine", {"threshold": 1.5}, "threshold=1.5 is not in"),
         ("mine", {"threshold": 0.5, "scored": False}, "a type with a default threshold is scored"),
         ("mine", {"provider": "grader"}, "choose 'judge' or 'embedding'"),
+        ("mine", {"params": ("path",), "renders": ("name",)},
+         r"renders=\['name'\]; choose among value and params"),
     ],
 )
 def test_bad_registrations_are_refused(name, options, message):
