@@ -158,8 +158,14 @@ class CaseRow:
 
     @property
     def checks_passed(self) -> str:
-        """``2/3 passed``."""
-        return f"{sum(check.passed for check in self.checks)}/{len(self.checks)} passed"
+        """``2/3 passed``, over the checks that decide the case; informational ones
+        (weight 0) are counted apart: ``1/1 passed, 0/1 informational``."""
+        deciding = [check for check in self.checks if not check.informational]
+        shown = f"{sum(check.passed for check in deciding)}/{len(deciding)} passed"
+        extra = [check for check in self.checks if check.informational]
+        if extra:
+            shown += f", {sum(check.passed for check in extra)}/{len(extra)} informational"
+        return shown
 
     @property
     def prompt_summary(self) -> str:

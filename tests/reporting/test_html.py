@@ -423,7 +423,8 @@ def test_case_rows_show_each_assertion_with_its_name_reason_and_error() -> None:
         {"type": "contains", "passed": True, "reason": ""},
         {"type": "max-words", "passed": False, "weight": 0, "reason": "words 9 > 5"}])
     html = render(summarize([checked]), [checked])
-    assert '<summary>1/4 passed</summary><ul class="checks" id="c1-checks">' in html
+    assert ('<summary>1/3 passed, 0/1 informational</summary><ul class="checks" '
+            'id="c1-checks">') in html  # weight 0 counted apart
     assert ('<li><span class="fail">fail</span> max-words <span class="tag">informational'
             '</span>: words 9 &gt; 5</li>') in html
     assert ('<li><span class="fail">fail</span> rouge <span class="meta">(rouge-l)</span> '
