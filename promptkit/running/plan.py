@@ -183,6 +183,13 @@ def plan_eval(loaded: LoadedSpec) -> EvalPlan:
             plan.cots[variant.id] = build_cot(variant.cot)
     for index, variant in enumerate(spec.prompts):  # a case never passes these on
         template = plan.templates[variant.id]
+        for where, assertion in plan.located_assertions(variant, index):
+            if (assertion.base_type == "json-schema" and assertion.value is None
+                    and template.output_schema is None):
+                raise loaded.error(f"json-schema without a value checks the template's "
+                                   f"output: schema, and {template.ref} (prompt "
+                                   f"{variant.id!r}) has none; give the schema as value",
+                                   where)
         clash = sorted((set(template.inputs) | template.variables) & set(RESERVED_KEYS))
         if clash and clash[0] not in variant.vars:
             reserved = ", ".join(RESERVED_KEYS)

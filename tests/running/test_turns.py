@@ -185,3 +185,19 @@ def test_bad_conversation_input_is_exit_2_at_the_case(
     proc = promptkit_cli("eval", str(path), cwd=tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert endpoint.count == 0
+
+
+def test_json_schema_without_a_value_needs_the_templates_output(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    path = make_eval(tmp_path, endpoint, [{"question": "Hi"}],
+                     extra="assert:\n  - type: json-schema\n")
+    with pytest.raises(ConfigError) as info:
+        plan_eval(load_spec(path))
+    assert str(info.value).endswith(
+        "eval.yaml:13: assert[0]: json-schema without a value checks the template's output: "
+        "schema, and helper@1 (prompt 'helper') has none; give the schema as value")
+    (tmp_path / "templates" / "helper" / "v1.jinja").write_text(
+        "---\noutput: {type: object, required: [a]}\n---\n{{ question }}\n")
+    endpoint.respond_with(lambda request: '{"a": 1}')
+    (result,) = run(path)
+    assert result.passed and "response_format" in endpoint.requests[0].body
