@@ -256,7 +256,7 @@ class Runner:
         return outcome.completion, outcome
 
     def _cacheable(self, body: dict[str, Any], completion: Completion) -> bool:
-        if body.get("response_format") is None:
+        if body.get("response_format") is None and body.get("grammar") is None:
             return True
         try:  # an answer that breaks the requested JSON output is not kept
             json.loads(completion.text)

@@ -106,8 +106,15 @@ def init_project(root: str | Path = ".") -> InitResult:
         from ..templates import TemplateStore
         from ..templates.lockfile import lock
 
-        lock(TemplateStore(root / "templates"))
+        locked = lock(TemplateStore(root / "templates"))
         result.created.append(LOCK)
+        theirs = sorted(set(locked.added) - {Path(t).relative_to("templates").as_posix()
+                                       for t in FILES if t.startswith("templates/")})
+        if theirs:
+            result.notes.append(
+                f"the lock also covers {len(theirs)} file(s) templates/ already held (e.g. "
+                f"{theirs[0]}): `promptkit templates check` fails when one changes; keep "
+                "files promptkit should not lock out of templates/")
     return result
 
 

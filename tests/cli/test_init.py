@@ -281,3 +281,15 @@ def test_init_then_the_workflows_steps_run_and_gate(tmp_path: Path) -> None:
     assert run_step(steps["Summary on the run's page"]["run"], tmp_path, env).returncode == 0
     text = summary.read_text()  # the first run's summary, then this one's with its flips
     assert text.count("| classify | local |") == 2 and "| pass → FAIL | r1 |" in text
+
+
+def test_init_says_when_the_lock_covers_files_the_app_already_had(tmp_path: Path) -> None:
+    (tmp_path / "templates" / "emails").mkdir(parents=True)
+    (tmp_path / "templates" / "emails" / "welcome.jinja").write_text("Hi {{ user }}\n")
+    proc = promptkit("init", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert ("note: the lock also covers 1 file(s) templates/ already held (e.g. "
+            "emails/welcome.jinja): `promptkit templates check` fails when one changes"
+            ) in proc.stdout
+    fresh = tmp_path / "fresh"
+    assert "the lock also covers" not in promptkit("init", str(fresh), cwd=tmp_path).stdout

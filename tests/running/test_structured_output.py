@@ -122,6 +122,18 @@ def test_grammar_on_the_completions_api_sends_no_tools(tmp_path: Path,
     assert not {"tools", "tool_choice", "response_format"} & set(body)
 
 
+@needs_llama_cpp
+def test_an_answer_that_breaks_the_grammar_is_not_cached(tmp_path: Path,
+                                                         endpoint: FakeEndpoint) -> None:
+    endpoint.default = Reply.text('{"city": "Lis')  # cut off by max_tokens, say
+    path = make_project(tmp_path, endpoint.base_url, api="completions",
+                        extra="\n    structured_output: grammar")
+    run(path)
+    endpoint.default = ANSWER
+    again = run(path)
+    assert endpoint.count == 6 and not any(r.cached for r in again)
+
+
 def test_local_defaults_to_grammar_and_endpoints_to_json_schema() -> None:
     assert Provider.model_validate("local").output_mode == "grammar"
     endpoint = Provider(base_url="http://127.0.0.1:9/v1", model="m")
