@@ -1,9 +1,9 @@
 """A scriptable OpenAI-compatible HTTP server on 127.0.0.1, for tests (see :mod:`.fake`).
 
 Modules: :mod:`.fake` (:class:`FakeEndpoint`, :class:`RecordedRequest`), :mod:`.reply`
-(:class:`Reply`), :mod:`.payloads` (the OpenAI bodies and chunks, :func:`fake_embedding`),
-:mod:`.http_server` (the generic HTTP/1.1 server under it) and :mod:`.cli`
-(``python -m promptkit.testing``, scripted with ``--script`` and ``--responder`` as
+(:class:`Reply`, :class:`ToolCall`), :mod:`.payloads` (the OpenAI bodies and chunks,
+:func:`fake_embedding`), :mod:`.http_server` (the generic HTTP/1.1 server under it) and
+:mod:`.cli` (``python -m promptkit.testing``, scripted with ``--script`` and ``--responder`` as
 :meth:`FakeEndpoint.script` and :meth:`FakeEndpoint.respond_with` script it from Python).
 pytest users get the ``fake_endpoint`` fixture from promptkit's plugin.
 """
@@ -19,6 +19,7 @@ from .payloads import EMBEDDING_DIMENSIONS as EMBEDDING_DIMENSIONS
 from .payloads import fake_embedding as fake_embedding
 from .reply import Reply as Reply
 from .reply import ReplyKind as ReplyKind
+from .reply import ToolCall as ToolCall
 from .reply import Usage as Usage
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Reply",
     "ReplyKind",
     "Responder",
+    "ToolCall",
     "Usage",
     "fake_embedding",
     "main",

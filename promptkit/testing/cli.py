@@ -39,15 +39,19 @@ interrupted. Each completion request is answered by the next --script line, else
 --responder function, else by the default answer (--reply, or an echo of the prompt)."""
 RESPONDER_HELP = """\
 answer with FUNCTION(request), imported from MODULE (the current directory is on the path):
-it gets the recorded request (.body, the JSON body as a dict; .prompt_text; .path; .headers)
-and returns a str (the answer text), a dict (the response body, sent as given; streamed
-requests get a chat completion as its chunks), a promptkit.testing.Reply, or None (the
-default answer); anything else is a 500"""
+it gets the recorded request (.body, the JSON body as a dict; .prompt_text; .path; .headers;
+the conversation so far: .messages, .last_user_message, .tool_results keyed by tool_call_id
+and by function name, .turn = assistant messages so far + 1) and returns a str (the answer
+text), a dict (the response body, sent as given; streamed requests get a chat completion as
+its chunks), a dict {"tool_calls": [...]} (a tool-call reply, as a --script line), a
+promptkit.testing.Reply, or None (the default answer); anything else is a 500"""
 SCRIPT_HELP = """\
 replay these replies first, one JSON object per line: a Reply kind and its keyword
 arguments, e.g. {"kind": "status", "code": 429, "retry_after": 1} or {"content": "Paris"}
-(kind "text" when omitted); kinds: text, echo, status, raw, events, malformed_json, html,
-hang, drop_stream"""
+(kind "text" when omitted) or {"tool_calls": [{"name": "get_weather", "arguments":
+{"city": "Paris"}}]} (kind "tool_calls" when omitted; arguments given as a string are sent
+as is; ids call_1, call_2...) or {"kind": "json", "value": {"city": "Paris"}}; kinds: text,
+json, tool_calls, echo, status, raw, events, malformed_json, html, hang, drop_stream"""
 
 
 class UsageError(Exception):

@@ -2,9 +2,10 @@
 
 promptkit's own tests and benchmarks, and users testing their apps, point the real ``openai``
 SDK (or any HTTP client) at :class:`FakeEndpoint` instead of monkeypatching it. Each
-completion request is answered by a :class:`Reply`: normal text, an echo of the prompt, an
-HTTP error with ``Retry-After``, malformed JSON, an HTML page, a hang or a dropped stream,
-each optionally after some latency. Every request is recorded for assertions.
+completion request is answered by a :class:`Reply`: normal text, JSON text, tool calls, an
+echo of the prompt, an HTTP error with ``Retry-After``, malformed JSON, an HTML page, a hang
+or a dropped stream, each optionally after some latency. Every request is recorded for
+assertions.
 
 Example::
 
@@ -30,9 +31,11 @@ Endpoints: ``POST /v1/chat/completions`` and ``POST /v1/completions`` (both also
 request takes its reply from the scripted FIFO queue (:meth:`FakeEndpoint.script`), else from
 the responder function (:meth:`FakeEndpoint.respond_with`), else :attr:`FakeEndpoint.default`.
 A responder gets the :class:`RecordedRequest` (its JSON ``body`` as a dict, ``prompt_text``,
-``path``, ``headers``) and returns a ``str`` (the answer text), a ``dict`` (the response body
-as given; see :func:`as_reply` for streamed requests), a :class:`Reply` or ``None`` (the
-default); ``python -m promptkit.testing --responder module:function`` takes the same function.
+``path``, ``headers``, and the conversation so far: ``messages``, ``last_user_message``,
+``tool_results``, ``turn``) and returns a ``str`` (the answer text), a ``dict`` (the
+response body as given, or ``{"tool_calls": [...]}`` for :meth:`Reply.tool_calls`; see
+:func:`as_reply`), a :class:`Reply` or ``None`` (the default); ``python -m promptkit.testing
+--responder module:function`` takes the same function.
 Each responder call runs in a thread of its own, so a responder may block (sleep, wait on an
 event, call a real service) without holding up other requests.
 Embeddings and models requests never consume the queue; embeddings answer normally unless
@@ -100,6 +103,9 @@ class RecordedRequest:
         prompt_text: All message contents joined by newlines (chat), the prompt
             (completions) or the inputs (embeddings); ``""`` otherwise.
         received_at: ``time.monotonic()`` when the request was fully read.
+
+    The properties read the conversation a chat request carries, for responders whose
+    answer depends on it (e.g. a tool call at turn 1, an answer from its result at turn 2).
     """
 
     method: str
@@ -108,6 +114,29 @@ class RecordedRequest:
     body: Any
     prompt_text: str
     received_at: float
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The body's ``messages`` (the objects among them); ``[]`` when it has none."""
+        messages = self.body.get("messages") if isinstance(self.body, dict) else None
+        return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+
+    @property
+    def last_user_message(self) -> str | None:
+        """The text of the last ``user`` message (its text parts joined); ``None`` if none."""
+        users = [message for message in self.messages if message.get("role") == "user"]
+        return payloads.message_text(users[-1]) if users else None
+
+    @property
+    def tool_results(self) -> dict[str, str]:
+        """The text of each ``tool`` message, keyed both by its ``tool_call_id`` and by the
+        name of the function that call named (a function called twice: its latest result)."""
+        return payloads.tool_results(self.messages)
+
+    @property
+    def turn(self) -> int:
+        """Which answer of the conversation is asked for: the assistant messages so far + 1."""
+        return 1 + sum(message.get("role") == "assistant" for message in self.messages)
 
 
 def _scripted_message(status: int, message: str | None) -> str:
@@ -119,11 +148,14 @@ def as_reply(answer: object, request: RecordedRequest) -> Reply | None:
     and ``python -m promptkit.testing --responder``.
 
     - a ``str``: the answer text, ``Reply.text(answer)``;
-    - a ``dict``: a whole response body, ``Reply.raw(answer)`` (status 200, sent as given).
-      When the request streams (``"stream": true``), a chat completion (its ``choices`` each
-      hold a ``message``) is streamed as its chunks, one per choice carrying the whole
-      message, and any other dict as one event, either followed by ``data: [DONE]``
-      (:func:`~promptkit.testing.payloads.dict_as_events`);
+    - a ``dict`` with a ``tool_calls`` key (and no ``choices``): a tool-call reply,
+      ``Reply.from_dict(answer)``, e.g. ``{"tool_calls": [{"name": "get_weather",
+      "arguments": {"city": "Paris"}}], "text": "Checking."}``, streamed or not;
+    - any other ``dict``: a whole response body, ``Reply.raw(answer)`` (status 200, sent as
+      given). When the request streams (``"stream": true``), a chat completion (its
+      ``choices`` each hold a ``message``) is streamed as OpenAI streams it (text in
+      pieces, tool calls as deltas), and any other dict as one event, either followed by
+      ``data: [DONE]`` (:func:`~promptkit.testing.payloads.dict_as_events`);
     - a :class:`Reply`: sent as it is;
     - ``None``: the endpoint's :attr:`~FakeEndpoint.default`, returned as ``None``.
 
@@ -134,6 +166,8 @@ def as_reply(answer: object, request: RecordedRequest) -> Reply | None:
     if isinstance(answer, str):
         return Reply.text(answer)
     if isinstance(answer, dict):
+        if "tool_calls" in answer and "choices" not in answer:
+            return Reply.from_dict(answer)  # a ValueError saying what is wrong: a 500
         if isinstance(request.body, dict) and request.body.get("stream"):
             return Reply.events(*payloads.dict_as_events(answer))
         return Reply.raw(answer)
@@ -211,9 +245,11 @@ class FakeEndpoint:
         """Decide each reply with ``responder(request)`` when the script queue is empty.
 
         The function gets the :class:`RecordedRequest` and returns a ``str`` (the answer
-        text), a ``dict`` (the response body, sent as given), a :class:`Reply`, or ``None``
-        for :attr:`default` (exactly: :func:`as_reply`); anything else, or raising anything
-        (``SystemExit`` too), answers 500 with a message saying why, and serving goes on.
+        text), a ``dict`` (the response body, sent as given, or ``{"tool_calls": [...]}``), a
+        :class:`Reply`, or ``None`` for :attr:`default` (exactly: :func:`as_reply`); anything
+        else, or raising anything (``SystemExit`` too), answers 500 with a message saying
+        why, and serving goes on. The request's ``messages``, ``last_user_message``,
+        ``tool_results`` and ``turn`` tell where the conversation stands.
 
         Each call runs in a new daemon thread: the function may block, holding up only its own
         request, and concurrent requests call it concurrently (so guard any state it keeps
@@ -349,14 +385,22 @@ class FakeEndpoint:
     async def _answer_content(
         self, request: RecordedRequest, response: Response, reply: Reply, stream: bool
     ) -> None:
-        """Answer a text, echo or drop_stream reply, streamed or not."""
+        """Answer a text, tool_calls, echo or drop_stream reply, streamed or not."""
         body: dict[str, Any] = request.body
         n = body.get("n") or 1
         if not isinstance(n, int) or n < 1:
             response.send_error(400, f"Invalid n: {n!r}")
             return
         chat = request.path == CHAT_PATH
-        contents = reply.content or (payloads.echo_text(body, request.prompt_text),)
+        if reply.kind == "tool_calls" and not chat:
+            response.send_error(400, "A tool-call reply answers chat completions only "
+                                f"(POST {CHAT_PATH}), not {request.path}.")
+            return
+        if reply.kind == "tool_calls":
+            reply = payloads.number_tool_calls(reply, request.messages)
+            contents = reply.content or ("",)
+        else:
+            contents = reply.content or (payloads.echo_text(body, request.prompt_text),)
         texts = [contents[index % len(contents)] for index in range(n)]
         counts = payloads.usage(request.prompt_text, texts, reply)
         base = {

@@ -1,14 +1,17 @@
 """The OpenAI wire format the fake endpoint speaks: response bodies, stream chunks, errors.
 
 Pure functions from a request body and a :class:`~promptkit.testing.reply.Reply` to what
-OpenAI would send: chat and legacy completion payloads and their streamed chunks, estimated
+OpenAI would send: chat and legacy completion payloads and their streamed chunks (a whole
+message becomes its deltas in :func:`message_deltas`, tool calls included), estimated
 ``usage``, embeddings (:func:`fake_embedding`), the error body the ``openai`` SDK reads
-into its exceptions, and the stream a responder's dict becomes (:func:`dict_as_events`).
+into its exceptions, and the stream a responder's dict becomes (:func:`dict_as_events`);
+and what a request's conversation holds (:func:`message_text`, :func:`tool_results`).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 import re
@@ -30,7 +33,11 @@ __all__ = [
     "embeddings_payload",
     "error_body",
     "fake_embedding",
+    "message_deltas",
+    "message_text",
+    "number_tool_calls",
     "prompt_text",
+    "tool_results",
     "usage",
 ]
 
@@ -103,7 +110,8 @@ def embeddings_payload(body: dict[str, Any], model: str) -> dict[str, Any]:
     }
 
 
-def _message_text(message: Any) -> str:
+def message_text(message: Any) -> str:
+    """A message's text: its ``content`` string, or its text parts joined by newlines."""
     content = message.get("content") if isinstance(message, dict) else None
     if isinstance(content, list):  # content parts: keep the text ones, skip images and audio
         texts = [part.get("text") for part in content if isinstance(part, dict)]
@@ -116,7 +124,7 @@ def prompt_text(body: Any) -> str:
     if not isinstance(body, dict):
         return ""
     if isinstance(body.get("messages"), list):
-        return "\n".join(_message_text(message) for message in body["messages"])
+        return "\n".join(message_text(message) for message in body["messages"])
     prompt = body.get("prompt", body.get("input", ""))
     return "\n".join(str(item) for item in prompt) if isinstance(prompt, list) else str(prompt)
 
@@ -128,7 +136,45 @@ def echo_text(body: dict[str, Any], prompt: str) -> str:
         return prompt
     users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
     candidates = users or messages
-    return _message_text(candidates[-1]) if candidates else ""
+    return message_text(candidates[-1]) if candidates else ""
+
+
+def _assistant_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tool calls the conversation's assistant messages hold, in order."""
+    return [call for message in messages if message.get("role") == "assistant"
+            and isinstance(message.get("tool_calls"), list)
+            for call in message["tool_calls"] if isinstance(call, dict)]
+
+
+def tool_results(messages: list[dict[str, Any]]) -> dict[str, str]:
+    """The text of each ``tool`` message, keyed by its ``tool_call_id`` and by the name of the
+    function called (from the assistant's call of that id, else the message's ``name``);
+    for a function called more than once, its name keys the latest result."""
+    names = {}
+    for call in _assistant_calls(messages):
+        function = call.get("function")
+        if isinstance(call.get("id"), str) and isinstance(function, dict):
+            names[call["id"]] = function.get("name")
+    results: dict[str, str] = {}
+    for message in messages:
+        if message.get("role") != "tool":
+            continue
+        call_id = message.get("tool_call_id")
+        name = names.get(call_id) if isinstance(call_id, str) else None
+        for key in (call_id, name or message.get("name")):
+            if isinstance(key, str):
+                results[key] = message_text(message)
+    return results
+
+
+def number_tool_calls(reply: Reply, messages: list[dict[str, Any]]) -> Reply:
+    """``reply`` with an id for each of its calls that has none: ``call_N``, numbered on from
+    the tool calls the conversation's assistant messages already hold."""
+    made = len(_assistant_calls(messages))
+    calls = tuple(call if call.id is not None
+                  else dataclasses.replace(call, id=f"call_{made + position}")
+                  for position, call in enumerate(reply.calls, start=1))
+    return dataclasses.replace(reply, calls=calls)
 
 
 def usage(prompt: str, texts: list[str], reply: Reply) -> dict[str, int] | None:
@@ -136,9 +182,11 @@ def usage(prompt: str, texts: list[str], reply: Reply) -> dict[str, int] | None:
     if reply.usage is False:
         return None
     reasoning_words = len((reply.reasoning_content or "").split())
+    call_words = sum(len(call.name.split()) + len(call.arguments.split()) for call in reply.calls)
     counts = {
         "prompt_tokens": len(prompt.split()),
-        "completion_tokens": sum(len(text.split()) + reasoning_words for text in texts),
+        "completion_tokens": sum(len(text.split()) + reasoning_words + call_words
+                                 for text in texts),
     }
     counts.update(reply.usage or {})
     if not reply.usage or "total_tokens" not in reply.usage:
@@ -151,10 +199,24 @@ def _pieces(text: str) -> list[str]:
     return [piece for piece in re.split(r"(?<=\s)(?=\S)", text) if piece]
 
 
+def _argument_pieces(arguments: str) -> list[str]:
+    """Split a call's arguments as a tokenizer might: runs of word characters, of spaces and
+    of punctuation (``{"city": "Paris"}`` is 7 fragments); they concatenate back exactly."""
+    return re.findall(r"\w+|\s+|[^\w\s]+", arguments)
+
+
 def _chat_choice(index: int, text: str, reply: Reply) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    # A tool-call reply without text has "content": null, as OpenAI sends it.
+    content = None if reply.kind == "tool_calls" and reply.content is None else text
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     if reply.reasoning_content is not None:
         message["reasoning_content"] = reply.reasoning_content
+    if reply.calls:
+        message["tool_calls"] = [
+            {"id": call.id, "type": "function",
+             "function": {"name": call.name, "arguments": call.arguments}}
+            for call in reply.calls
+        ]
     return {
         "index": index,
         "message": message,
@@ -198,10 +260,8 @@ def chat_chunks(
 
     events = []
     for index, text in enumerate(texts):
-        events.append(chunk(index, {"role": "assistant", "content": ""}))
-        reasoning = _pieces(reply.reasoning_content or "")
-        events.extend(chunk(index, {"reasoning_content": piece}) for piece in reasoning)
-        events.extend(chunk(index, {"content": piece}) for piece in _pieces(text))
+        message = _chat_choice(index, text, reply)["message"]
+        events.extend(chunk(index, delta) for delta in message_deltas(message))
         events.append(chunk(index, {}, reply.finish_reason))
     if counts:
         events.append({**header, "choices": [], "usage": counts})
@@ -223,14 +283,61 @@ def completion_chunks(
     return events
 
 
+def message_deltas(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``delta`` objects OpenAI streams a whole chat ``message`` as (the finish reason
+    follows them, in a chunk of its own).
+
+    The first delta holds the ``role``, ``"content": ""`` (``null`` when the message has no
+    text) and the message's other keys as given (``refusal``...); then come
+    ``reasoning_content`` and ``content`` in word-sized pieces, then each tool call: a delta
+    with its ``index``, ``id``, ``type`` and ``function.name`` and empty ``arguments`` (in the
+    first delta when there is no text before it), then its arguments in fragments, each with
+    the call's ``index``. A tool call that is not ``{"function": {"arguments": <str>}}`` is
+    sent whole, with its ``index``, in one delta.
+    """
+    content, reasoning = message.get("content"), message.get("reasoning_content")
+    first = {key: value for key, value in message.items()
+             if key not in ("content", "reasoning_content", "tool_calls")}
+    first.setdefault("role", "assistant")
+    first["content"] = "" if isinstance(content, str) else content
+    deltas = [first]
+    if isinstance(reasoning, str):
+        deltas.extend({"reasoning_content": piece} for piece in _pieces(reasoning))
+    elif reasoning is not None:
+        first["reasoning_content"] = reasoning
+    if isinstance(content, str):
+        deltas.extend({"content": piece} for piece in _pieces(content))
+    calls = message.get("tool_calls")
+    if not isinstance(calls, list):
+        if calls is not None:
+            first["tool_calls"] = calls  # not a list: sent as given
+        return deltas
+    for index, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        arguments = function.get("arguments") if isinstance(function, dict) else None
+        if not isinstance(arguments, str):
+            deltas.append({"tool_calls": [{"index": index, **call} if isinstance(call, dict)
+                                          else call]})
+            continue
+        header = {"index": index, **call, "function": {**function, "arguments": ""}}
+        if len(deltas) == 1 and "tool_calls" not in first and not content:
+            first["tool_calls"] = [header]  # OpenAI sends the first call with the role
+        else:
+            deltas.append({"tool_calls": [header]})
+        deltas.extend({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+                      for piece in _argument_pieces(arguments))
+    return deltas
+
+
 def dict_as_events(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The server-sent events a responder's dict is streamed as, when the request streams.
 
-    A chat completion (a dict whose ``choices`` all hold a ``message``) becomes one
-    ``chat.completion.chunk`` per choice, its whole message as the ``delta`` (tool calls
-    numbered with ``index``) and its ``finish_reason``, then a chunk with no choices carrying
-    its ``usage`` if it has one. Any other dict (a chunk, a legacy completion, an error) is
-    one event, sent as given.
+    A chat completion (a dict whose ``choices`` all hold a ``message``) becomes the
+    ``chat.completion.chunk`` events OpenAI would stream: per choice, its message as
+    :func:`message_deltas` (text in pieces, tool calls as their header then argument
+    fragments), then a chunk with its ``finish_reason`` and ``logprobs``; then a chunk with
+    no choices carrying its ``usage`` if it has one. Any other dict (a chunk, a legacy
+    completion, an error) is one event, sent as given.
     """
     choices = body.get("choices")
     if not choices or not isinstance(choices, list) or not all(
@@ -239,16 +346,17 @@ def dict_as_events(body: dict[str, Any]) -> list[dict[str, Any]]:
         return [body]
     header = {key: value for key, value in body.items() if key not in ("choices", "usage")}
     header["object"] = "chat.completion.chunk"
+
+    def chunk(index: Any, delta: dict[str, Any], logprobs: Any = None,
+              finish: Any = None) -> dict[str, Any]:
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+        return {**header, "choices": [choice]}
+
     events = []
     for position, choice in enumerate(choices):
-        delta = dict(choice["message"])
-        if isinstance(delta.get("tool_calls"), list):
-            delta["tool_calls"] = [{"index": index, **call} if isinstance(call, dict) else call
-                                   for index, call in enumerate(delta["tool_calls"])]
-        streamed = {"index": choice.get("index", position), "delta": delta,
-                    "logprobs": choice.get("logprobs"),
-                    "finish_reason": choice.get("finish_reason")}
-        events.append({**header, "choices": [streamed]})
+        index = choice.get("index", position)
+        events.extend(chunk(index, delta) for delta in message_deltas(choice["message"]))
+        events.append(chunk(index, {}, choice.get("logprobs"), choice.get("finish_reason")))
     if body.get("usage") is not None:
         events.append({**header, "choices": [], "usage": body["usage"]})
     return events

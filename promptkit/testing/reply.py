@@ -1,9 +1,10 @@
 """How the fake endpoint answers one request: :class:`Reply` and its kinds.
 
-A :class:`Reply` only describes an answer (text, echo, an HTTP error, a raw body, a stream of
-events, malformed JSON, an HTML page, a hang, a dropped stream, each maybe after some
-latency); :class:`~promptkit.testing.fake.FakeEndpoint` sends it. :meth:`Reply.from_dict`
-builds one from a JSON object (a line of ``python -m promptkit.testing --script``).
+A :class:`Reply` only describes an answer (text, JSON text, tool calls, echo, an HTTP error, a
+raw body, a stream of events, malformed JSON, an HTML page, a hang, a dropped stream, each
+maybe after some latency); :class:`~promptkit.testing.fake.FakeEndpoint` sends it.
+:meth:`Reply.from_dict` builds one from a JSON object (a line of ``python -m promptkit.testing
+--script``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["SCRIPT_KEYS", "Reply", "ReplyKind", "Usage"]
+__all__ = ["SCRIPT_KEYS", "Reply", "ReplyKind", "ToolCall", "Usage"]
 
 ReplyKind = Literal[
-    "text", "echo", "status", "malformed_json", "html", "hang", "drop_stream", "raw", "events"
+    "text", "tool_calls", "echo", "status", "malformed_json", "html", "hang", "drop_stream",
+    "raw", "events",
 ]
 Usage = dict[str, int] | Literal[False] | None
 
@@ -28,11 +30,17 @@ _STRING = ((str,), "a string")
 _OPTIONAL_STRING = ((str, type(None)), "a string or null")
 _HEADERS = ((dict,), "an object of strings")
 _USAGE = ((dict, bool, type(None)), "an object, false or null")
+_ANY = ((dict, list, str, int, float, bool, type(None)), "any JSON value")
 
 SCRIPT_KEYS: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
     "text": {"content": ((str, list), "a string or a list of strings"),
              "finish_reason": _STRING, "reasoning_content": _OPTIONAL_STRING, "usage": _USAGE,
              "latency": _NUMBER, "chunk_delay": _NUMBER},
+    "json": {"value": _ANY, "finish_reason": _STRING, "usage": _USAGE, "latency": _NUMBER,
+             "chunk_delay": _NUMBER},
+    "tool_calls": {"tool_calls": ((list,), "a list of objects"), "text": _OPTIONAL_STRING,
+                   "finish_reason": _STRING, "reasoning_content": _OPTIONAL_STRING,
+                   "usage": _USAGE, "latency": _NUMBER, "chunk_delay": _NUMBER},
     "echo": {"usage": _USAGE, "latency": _NUMBER, "chunk_delay": _NUMBER},
     "status": {"code": _INTEGER, "body": ((dict, str, type(None)), "an object, a string or null"),
                "retry_after": ((int, float, type(None)), "a number or null"),
@@ -46,8 +54,26 @@ SCRIPT_KEYS: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
     "hang": {},
     "drop_stream": {"after_chunks": _INTEGER, "content": _OPTIONAL_STRING, "latency": _NUMBER},
 }
-"""The keys of a :meth:`Reply.from_dict` object besides ``kind``, per kind: each kind's class
-method's keyword arguments (``events`` takes its events as a list), with their JSON types."""
+"""The keys of a :meth:`Reply.from_dict` object besides ``kind``, per kind: the arguments of
+the class method of that name (``events`` takes its events as a list), with their JSON types.
+Every kind is a :data:`ReplyKind` but ``json``, which builds a ``text`` reply."""
+
+TOOL_CALL_KEYS = ("name", "arguments", "id")
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One function call of a :meth:`Reply.tool_calls` reply.
+
+    Attributes:
+        name: The function's name.
+        arguments: The arguments as the JSON text sent (valid JSON or not).
+        id: The call's id; ``None`` until the endpoint numbers it (``call_1``, ``call_2``...).
+    """
+
+    name: str
+    arguments: str
+    id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +98,7 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
     sse_events: tuple[Any, ...] = ()
     done: bool = True
+    calls: tuple[ToolCall, ...] = ()
 
     def __post_init__(self) -> None:
         if self.latency < 0 or self.chunk_delay < 0:
@@ -117,6 +144,78 @@ class Reply:
             finish_reason=finish_reason,
             reasoning_content=reasoning_content,
             chunk_delay=chunk_delay,
+        )
+
+    @classmethod
+    def json(
+        cls,
+        value: Any,
+        *,
+        finish_reason: str = "stop",
+        usage: Usage = None,
+        latency: float = 0.0,
+        chunk_delay: float = 0.0,
+    ) -> Reply:
+        """A normal completion answering ``value`` as JSON text: :meth:`text` of
+        ``json.dumps(value, ensure_ascii=False)`` (non-ASCII characters as a model writes them).
+
+        Raises:
+            TypeError: JSON cannot encode ``value`` (``ValueError`` if it holds itself).
+        """
+        return cls.text(json.dumps(value, ensure_ascii=False), finish_reason=finish_reason,
+                        usage=usage, latency=latency, chunk_delay=chunk_delay)
+
+    @classmethod
+    def tool_calls(
+        cls,
+        tool_calls: Sequence[Mapping[str, Any]],
+        *,
+        text: str | None = None,
+        finish_reason: str = "tool_calls",
+        reasoning_content: str | None = None,
+        usage: Usage = None,
+        latency: float = 0.0,
+        chunk_delay: float = 0.0,
+    ) -> Reply:
+        """An answer calling functions, as a chat completion's ``message.tool_calls``.
+
+        Each call is ``{"id": "call_N", "type": "function", "function": {"name": ...,
+        "arguments": <JSON text>}}``. A streamed answer sends them as OpenAI does: for each call
+        a delta with its ``index``, ``id``, ``type``, ``function.name`` and empty
+        ``arguments``, then the arguments in several fragments with the same ``index``.
+        Chat completions only (a legacy completions request gets a 400).
+
+        Args:
+            tool_calls: One mapping per call: ``name`` (required), ``arguments`` (a str is
+                sent as is, valid JSON or not; anything else as ``json.dumps``; ``{}`` when
+                omitted) and ``id`` (when omitted the endpoint numbers the calls ``call_1``,
+                ``call_2``... on from the calls already in the conversation, so ids stay
+                unique across turns).
+            text: ``message.content`` besides the calls (streamed before them); ``None``
+                sends ``"content": null``, as OpenAI does.
+            finish_reason: ``"tool_calls"``; some servers (Ollama) send ``"stop"``.
+            reasoning_content: As for :meth:`text`.
+            usage: As for :meth:`text`; the estimate counts the calls' names and arguments.
+            latency: Seconds before the first byte.
+            chunk_delay: Seconds between streamed chunks.
+
+        Raises:
+            ValueError: No calls, a call that is not a mapping, lacks a ``name`` or has
+                another key; the message says which call, in one line.
+            TypeError: JSON cannot encode a call's arguments.
+        """
+        if not tool_calls:
+            raise ValueError("tool_calls must not be empty (a reply without calls is text)")
+        calls = tuple(_tool_call(position, call) for position, call in enumerate(tool_calls))
+        return cls(
+            "tool_calls",
+            content=None if text is None else (text,),
+            latency=latency,
+            usage=usage,
+            finish_reason=finish_reason,
+            reasoning_content=reasoning_content,
+            chunk_delay=chunk_delay,
+            calls=calls,
         )
 
     @classmethod
@@ -234,20 +333,23 @@ class Reply:
 
     @classmethod
     def from_dict(cls, fields: Mapping[str, Any]) -> Reply:
-        """The reply a JSON object describes: ``kind`` names the class method (``"text"`` when
-        omitted) and the other keys are its arguments (:data:`SCRIPT_KEYS`).
+        """The reply a JSON object describes: ``kind`` names the class method and the other
+        keys are its arguments (:data:`SCRIPT_KEYS`); without ``kind`` it is ``"tool_calls"``
+        when the object has a ``tool_calls`` key, else ``"text"``.
 
-        ``{"content": "Paris"}`` is ``Reply.text("Paris")``; ``{"kind": "status", "code": 429,
-        "retry_after": 1}`` is ``Reply.status(429, retry_after=1)``; ``{"kind": "events",
-        "events": [{"a": 1}, "text"], "done": false}`` is ``Reply.events({"a": 1}, "text",
-        done=False)``.
+        ``{"content": "Paris"}`` is ``Reply.text("Paris")``; ``{"tool_calls": [{"name": "f",
+        "arguments": {"x": 1}}]}`` is ``Reply.tool_calls([{"name": "f", "arguments": {"x":
+        1}}])``; ``{"kind": "json", "value": {"city": "Paris"}}`` is ``Reply.json({"city":
+        "Paris"})``; ``{"kind": "status", "code": 429, "retry_after": 1}`` is
+        ``Reply.status(429, retry_after=1)``; ``{"kind": "events", "events": [{"a": 1},
+        "text"], "done": false}`` is ``Reply.events({"a": 1}, "text", done=False)``.
 
         Raises:
             ValueError: An unknown kind or key, a missing argument, a value of the wrong JSON
                 type or out of range; the message says which, in one line.
         """
         arguments = dict(fields)
-        kind = arguments.pop("kind", "text")
+        kind = arguments.pop("kind", "tool_calls" if "tool_calls" in arguments else "text")
         if not isinstance(kind, str) or kind not in SCRIPT_KEYS:
             raise ValueError(f"unknown kind {kind!r} (kinds: {', '.join(SCRIPT_KEYS)})")
         keys = SCRIPT_KEYS[kind]
@@ -266,7 +368,31 @@ class Reply:
         try:
             return builder(*events, **arguments)
         except ValueError as exc:
-            raise ValueError(f"{kind}: {exc}") from None
+            reason = str(exc)  # "tool_calls[0]: ..." names its kind already
+            raise ValueError(reason if reason.startswith(kind) else f"{kind}: {reason}") from None
+
+
+def _tool_call(position: int, call: Any) -> ToolCall:
+    """One call of :meth:`Reply.tool_calls`, its arguments as the JSON text to send."""
+    where = f"tool_calls[{position}]"
+    if not isinstance(call, Mapping):
+        raise ValueError(f"{where} must be an object like {{\"name\": \"get_weather\", "
+                         f"\"arguments\": {{\"city\": \"Paris\"}}}}, not {_json_type(call)}")
+    unknown = [key for key in call if key not in TOOL_CALL_KEYS]
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r} (keys: {', '.join(TOOL_CALL_KEYS)})")
+    name, call_id = call.get("name"), call.get("id")
+    if "name" not in call:
+        raise ValueError(f"{where}: missing 'name'")
+    if not isinstance(name, str) or not name:
+        shown = "an empty string" if name == "" else _json_type(name)
+        raise ValueError(f"{where}: 'name' must be a function name, not {shown}")
+    if call_id is not None and not isinstance(call_id, str):
+        raise ValueError(f"{where}: 'id' must be a string, not {_json_type(call_id)}")
+    arguments = call.get("arguments", {})
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    return ToolCall(name, arguments, call_id)
 
 
 def _check_json_type(kind: str, key: str, value: Any, types: tuple[type, ...], name: str) -> None:
@@ -275,8 +401,8 @@ def _check_json_type(kind: str, key: str, value: Any, types: tuple[type, ...], n
     if wrong_bool or not isinstance(value, types):  # usage may be false, never true
         raise ValueError(f"{kind}: {key!r} must be {name}, not {_json_type(value)}")
     items = value.values() if isinstance(value, dict) and key == "headers" else value
-    if isinstance(value, list | dict) and key in ("content", "events", "headers"):
-        allowed = (str, dict) if key == "events" else (str,)
+    if isinstance(value, list | dict) and key in ("content", "events", "headers", "tool_calls"):
+        allowed = {"events": (str, dict), "tool_calls": (dict,)}.get(key, (str,))
         odd = [item for item in items if not isinstance(item, allowed)]
         if odd:
             held = f"{_json_type(value)} holding {_json_type(odd[0])}"

@@ -46,6 +46,8 @@ def answer(request):
         return f"you said {prompt} to {request.path}"
     if prompt.startswith("dict"):
         return TOOL_CALL
+    if prompt.startswith("tools"):
+        return {"tool_calls": [{"name": "weather", "arguments": {"city": prompt.split()[-1]}}]}
     if prompt.startswith("reply"):
         return Reply.status(503, body="scripted outage")
     if prompt.startswith("number"):
@@ -123,9 +125,15 @@ def test_help_shows_script_and_responder_with_the_contract(
     shown = " ".join(capsys.readouterr().out.split())
     assert "--script FILE.jsonl" in shown and "--responder MODULE:FUNCTION" in shown
     assert ("returns a str (the answer text), a dict (the response body, sent as given; "
-            "streamed requests get a chat completion as its chunks), a "
+            "streamed requests get a chat completion as its chunks), a dict "
+            '{"tool_calls": [...]} (a tool-call reply, as a --script line), a '
             "promptkit.testing.Reply, or None (the default answer)") in shown
+    assert (".messages, .last_user_message, .tool_results keyed by tool_call_id and by "
+            "function name, .turn = assistant messages so far + 1") in shown
     assert '{"kind": "status", "code": 429, "retry_after": 1} or {"content": "Paris"}' in shown
+    assert ('{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]} '
+            '(kind "tool_calls" when omitted; arguments given as a string are sent as is; '
+            'ids call_1, call_2...) or {"kind": "json", "value": {"city": "Paris"}}') in shown
 
 
 def test_the_responder_is_imported_from_the_current_directory(user_module) -> None:
@@ -167,7 +175,7 @@ def test_one_responder_function_answers_alike_from_the_command_line_and_respond_
     user_module,
 ) -> None:
     module = user_module("replies_app", RESPONDER_MODULE)()
-    prompts = ["text a", "dict", "anything else"]
+    prompts = ["text a", "dict", "tools Rome", "anything else"]
     with FakeEndpoint(default=promptkit.testing.Reply.text("default")) as endpoint, \
             openai.OpenAI(base_url=endpoint.base_url, api_key="t", max_retries=0) as sdk:
         endpoint.respond_with(module.answer)  # the very function the command line imports
@@ -177,6 +185,8 @@ def test_one_responder_function_answers_alike_from_the_command_line_and_respond_
         from_shell = [ask(sdk, prompt).choices[0].message.model_dump() for prompt in prompts]
     assert in_process == from_shell
     assert in_process[0]["content"] == "you said text a to /v1/chat/completions"
+    assert in_process[2]["tool_calls"][0]["function"] == {"name": "weather",
+                                                         "arguments": '{"city": "Rome"}'}
 
 
 def test_the_readme_classifier_answers_alike_from_the_command_line_and_respond_with(
@@ -230,16 +240,47 @@ def test_script_lines_are_replayed_in_order_then_the_responder_then_the_default(
         assert text_of(sdk, "anything else") == "default"
 
 
+TOOL_SCRIPT = [
+    {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}},
+                    {"name": "get_time", "arguments": {"zone": "Europe/Paris"}}]},
+    {"tool_calls": [{"name": "get_weather", "arguments": '{"city": '}], "text": "Checking."},
+    {"kind": "json", "value": {"city": "Paris", "sunny": True}},
+    {"kind": "tool_calls", "tool_calls": [{"name": "get_time", "id": "call_mine"}]},
+]
+
+
+def test_script_lines_can_call_tools_and_answer_json(tmp_path: Path) -> None:
+    script = tmp_path / "tools.jsonl"
+    script.write_text("\n".join(map(json.dumps, TOOL_SCRIPT)) + "\n")
+    with serving("--script", str(script)) as sdk:
+        choice = ask(sdk, "weather and time?").choices[0]
+        assert choice.finish_reason == "tool_calls"
+        assert [(c.id, c.function.name, c.function.arguments) for c in choice.message.tool_calls] \
+            == [("call_1", "get_weather", '{"city": "Paris"}'),
+                ("call_2", "get_time", '{"zone": "Europe/Paris"}')]
+        with sdk.chat.completions.stream(model="m", messages=USER) as stream:
+            streamed = stream.get_final_completion().choices[0].message
+        assert streamed.content == "Checking."
+        assert streamed.tool_calls[0].function.arguments == '{"city": '  # sent as is
+        assert json.loads(text_of(sdk, "json") or "") == {"city": "Paris", "sunny": True}
+        chunks = list(ask(sdk, "time?", stream=True))
+        header = chunks[0].choices[0].delta.tool_calls[0]
+        assert (header.id, header.function.name) == ("call_mine", "get_time")
+
+
 @pytest.mark.parametrize(
     ("lines", "error"),
     [
-        (['{"content": "a"}', '{"kind": "txt"}'], "2: unknown kind 'txt' (kinds: text, echo,"),
+        (['{"content": "a"}', '{"kind": "txt"}'],
+         "2: unknown kind 'txt' (kinds: text, json, tool_calls, echo,"),
         (['{"content": "a"}', "", '{"content": '], "3: not JSON: Expecting value (column 13)"),
         (['["Paris"]'], '1: expected a JSON object like {"content": "Paris"}'),
         (['{"kind": "status", "code": 429, "retry-after": 1}'],
          "1: status: unknown key 'retry-after' (keys: code, body, retry_after, headers, latency)"),
         (['{"kind": "raw"}'], "1: raw: missing 'body'"),
         (['{"latency": "1", "content": "a"}'], "1: text: 'latency' must be a number, not a string"),
+        (['{"tool_calls": [{"name": "f", "args": {}}]}'],
+         "1: tool_calls[0]: unknown key 'args' (keys: name, arguments, id)"),
     ],
 )
 def test_a_bad_script_line_is_one_line_naming_file_and_line(

@@ -9,7 +9,6 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import openai
 import pytest
@@ -17,18 +16,6 @@ import pytest
 from promptkit.testing import FakeEndpoint, Reply, fake_embedding
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture
-def endpoint() -> Iterator[FakeEndpoint]:
-    with FakeEndpoint() as ep:
-        yield ep
-
-
-@pytest.fixture
-def client(endpoint: FakeEndpoint) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=endpoint.base_url, api_key="test", max_retries=0) as sdk:
-        yield sdk
 
 
 def chat(client: openai.OpenAI, content: str = "What is the capital of France?", **kwargs):

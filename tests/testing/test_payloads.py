@@ -14,7 +14,9 @@ from promptkit.testing.payloads import (
     dict_as_events,
     echo_text,
     error_body,
+    message_deltas,
     prompt_text,
+    tool_results,
     usage,
 )
 
@@ -73,7 +75,7 @@ def test_chunks_concatenate_back_to_exactly_the_text() -> None:
     reply = Reply.text(text, reasoning_content="think  first")
     chunks = chat_chunks(BASE, [text], reply, None)
     deltas = [chunk["choices"][0]["delta"] for chunk in chunks]
-    assert deltas[0] == {"role": "assistant", "content": ""}
+    assert deltas[0] == {"role": "assistant", "content": "", "refusal": None}  # as OpenAI
     assert "".join(d.get("content", "") for d in deltas) == text
     assert "".join(d.get("reasoning_content", "") for d in deltas) == "think  first"
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
@@ -87,23 +89,67 @@ def test_chunks_concatenate_back_to_exactly_the_text() -> None:
     assert all(chunk["usage"] is None for chunk in legacy[:-1])
 
 
-def test_a_chat_completion_dict_streams_as_one_chunk_per_choice_then_its_usage() -> None:
-    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+def test_a_chat_completion_dict_streams_as_openai_would_then_its_usage() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
     completion = {**BASE, "choices": [
-        {"index": 0, "message": {"role": "assistant", "tool_calls": [call, call]},
+        {"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]},
          "finish_reason": "tool_calls"},
-        {"message": {"role": "assistant", "content": "hi"}},
+        {"message": {"role": "assistant", "content": "hi there"}, "logprobs": {"content": []}},
     ], "usage": {"total_tokens": 3}}
     header = {**BASE, "object": "chat.completion.chunk"}
+
+    def event(index: int, delta: dict, logprobs=None, finish=None) -> dict:
+        return {**header, "choices": [{"index": index, "delta": delta, "logprobs": logprobs,
+                                       "finish_reason": finish}]}
+
+    def fragment(piece: str) -> dict:
+        return event(0, {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+
+    first_call = {"index": 0, **call, "function": {"name": "f", "arguments": ""}}
     assert dict_as_events(completion) == [
-        {**header, "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [
-            {"index": 0, **call}, {"index": 1, **call}]}, "logprobs": None,
-            "finish_reason": "tool_calls"}]},
-        {**header, "choices": [{"index": 1, "delta": {"role": "assistant", "content": "hi"},
-                                "logprobs": None, "finish_reason": None}]},
+        event(0, {"role": "assistant", "content": None, "tool_calls": [first_call]}),
+        fragment('{"'), fragment("a"), fragment('":'), fragment(" "), fragment("1"),
+        fragment("}"),
+        event(0, {}, finish="tool_calls"),
+        event(1, {"role": "assistant", "content": ""}),
+        event(1, {"content": "hi "}), event(1, {"content": "there"}),
+        event(1, {}, logprobs={"content": []}),
         {**header, "choices": [], "usage": {"total_tokens": 3}},
     ]
-    assert completion["choices"][0]["message"]["tool_calls"] == [call, call]  # not changed
+    assert completion["choices"][0]["message"]["tool_calls"] == [call]  # not changed
+
+
+def test_message_deltas_put_text_before_calls_and_send_odd_calls_whole() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    odd = {"id": "c2", "function": {"name": "g", "arguments": {"not": "text"}}}
+    message = {"role": "assistant", "content": "Checking.", "reasoning_content": "hm",
+               "refusal": None, "tool_calls": [call, odd, "junk"]}
+    assert message_deltas(message) == [
+        {"role": "assistant", "refusal": None, "content": ""},
+        {"reasoning_content": "hm"},
+        {"content": "Checking."},
+        {"tool_calls": [{"index": 0, **call, "function": {"name": "f", "arguments": ""}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]},
+        {"tool_calls": [{"index": 1, **odd}]},
+        {"tool_calls": ["junk"]},
+    ]
+    assert message_deltas({"content": None, "tool_calls": "junk"}) == [
+        {"role": "assistant", "content": None, "tool_calls": "junk"}]
+
+
+def test_tool_results_are_keyed_by_call_id_and_by_function_name() -> None:
+    messages = [
+        {"role": "user", "content": "Weather in Paris and Rome?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "weather"}},
+            {"id": "call_2", "type": "function", "function": {"name": "weather"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "rain"}]},
+        {"role": "tool", "tool_call_id": "call_9", "name": "clock", "content": "noon"},
+        {"role": "tool", "tool_call_id": ["odd"], "content": "ignored"},
+    ]
+    assert tool_results(messages) == {"call_1": "sunny", "call_2": "rain", "weather": "rain",
+                                      "call_9": "noon", "clock": "noon"}
 
 
 def test_any_other_dict_streams_as_one_event() -> None:

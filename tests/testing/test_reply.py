@@ -11,7 +11,7 @@ from typing import get_args
 import pytest
 
 from promptkit.testing import Reply
-from promptkit.testing.reply import SCRIPT_KEYS, ReplyKind
+from promptkit.testing.reply import SCRIPT_KEYS, ReplyKind, ToolCall
 
 
 def test_text_keeps_one_or_several_contents_as_a_tuple() -> None:
@@ -34,6 +34,27 @@ def test_text_keeps_one_or_several_contents_as_a_tuple() -> None:
 def test_impossible_latencies_and_status_codes_are_refused(build) -> None:
     with pytest.raises(ValueError):
         build()
+
+
+def test_tool_calls_keep_their_arguments_as_the_json_text_to_send() -> None:
+    reply = Reply.tool_calls([
+        {"name": "get_weather", "arguments": {"city": "北京"}},
+        {"name": "search", "arguments": '{"q": '},  # a str is sent as is, valid JSON or not
+        {"name": "now", "id": "call_mine"},
+    ])
+    assert (reply.kind, reply.content, reply.finish_reason) == ("tool_calls", None, "tool_calls")
+    assert reply.calls == (ToolCall("get_weather", '{"city": "北京"}'),
+                           ToolCall("search", '{"q": '), ToolCall("now", "{}", "call_mine"))
+    assert Reply.tool_calls([{"name": "f"}], text="On it.").content == ("On it.",)
+    with pytest.raises(ValueError, match=r"^tool_calls\[0\] must be an object like"):
+        Reply.tool_calls(["get_weather"])  # type: ignore[list-item]
+
+
+def test_json_is_text_holding_the_value_as_json() -> None:
+    assert Reply.json({"city": "北京", "n": [1, None]}, latency=1) == Reply.text(
+        '{"city": "北京", "n": [1, null]}', latency=1)
+    with pytest.raises(TypeError, match="set"):
+        Reply.json({1, 2})
 
 
 def test_status_and_raw_keep_bodies_and_headers_as_given() -> None:
@@ -94,6 +115,16 @@ def test_replies_are_immutable() -> None:
         ({"kind": "hang"}, Reply.hang()),
         ({"kind": "drop_stream", "after_chunks": 3, "content": "cut", "latency": 0.1},
          Reply.drop_stream(3, content="cut", latency=0.1)),
+        ({"tool_calls": [{"name": "f", "arguments": {"x": 1}}, {"name": "g", "arguments": "{"}]},
+         Reply.tool_calls([{"name": "f", "arguments": {"x": 1}}, {"name": "g", "arguments": "{"}])),
+        ({"kind": "tool_calls", "tool_calls": [{"name": "f", "id": "c9"}], "text": "On it.",
+          "finish_reason": "stop", "reasoning_content": "hm", "usage": False, "latency": 0.1,
+          "chunk_delay": 0.1},
+         Reply.tool_calls([{"name": "f", "id": "c9"}], text="On it.", finish_reason="stop",
+                          reasoning_content="hm", usage=False, latency=0.1, chunk_delay=0.1)),
+        ({"kind": "json", "value": {"a": [1, "b"]}, "finish_reason": "length"},
+         Reply.json({"a": [1, "b"]}, finish_reason="length")),
+        ({"kind": "json", "value": None}, Reply.json(None)),
     ],
 )
 def test_from_dict_calls_the_kinds_class_method_with_the_other_keys(fields, expected) -> None:
@@ -101,7 +132,7 @@ def test_from_dict_calls_the_kinds_class_method_with_the_other_keys(fields, expe
 
 
 def test_script_keys_are_each_kinds_arguments() -> None:
-    assert set(SCRIPT_KEYS) == set(get_args(ReplyKind))
+    assert set(SCRIPT_KEYS) == set(get_args(ReplyKind)) | {"json"}
     for kind, keys in SCRIPT_KEYS.items():
         assert list(keys) == list(inspect.signature(getattr(Reply, kind)).parameters), kind
 
@@ -110,8 +141,8 @@ def test_script_keys_are_each_kinds_arguments() -> None:
     ("fields", "message"),
     [
         ({}, "text: missing 'content'"),
-        ({"kind": "txt"}, "unknown kind 'txt' (kinds: text, echo, status, raw, events, "
-                          "malformed_json, html, hang, drop_stream)"),
+        ({"kind": "txt"}, "unknown kind 'txt' (kinds: text, json, tool_calls, echo, status, "
+                          "raw, events, malformed_json, html, hang, drop_stream)"),
         ({"kind": ["text"]}, "unknown kind ['text']"),
         ({"kind": "status"}, "status: missing 'code'"),
         ({"kind": "status", "code": 429, "retry-after": 1},
@@ -129,6 +160,24 @@ def test_script_keys_are_each_kinds_arguments() -> None:
         ({"kind": "status", "code": 99}, "status: not an HTTP status code: 99"),
         ({"content": "x", "latency": -1}, "text: latency and chunk_delay must be >= 0"),
         ({"content": []}, "text: content must not be an empty sequence"),
+        ({"kind": "json"}, "json: missing 'value'"),
+        ({"kind": "tool_calls"}, "tool_calls: missing 'tool_calls'"),
+        ({"tool_calls": []}, "tool_calls must not be empty (a reply without calls is text)"),
+        ({"tool_calls": {"name": "f"}},
+         "tool_calls: 'tool_calls' must be a list of objects, not an object"),
+        ({"tool_calls": ["get_weather"]},
+         "tool_calls: 'tool_calls' must be a list of objects, not a list holding a string"),
+        ({"tool_calls": [{"name": "f"}, {"arguments": {}}]}, "tool_calls[1]: missing 'name'"),
+        ({"tool_calls": [{"name": ""}]},
+         "tool_calls[0]: 'name' must be a function name, not an empty string"),
+        ({"tool_calls": [{"name": 3}]}, "tool_calls[0]: 'name' must be a function name, not an "
+                                        "integer"),
+        ({"tool_calls": [{"name": "f", "id": 1}]}, "tool_calls[0]: 'id' must be a string, not "
+                                                   "an integer"),
+        ({"tool_calls": [{"name": "f", "args": {}}]},
+         "tool_calls[0]: unknown key 'args' (keys: name, arguments, id)"),
+        ({"tool_calls": [{"name": "f"}], "content": "x"},
+         "tool_calls: unknown key 'content' (keys: tool_calls, text, finish_reason, "),
     ],
 )
 def test_from_dict_says_what_is_wrong_in_one_line(fields, message) -> None:

@@ -99,14 +99,23 @@ def test_a_dict_is_the_body_as_given(sdk: openai.OpenAI) -> None:
 
 def test_a_streamed_chat_completion_dict_is_sent_as_its_chunks(sdk: openai.OpenAI) -> None:
     chunks = list(ask(sdk, "dict", stream=True))
-    assert [chunk.object for chunk in chunks] == ["chat.completion.chunk"] * 3
-    assert {(chunk.id, chunk.model, chunk.created) for chunk in chunks} == {
-        ("chatcmpl-given", "given-model", 7)}
-    first, second, usage = chunks
-    assert [call.index for call in first.choices[0].delta.tool_calls] == [0, 1]
-    assert first.choices[0].finish_reason == "tool_calls"
-    assert (second.choices[0].index, second.choices[0].delta.content) == (1, "It is sunny.")
-    assert usage.choices == [] and usage.usage.total_tokens == 8
+    assert {(chunk.object, chunk.id, chunk.model, chunk.created) for chunk in chunks} == {
+        ("chat.completion.chunk", "chatcmpl-given", "given-model", 7)}
+    first = chunks[0].choices[0]  # as OpenAI: the role, null content and the first call
+    assert (first.index, first.delta.role, first.delta.content) == (0, "assistant", None)
+    assert [(call.index, call.id, call.type, call.function.name, call.function.arguments)
+            for call in first.delta.tool_calls] == [(0, "call_1", "function", "weather", "")]
+    fragments: dict[int, list[str]] = {}
+    for chunk in chunks[1:-1]:
+        for call in chunk.choices[0].delta.tool_calls or ():
+            fragments.setdefault(call.index, []).append(call.function.arguments)
+    assert fragments == {0: ['{"', "city", '":', " ", '"', "Paris", '"}'], 1: ["", "{}"]}
+    second = "".join(chunk.choices[0].delta.content or "" for chunk in chunks[:-1]
+                     if chunk.choices[0].index == 1)
+    assert second == "It is sunny."
+    assert [(chunk.choices[0].index, chunk.choices[0].finish_reason) for chunk in chunks[:-1]
+            if chunk.choices[0].finish_reason] == [(0, "tool_calls"), (1, "stop")]
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 8
 
     dict_prompt = [{"role": "user", "content": "dict"}]
     with sdk.chat.completions.stream(model="m", messages=dict_prompt) as stream:
