@@ -6,7 +6,8 @@ contain. ``RESULT_FORMAT`` is bumped whenever a field changes meaning.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -120,3 +121,29 @@ def spec_order(prompt_ids: Sequence[str], provider_ids: Sequence[str]
     providers = {p: i for i, p in enumerate(provider_ids)}
     return lambda row: (prompts.get(row.prompt_id, len(prompts)),
                         providers.get(row.provider_id, len(providers)))
+
+
+CALL_CHARS = 80  # of a tool call's arguments in its one-line form
+
+
+def tool_call_line(call: Mapping[str, Any], limit: int | None = CALL_CHARS) -> str:
+    """A tool call on one line: ``→ get_weather({"city": "Paris"})``, its arguments as
+    one-line JSON cut at ``limit`` characters (``None``: whole); arguments that were not
+    JSON are the text as sent, flagged: ``→ get_weather(invalid JSON: {city: Paris)``."""
+    arguments = call.get("arguments")
+    if arguments is None and call.get("raw_arguments") is not None:
+        text = f"invalid JSON: {call['raw_arguments']}"
+    else:
+        text = json.dumps(arguments if arguments is not None else {}, ensure_ascii=False,
+                          default=str)
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "…"
+    return f"→ {call.get('name') or '?'}({text})"
+
+
+def shown_output(result: CaseResult) -> str | None:
+    """What a result answered, for a reader: its text, else its tool calls on one line
+    each (an answer that only calls tools has no text)."""
+    if result.output or not result.tool_calls:
+        return result.output
+    return "; ".join(tool_call_line(call) for call in result.tool_calls)

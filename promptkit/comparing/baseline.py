@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..config import YamlDocument, read_text, validation_error
 from ..errors import ConfigError, PromptkitError
 from ..files import atomic_write
-from ..results import OUTAGE_KINDS, CaseResult, RunInfo, spec_order
+from ..results import OUTAGE_KINDS, CaseResult, RunInfo, shown_output, spec_order
 from ..running.storage import RunStore, find_run
 
 BASELINE_FORMAT = 2
@@ -141,7 +141,7 @@ def _fold(case_id: str, samples: list[CaseResult]) -> SideCase:
         score=round(sum(r.score for r in answered) / len(answered), DIGITS) if answered else 0.0,
         metrics={name: round(sum(values) / len(values), DIGITS)
                  for name, values in metrics.items()},
-        output=shown.output, error=next((r.error for r in samples if r.error), None))
+        output=shown_output(shown), error=next((r.error for r in samples if r.error), None))
 
 
 def _row_settings(config: dict[str, Any], prompt_id: str, provider_id: str

@@ -3,10 +3,11 @@
 :func:`leaderboard_view` turns a :class:`Summary` into columns with a cell per row, the
 ★/= marks and the footer lines; :func:`comparison_view` turns a :class:`Comparison` into
 its table, the metric intervals, what the test could detect, notes and warnings, the
-flipped cases and the verdict; :func:`tool_call_line` is a tool call on one line
-(``→ get_weather({"city": "Paris"})``). The terminal (:mod:`.console`), the HTML
-page (:mod:`.html`) and the Markdown summary (:mod:`.markdown`) lay these out: every cell
-of their tables and every line under them is formatted here, once, so the three agree.
+flipped cases and the verdict; :func:`tool_call_line` (from :mod:`promptkit.results`)
+is a tool call on one line (``→ get_weather({"city": "Paris"})``). The terminal
+(:mod:`.console`), the HTML page (:mod:`.html`) and the Markdown summary
+(:mod:`.markdown`) lay these out: every cell of their tables and every line under them is
+formatted here, once, so the three agree.
 
 Text from the data (ids, outputs, error messages) is kept as it came, and each presenter
 escapes it for its medium. :func:`verdict_line` and :func:`detection_lines` are the
@@ -16,13 +17,12 @@ in them are already :func:`~promptkit.terminal.printable_line`.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from ..comparing.baseline import SideCase
 from ..comparing.comparison import PASS_RATE, Comparison, Flip, MetricChange, RowComparison
+from ..results import tool_call_line as tool_call_line  # one line per call, in results
 from ..terminal import printable_line
 from .summary import Row, Summary
 
@@ -31,7 +31,6 @@ TIED_MARK = "="
 
 Tone = Literal["worse", "better", ""]
 TOO_FEW = "too few cases to tell"  # a row's verdict when its test could catch no drop
-CALL_CHARS = 80  # of a tool call's arguments in its one-line form
 
 
 # -- numbers as every presenter shows them ----------------------------------------------
@@ -57,21 +56,6 @@ def points(value: float) -> str:
 def money(value: float | None) -> str:
     """``$0.0040``, or ``—`` when no price was configured."""
     return "—" if value is None else f"${value:.4f}"
-
-
-def tool_call_line(call: Mapping[str, Any], limit: int | None = CALL_CHARS) -> str:
-    """A tool call on one line: ``→ get_weather({"city": "Paris"})``, its arguments as
-    one-line JSON cut at ``limit`` characters (``None``: whole); arguments that were not
-    JSON are the text as sent, flagged: ``→ get_weather(invalid JSON: {city: Paris)``."""
-    arguments = call.get("arguments")
-    if arguments is None and call.get("raw_arguments") is not None:
-        text = f"invalid JSON: {call['raw_arguments']}"
-    else:
-        text = json.dumps(arguments if arguments is not None else {}, ensure_ascii=False,
-                          default=str)
-    if limit is not None and len(text) > limit:
-        text = text[:limit] + "…"
-    return f"→ {call.get('name') or '?'}({text})"
 
 
 def mark(row: Row) -> str:

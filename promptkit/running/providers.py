@@ -247,6 +247,10 @@ def structured_output(provider: Provider, template: PromptTemplate) -> dict[str,
                                     template.filename)}
 
 
+LOOSE_CHAR = 'char ::= [^"\\\\]'
+STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F]'
+
+
 @functools.lru_cache(maxsize=64)
 def gbnf_grammar(schema: str, filename: str | None = None) -> str:
     """A GBNF grammar for a JSON Schema (given as JSON text, properties in the order the
@@ -256,9 +260,12 @@ def gbnf_grammar(schema: str, filename: str | None = None) -> str:
     except ImportError:
         raise ConfigError(GRAMMAR_NEEDS_LLAMA_CPP, filename, key_path="output") from None
     try:
-        return json_schema_to_gbnf(schema)
+        grammar = json_schema_to_gbnf(schema)
     except Exception as exc:  # the converter raises whatever it meets
         raise ConfigError(f"llama_cpp cannot turn this schema into a grammar "
                           f"({type(exc).__name__}: {exc}); set structured_output: "
                           "json_object or none for this provider", filename,
                           key_path="output") from None
+    # Some llama_cpp versions let a string hold raw control characters (a newline), which
+    # JSON does not allow: an answer the grammar accepts must parse.
+    return grammar.replace(LOOSE_CHAR, STRICT_CHAR)

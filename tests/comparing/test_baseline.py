@@ -233,3 +233,17 @@ def test_find_run_across_stores(tmp_path: Path) -> None:
         assert store.path == paths[0]
     with pytest.raises(PromptkitError, match="no run store found"):
         find_run("last", [])
+
+
+def test_a_case_that_only_calls_tools_shows_its_calls_as_its_output() -> None:
+    from promptkit.comparing.baseline import _fold
+    from promptkit.results import CaseResult
+
+    called = CaseResult("p", "m", "c0", 0, output="", passed=True, tool_calls=[
+        {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}},
+        {"id": "call_2", "name": "now", "arguments": None, "raw_arguments": "{x"}])
+    assert _fold("c0", [called]).output == (
+        '→ get_weather({"city": "Paris"}); → now(invalid JSON: {x)')
+    said = CaseResult("p", "m", "c1", 1, output="Sunny.", passed=True,
+                      tool_calls=[{"id": "a", "name": "get_weather", "arguments": {}}])
+    assert _fold("c1", [said]).output == "Sunny."  # text, when there is some

@@ -134,6 +134,16 @@ def test_an_answer_that_breaks_the_grammar_is_not_cached(tmp_path: Path,
     assert endpoint.count == 6 and not any(r.cached for r in again)
 
 
+@needs_llama_cpp
+def test_the_grammar_keeps_control_characters_out_of_strings() -> None:
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    grammar = gbnf_grammar(json.dumps(SCHEMA))
+    (rule,) = [line for line in grammar.splitlines() if line.startswith("char ::=")]
+    assert rule.startswith('char ::= [^"\\\\\\x7F\\x00-\\x1F]')  # no raw newline in JSON
+    LlamaGrammar.from_string(grammar, verbose=False)  # and llama.cpp still reads it
+
+
 def test_local_defaults_to_grammar_and_endpoints_to_json_schema() -> None:
     assert Provider.model_validate("local").output_mode == "grammar"
     endpoint = Provider(base_url="http://127.0.0.1:9/v1", model="m")
