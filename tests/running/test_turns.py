@@ -201,3 +201,29 @@ def test_json_schema_without_a_value_needs_the_templates_output(
     endpoint.respond_with(lambda request: '{"a": 1}')
     (result,) = run(path)
     assert result.passed and "response_format" in endpoint.requests[0].body
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_calls_are_parsed_and_scored_streamed_or_not(
+        tmp_path: Path, endpoint: FakeEndpoint, stream: bool) -> None:
+    from promptkit.testing import Reply
+
+    endpoint.respond_with(lambda request: Reply.tool_calls(
+        [{"name": "get_weather", "arguments": {"city": "Paris", "day": "today"}},
+         {"name": "get_weather", "arguments": '{"city": "Ber'}]))  # cut off: not JSON
+    path = make_eval(tmp_path, endpoint, [{"question": "Paris and Berlin?"}], tools=WEATHER,
+                     extra="assert:\n  - {type: tool-call, name: get_weather, "
+                           "arguments: {city: Paris}}\n  - {type: tool-call, "
+                           "name: get_weather, count: 1}\n")
+    if stream:
+        path.write_text(path.read_text().replace("stream: false", "stream: true"))
+    (result,) = run(path)
+    assert endpoint.requests[0].body.get("stream", False) is stream
+    assert result.finish_reason == "tool_calls" and result.output == ""
+    assert result.tool_calls == [
+        {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris", "day": "today"}},
+        {"id": "call_2", "name": "get_weather", "arguments": None,
+         "raw_arguments": '{"city": "Ber'}]
+    first, second = result.assertions
+    assert first["passed"] and not second["passed"] and not result.passed
+    assert "2 calls" in second["reason"] or "called 2" in second["reason"], second["reason"]
