@@ -81,6 +81,8 @@ class CaseResult:
     # A multi-turn case: every message after the rendered prompt, in order (assistant
     # answers with their tool calls, tool results, later user turns); None for one turn.
     conversation: list[dict[str, Any]] | None = None
+    category: str | None = None  # the case's group (its ``category``, or the spec's field)
+    started_at: float | None = None  # epoch seconds its first request was sent (not cached)
 
     @property
     def key(self) -> tuple[str, str, str, int]:

@@ -63,6 +63,7 @@ class RequestOutcome:
     ttft_s: float | None = None
     attempts: int = 0
     embeddings: list[list[float]] | None = None
+    started_at: float | None = None  # epoch seconds the first attempt was sent
 
 
 class AdaptiveLimit:
@@ -245,6 +246,7 @@ class EndpointClient:
                     raise RequestError("timeout", "total timeout reached")
                 async with self.limit:
                     started = time.perf_counter()
+                    outcome.started_at = outcome.started_at or time.time()
                     async with asyncio.timeout(timeout):
                         if path == "/embeddings":
                             outcome.embeddings = await self._embeddings(body, len(body["input"]))
@@ -372,6 +374,9 @@ def record_answers(result: CaseResult,
         if outcome is not None:
             result.attempts += outcome.attempts
             latency, ttft = outcome.latency_s or 0.0, outcome.ttft_s
+            if outcome.started_at is not None:
+                result.started_at = min(result.started_at or outcome.started_at,
+                                        outcome.started_at)
             if completion is None:
                 result.error, result.error_kind = outcome.error, outcome.error_kind
         elif completion is not None:  # from the cache: the latency it was measured with

@@ -26,9 +26,10 @@ from ..results import CaseResult, RunInfo
 from ..scoring.context import Output, ScoringContext
 from ..scoring.engine import merge_scores, score
 from .cache import ResponseCache
+from .checks import turn_assertions
 from .client import RETRYABLE, EndpointClient, RequestOutcome, record_answers, sdk_client_for
 from .local import LocalServer, local_servers
-from .plan import EvalPlan, check_api_keys, turn_assertions
+from .plan import EvalPlan, check_api_keys
 from .responses import Completion
 from .spec import PromptVariant, Provider
 from .storage import RunStore, open_stores, run_config
@@ -149,7 +150,8 @@ class Runner:
                 except Exception as exc:
                     # A bug or a resource limit hit by one case must not end the run.
                     result = CaseResult(variant.id, provider.id, case.id, case.index, repeat,
-                                        vars=case.vars, error_kind="internal",
+                                        vars=case.vars, category=self.plan.category(case),
+                                        error_kind="internal",
                                         error=redact(f"{type(exc).__name__}: {exc}")[:500])
                 self.runs.add_result(run.run_id, result)  # StoreError ends the run
                 if self.options.on_result:
@@ -163,7 +165,8 @@ class Runner:
         plan = self.plan
         template = plan.templates[variant.id]
         result = CaseResult(variant.id, provider.id, case.id, case.index, repeat,
-                            vars=case.vars, template_sha256=template.sha256)
+                            vars=case.vars, template_sha256=template.sha256,
+                            category=plan.category(case))
         try:
             if variant.fewshot and variant.fewshot.embeddings:
                 # selection waits for an HTTP call: keep it off the loop (in this task's

@@ -100,8 +100,8 @@ class InlineCase(BaseModel):
     id: str | int | float | None = None
     assert_: list[Assertion] | None = Field(None, alias="assert", description=(
         "Assertions of this case only, added to the variant's."))
-    category: str | None = Field(None, description="Reserved: the case's group, for "
-                                 "per-category results (not used yet).")
+    category: str | int | None = Field(None, description="The case's group, for "
+                                       "per-category leaderboards.")
 
     @field_validator("id", mode="before")
     @classmethod
@@ -144,6 +144,9 @@ class EvalSpec(BaseModel):
     threshold: float | None = Field(None, ge=0, le=1, description="Pass rate each "
                                     "prompt × provider must reach.")
     repeat: int = Field(1, ge=1, le=1000)
+    category_field: str | None = Field(None, description=(
+        "A case field whose value is the case's category (default: the reserved key "
+        "category)."))
     max_turns: int = Field(8, ge=1, le=100, description=(
         "Requests to the model per conversation case (turns, tool results); reaching it "
         "fails the case."))

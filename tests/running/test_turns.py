@@ -227,3 +227,24 @@ def test_tool_calls_are_parsed_and_scored_streamed_or_not(
     first, second = result.assertions
     assert first["passed"] and not second["passed"] and not result.passed
     assert "2 calls" in second["reason"] or "called 2" in second["reason"], second["reason"]
+
+
+def test_results_carry_their_category_and_when_they_were_asked(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    import time
+
+    endpoint.respond_with(lambda request: "ok")
+    path = make_eval(tmp_path, endpoint, [{"question": "a", "category": "天气"},
+                                          {"question": "b", "category": 7}, {"question": "c"}])
+    before = time.time()
+    results = sorted(run(path), key=lambda r: r.case_index)
+    assert [r.category for r in results] == ["天气", "7", None]
+    assert all(before <= r.started_at <= time.time() for r in results)
+    by_field = make_eval(tmp_path, endpoint, [{"question": "a", "topic": "news"}],
+                         extra="category_field: topic\n")
+    assert [r.category for r in run(by_field)] == ["news"]
+    bad = make_eval(tmp_path, endpoint, [{"question": "a", "category": ["x"]}])
+    with pytest.raises(ConfigError) as info:
+        plan_eval(load_spec(bad))
+    assert str(info.value).endswith(
+        "data.jsonl:1: category: a category must be a text or a number, not list")
