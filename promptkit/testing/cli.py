@@ -7,7 +7,8 @@ by name (the contract is :func:`~promptkit.testing.fake.as_reply`). Each complet
 answered by the next scripted line, else by the responder, else by the default (``--reply``
 or an echo). A mistake in an option, or an address it cannot listen on (a port already in
 use, a host that is not this machine's), is one line on stderr and exit code 2, before the
-server starts.
+server starts. Once it serves, each request the responder fails (it raises, or answers what
+cannot be sent) is one line on stderr, as well as the client's 500.
 """
 
 from __future__ import annotations
@@ -24,10 +25,17 @@ import signal
 import socket
 import sys
 import threading
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, NoReturn
 
-from .fake import FakeEndpoint, RecordedRequest, Responder, as_reply
+from .fake import (
+    FakeEndpoint,
+    RecordedRequest,
+    Responder,
+    UnsendableAnswer,
+    as_reply,
+    call_responder,
+)
 from .reply import Reply
 
 __all__ = ["UsageError", "load_responder", "main", "read_script"]
@@ -38,13 +46,15 @@ Serve a fake OpenAI-compatible API on 127.0.0.1; print its base URL, then serve 
 interrupted. Each completion request is answered by the next --script line, else by the
 --responder function, else by the default answer (--reply, or an echo of the prompt)."""
 RESPONDER_HELP = """\
-answer with FUNCTION(request), imported from MODULE (the current directory is on the path):
+answer with FUNCTION(request), imported from MODULE (the current directory is on the path;
+an async def function is awaited):
 it gets the recorded request (.body, the JSON body as a dict; .prompt_text; .path; .headers;
 the conversation so far: .messages, .last_user_message, .tool_results keyed by tool_call_id
 and by function name, .turn = assistant messages so far + 1) and returns a str (the answer
 text), a dict (the response body, sent as given; streamed requests get a chat completion as
 its chunks), a dict {"tool_calls": [...]} (a tool-call reply, as a --script line), a
-promptkit.testing.Reply, or None (the default answer); anything else is a 500"""
+promptkit.testing.Reply, or None (the default answer); anything else, or raising, is a 500
+and a line on stderr"""
 SCRIPT_HELP = """\
 replay these replies first, one JSON object per line: a Reply kind and its keyword
 arguments, e.g. {"kind": "status", "code": 429, "retry_after": 1} or {"content": "Paris"}
@@ -76,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         default = Reply.text(args.reply, latency=args.latency)
 
-    endpoint = FakeEndpoint(host=args.host, port=args.port, model=args.model, default=default)
+    endpoint = FakeEndpoint(host=args.host, port=args.port, model=args.model, default=default,
+                            on_responder_error=_print_responder_error)
     endpoint.script(*replies)
     if responder is not None:
         endpoint.respond_with(_with_latency(responder, args.latency))
@@ -95,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         endpoint.stop()
     return 0
+
+
+def _print_responder_error(request: RecordedRequest, problem: str) -> None:
+    """One line on stderr for a request the responder failed: its method and path, and why
+    (never its headers, which hold the client's API key)."""
+    print(f"responder error on {request.method} {request.path}: {' '.join(problem.split())}",
+          file=sys.stderr, flush=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -170,11 +188,13 @@ def read_script(path: str | os.PathLike[str]) -> list[Reply]:
         if not line.strip():
             continue
         try:
-            fields = json.loads(line.decode("utf-8"))
+            fields = json.loads(line.decode("utf-8"), parse_constant=_refuse_constant)
         except UnicodeDecodeError:
             raise UsageError(f"{path}:{number}: not UTF-8 text") from None
         except json.JSONDecodeError as exc:
             raise UsageError(f"{path}:{number}: not JSON: {exc.msg} (column {exc.colno})") from None
+        except ValueError as exc:  # NaN or Infinity
+            raise UsageError(f"{path}:{number}: not JSON: {exc}") from None
         if not isinstance(fields, dict):
             example = '{"content": "Paris"}'
             raise UsageError(f"{path}:{number}: expected a JSON object like {example}")
@@ -185,23 +205,37 @@ def read_script(path: str | os.PathLike[str]) -> list[Reply]:
     return replies
 
 
+def _refuse_constant(name: str) -> NoReturn:
+    """``json.loads`` takes ``NaN``, ``Infinity`` and ``-Infinity``; JSON does not."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def load_responder(spec: str) -> Responder:
     """Import ``module:function`` (``function`` may be dotted, e.g. ``Classifier.classify``)
     as entry points are, with the current directory on ``sys.path``.
 
     Raises:
-        UsageError: No colon, the module cannot be imported, it has no such attribute, or the
-            attribute is not a function of one argument.
+        UsageError: No colon, a file path for the module, the module cannot be imported
+            (whatever it raises, ``SystemExit`` too, but ``KeyboardInterrupt``), it has no
+            such attribute, or the attribute is not a function of one argument.
     """
     module_name, colon, attribute = spec.partition(":")
     if not (colon and module_name and attribute):
         raise UsageError(f"--responder {spec!r}: expected MODULE:FUNCTION, e.g. app:classify")
+    if "/" in module_name or os.sep in module_name or module_name.endswith(".py"):
+        advice = _module_for(module_name, attribute)
+        raise UsageError(f"--responder takes module:function; {advice}")
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # `python -m` does this too, unless run with -P
     try:
         target = importlib.import_module(module_name)
-    except Exception as exc:  # whatever the module raises while being imported
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # whatever the module does while imported, sys.exit() too
+        if isinstance(exc, Exception):
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        else:
+            reason = repr(exc)  # SystemExit(0), where "SystemExit: 0" would hide what it is
         raise UsageError(f"--responder {spec}: cannot import {module_name}: {reason}") from None
     for name in attribute.split("."):
         try:
@@ -221,6 +255,21 @@ def load_responder(spec: str) -> Responder:
     return target
 
 
+def _module_for(path: str, attribute: str) -> str:
+    """How to name the module a file path points at, e.g. for ``evals/fake_model.py``:
+    run it from evals/ as ``fake_model:…``, or use ``evals.fake_model:…``."""
+    file = PurePath(path)
+    module = file.stem if file.suffix == ".py" else file.name
+    folder = file.parent
+    if str(folder) == ".":
+        return f"for {path} use {module}:{attribute}"
+    advice = f"for {path} run it from {folder}{os.sep} as {module}:{attribute}"
+    parts = [*folder.parts, module]
+    if not file.is_absolute() and all(part.isidentifier() for part in parts):
+        advice += f", or use {'.'.join(parts)}:{attribute}"
+    return advice
+
+
 def _with_latency(responder: Responder, latency: float) -> Responder:
     """``responder``, its str and dict answers given ``--latency`` (a Reply keeps its own)."""
     if not latency:
@@ -228,12 +277,12 @@ def _with_latency(responder: Responder, latency: float) -> Responder:
 
     @functools.wraps(responder)
     def delayed(request: RecordedRequest) -> str | dict[str, Any] | Reply | None:
-        answer = responder(request)
+        answer = call_responder(responder, request)
         if not isinstance(answer, str | dict):
             return answer  # a Reply, None, or a mistake that as_reply reports
         try:
             reply = as_reply(answer, request)
-        except (TypeError, ValueError, RecursionError):
-            return answer  # a dict JSON cannot encode: the endpoint reports it, as without latency
+        except UnsendableAnswer:
+            return answer  # the endpoint reports it, as without latency
         return None if reply is None else dataclasses.replace(reply, latency=latency)
     return delayed

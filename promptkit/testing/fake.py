@@ -37,7 +37,10 @@ response body as given, or ``{"tool_calls": [...]}`` for :meth:`Reply.tool_calls
 :func:`as_reply`), a :class:`Reply` or ``None`` (the default); ``python -m promptkit.testing
 --responder module:function`` takes the same function.
 Each responder call runs in a thread of its own, so a responder may block (sleep, wait on an
-event, call a real service) without holding up other requests.
+event, call a real service) without holding up other requests; an ``async def`` responder
+is run there with ``asyncio.run`` (:func:`call_responder`). A responder that raises, or
+answers what cannot be sent, gets its request a 500 saying why, and
+``on_responder_error`` hears of it (the command line prints it).
 Embeddings and models requests never consume the queue; embeddings answer normally unless
 :attr:`FakeEndpoint.embeddings_reply` is set (to script an embeddings outage). For answers no
 well-behaved server sends, :meth:`Reply.raw` sends any body and :meth:`Reply.events` any
@@ -64,26 +67,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import json
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import payloads
 from .http_server import HTTPRequest, HTTPServer, Response
 from .payloads import fake_embedding
-from .reply import Reply
+from .reply import Reply, json_text
 
 __all__ = [
-    "FakeEndpoint", "RecordedRequest", "Reply", "Responder", "as_reply", "fake_embedding",
+    "FakeEndpoint", "RecordedRequest", "Reply", "Responder", "ResponderErrorHook",
+    "UnsendableAnswer", "as_reply", "call_responder", "fake_embedding",
 ]
 
-Responder = Callable[["RecordedRequest"], "str | dict[str, Any] | Reply | None"]
-"""A function deciding each completion's reply: see :func:`as_reply` for what it returns."""
+_Answer = str | dict[str, Any] | Reply | None
+Responder = Callable[["RecordedRequest"], _Answer | Awaitable[_Answer]]
+"""A function deciding each completion's reply: see :func:`as_reply` for what it returns. It
+may be an ``async def`` function (see :func:`call_responder`)."""
+ResponderErrorHook = Callable[["RecordedRequest", str], None]
+"""Told of each request a responder failed: the request and the message of the 500 sent."""
 
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"
@@ -143,6 +153,24 @@ def _scripted_message(status: int, message: str | None) -> str:
     return f"Error {status} scripted by promptkit.testing" if message is None else message
 
 
+class UnsendableAnswer(ValueError):
+    """A responder's answer the endpoint cannot send: the message is the 500's, in one line."""
+
+
+def call_responder(responder: Responder, request: RecordedRequest) -> Any:
+    """``responder(request)``; when that is a coroutine (an ``async def`` responder), run it
+    to its end with ``asyncio.run`` in this thread, on an event loop of its own.
+
+    The endpoint calls it in a new thread per request, so each call of an async responder
+    gets a fresh event loop: create async clients inside the function (``async with``), as
+    one kept from an earlier call belongs to a loop that is closed.
+    """
+    answer = responder(request)
+    if inspect.iscoroutine(answer):
+        return asyncio.run(answer)
+    return answer
+
+
 def as_reply(answer: object, request: RecordedRequest) -> Reply | None:
     """What a responder's answer means: the one contract of :meth:`FakeEndpoint.respond_with`
     and ``python -m promptkit.testing --responder``.
@@ -159,21 +187,28 @@ def as_reply(answer: object, request: RecordedRequest) -> Reply | None:
     - a :class:`Reply`: sent as it is;
     - ``None``: the endpoint's :attr:`~FakeEndpoint.default`, returned as ``None``.
 
-    Anything else is a 500 whose error message names the type returned.
+    Raises:
+        UnsendableAnswer: Anything else, or a dict that cannot be sent: one JSON cannot encode
+            (a set; NaN or an infinity, which ``json.dumps`` would write as ``NaN``, not JSON),
+            or a ``{"tool_calls": [...]}`` with a mistake. The endpoint answers 500 with its
+            message.
     """
     if answer is None or isinstance(answer, Reply):
         return answer
     if isinstance(answer, str):
         return Reply.text(answer)
-    if isinstance(answer, dict):
+    if not isinstance(answer, dict):
+        raise UnsendableAnswer(f"the responder returned {type(answer).__name__}: return a str, "
+                               "a dict, a Reply or None")
+    try:  # a dict is JSON-encoded here, streamed or not, so that it fails before any byte
         if "tool_calls" in answer and "choices" not in answer:
-            return Reply.from_dict(answer)  # a ValueError saying what is wrong: a 500
+            return Reply.from_dict(answer)
         if isinstance(request.body, dict) and request.body.get("stream"):
             return Reply.events(*payloads.dict_as_events(answer))
         return Reply.raw(answer)
-    problem = (f"the responder returned {type(answer).__name__}: return a str, a dict, "
-               "a Reply or None")
-    return Reply.status(500, body=problem)
+    except (TypeError, ValueError, RecursionError) as exc:
+        reason = " ".join(str(exc).split())
+        raise UnsendableAnswer(f"the responder's answer cannot be sent: {reason}") from None
 
 
 class FakeEndpoint:
@@ -191,12 +226,21 @@ class FakeEndpoint:
         port: int = 0,
         model: str = "fake-model",
         default: Reply | None = None,
+        on_responder_error: ResponderErrorHook | None = None,
     ) -> None:
-        """Create the server; it listens once started. ``port=0`` picks a free port."""
+        """Create the server; it listens once started. ``port=0`` picks a free port.
+
+        ``on_responder_error(request, message)`` is called each time the responder raises or
+        answers what cannot be sent, with the message of the 500 the request gets, before
+        it is sent; in the thread that called the responder, so it may block. What it
+        raises is shown as an uncaught exception (``sys.excepthook``), and the 500 is sent
+        all the same. ``python -m promptkit.testing`` prints a line on stderr.
+        """
         self.host = host
         self.port = port
         self.model = model
         self.default = default or Reply.echo()
+        self.on_responder_error = on_responder_error
         self._lock = threading.Lock()  # the test thread and the server thread share these
         self._queue: deque[Reply] = deque()
         self._responder: Responder | None = None
@@ -248,12 +292,14 @@ class FakeEndpoint:
         text), a ``dict`` (the response body, sent as given, or ``{"tool_calls": [...]}``), a
         :class:`Reply`, or ``None`` for :attr:`default` (exactly: :func:`as_reply`); anything
         else, or raising anything (``SystemExit`` too), answers 500 with a message saying
-        why, and serving goes on. The request's ``messages``, ``last_user_message``,
-        ``tool_results`` and ``turn`` tell where the conversation stands.
+        why (also given to ``on_responder_error``), and serving goes on. The request's
+        ``messages``, ``last_user_message``, ``tool_results`` and ``turn`` tell where the
+        conversation stands.
 
         Each call runs in a new daemon thread: the function may block, holding up only its own
         request, and concurrent requests call it concurrently (so guard any state it keeps
-        with a lock). ``None`` removes the responder.
+        with a lock). An ``async def`` function is run to its end in that thread with
+        ``asyncio.run`` (:func:`call_responder`). ``None`` removes the responder.
         """
         self._responder = responder
 
@@ -343,10 +389,27 @@ class FakeEndpoint:
         """The responder's reply (called in a thread of its own: it may block), else the default."""
         responder = self._responder
         if responder is not None:
-            reply = await _in_new_thread(lambda: _responder_reply(responder, request))
+            reply = await _in_new_thread(lambda: self._responder_reply(responder, request))
             if reply is not None:
                 return reply
         return self.default
+
+    def _responder_reply(self, responder: Responder, request: RecordedRequest) -> Reply | None:
+        """What ``responder`` answers to ``request`` (``None``: the default); never raises, so
+        that a bug in the test's or app's function reaches the client as a 500 saying why."""
+        try:
+            return as_reply(call_responder(responder, request), request)
+        except UnsendableAnswer as exc:
+            problem = str(exc)
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the endpoint goes on
+            problem = f"the responder raised {_describe(exc)}"
+        report = self.on_responder_error
+        if report is not None:
+            try:
+                report(request, problem)
+            except BaseException:  # nobody to raise it to; the client still gets its 500
+                sys.excepthook(*sys.exc_info())
+        return Reply.status(500, body=problem)
 
     async def _answer_completion(
         self, request: RecordedRequest, response: Response, reply: Reply
@@ -362,7 +425,7 @@ class FakeEndpoint:
             headers = {} if reply.retry_after is None else {"retry-after": f"{reply.retry_after:g}"}
             headers.update(reply.headers)
             if isinstance(reply.body, dict):
-                response.send(reply.status_code, json.dumps(reply.body).encode(), headers=headers)
+                response.send(reply.status_code, json_text(reply.body).encode(), headers=headers)
             else:
                 message = _scripted_message(reply.status_code, reply.body)
                 response.send_error(reply.status_code, message, headers)
@@ -372,7 +435,7 @@ class FakeEndpoint:
             response.send(reply.status_code, str(reply.body).encode("utf-8", "surrogatepass"),
                           headers=dict(reply.headers))
         elif reply.kind == "events":
-            events = [(json.dumps(e) if isinstance(e, dict) else e).encode("utf-8", "surrogatepass")
+            events = [(json_text(e) if isinstance(e, dict) else e).encode("utf-8", "surrogatepass")
                       for e in reply.sse_events]
             await _send_stream(response, events, reply)
         elif reply.kind == "malformed_json" and stream:
@@ -422,19 +485,6 @@ class FakeEndpoint:
             response.send_truncated(200, payload, "application/json")
         else:
             response.send(200, payload)
-
-
-def _responder_reply(responder: Responder, request: RecordedRequest) -> Reply | None:
-    """What ``responder`` answers to ``request`` (``None``: the default); never raises, so
-    that a bug in the test's or app's function reaches the client as a 500 saying why."""
-    try:
-        answer = responder(request)
-    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the endpoint goes on
-        return Reply.status(500, body=f"the responder raised {_describe(exc)}")
-    try:
-        return as_reply(answer, request)  # a dict is JSON-encoded here, streamed or not
-    except (TypeError, ValueError, RecursionError) as exc:  # what JSON cannot encode
-        return Reply.status(500, body=f"the responder's answer cannot be sent: {exc}")
 
 
 def _describe(exc: BaseException) -> str:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["SCRIPT_KEYS", "Reply", "ReplyKind", "ToolCall", "Usage"]
+__all__ = ["SCRIPT_KEYS", "Reply", "ReplyKind", "ToolCall", "Usage", "json_text"]
 
 ReplyKind = Literal[
     "text", "tool_calls", "echo", "status", "malformed_json", "html", "hang", "drop_stream",
@@ -60,6 +61,23 @@ Every kind is a :data:`ReplyKind` but ``json``, which builds a ``text`` reply.""
 
 TOOL_CALL_KEYS = ("name", "arguments", "id")
 
+# What RFC 9110 lets a response header carry: a token for the name; visible ASCII, spaces,
+# tabs and Latin-1 bytes for the value (the server writes the head as Latin-1). Above all no
+# CR or LF, which would end the header and start another, or the body.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+
+def json_text(value: Any, *, ensure_ascii: bool = True) -> str:
+    """``value`` as JSON text that any JSON parser reads: ``json.dumps`` without ``NaN``.
+
+    Raises:
+        TypeError: JSON cannot encode ``value`` (a set, an object...).
+        ValueError: ``value`` holds NaN or an infinity, which ``json.dumps`` would write as
+            ``NaN`` or ``Infinity``, not JSON; or it holds itself.
+    """
+    return json.dumps(value, ensure_ascii=ensure_ascii, allow_nan=False)
+
 
 @dataclass(frozen=True)
 class ToolCall:
@@ -101,10 +119,12 @@ class Reply:
     calls: tuple[ToolCall, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.latency < 0 or self.chunk_delay < 0:
+        if not (self.latency >= 0 and self.chunk_delay >= 0):  # NaN too
             raise ValueError("latency and chunk_delay must be >= 0")
         if not 100 <= self.status_code <= 599:
             raise ValueError(f"not an HTTP status code: {self.status_code}")
+        for name, value in self.headers:
+            _check_header(name, value)
 
     @classmethod
     def text(
@@ -160,9 +180,10 @@ class Reply:
         ``json.dumps(value, ensure_ascii=False)`` (non-ASCII characters as a model writes them).
 
         Raises:
-            TypeError: JSON cannot encode ``value`` (``ValueError`` if it holds itself).
+            TypeError: JSON cannot encode ``value`` (``ValueError`` if it holds NaN, an
+                infinity or itself).
         """
-        return cls.text(json.dumps(value, ensure_ascii=False), finish_reason=finish_reason,
+        return cls.text(json_text(value, ensure_ascii=False), finish_reason=finish_reason,
                         usage=usage, latency=latency, chunk_delay=chunk_delay)
 
     @classmethod
@@ -201,7 +222,8 @@ class Reply:
 
         Raises:
             ValueError: No calls, a call that is not a mapping, lacks a ``name`` or has
-                another key; the message says which call, in one line.
+                another key, or arguments holding NaN or an infinity; the message says which
+                call, in one line.
             TypeError: JSON cannot encode a call's arguments.
         """
         if not tool_calls:
@@ -248,7 +270,15 @@ class Reply:
             headers: More response headers, sent as given (e.g. a garbage ``Retry-After``
                 or ``retry-after-ms``).
             latency: Seconds before answering.
+
+        Raises:
+            ValueError: A header name or value an HTTP response cannot carry (CR, LF,
+                another control character, or not Latin-1); a dict body holding NaN, an
+                infinity or itself.
+            TypeError: JSON cannot encode a dict body.
         """
+        if isinstance(body, dict):
+            json_text(body)  # refused now, not once the request is being answered
         return cls("status", latency=latency, status_code=code, body=body,
                    retry_after=retry_after, headers=tuple((headers or {}).items()))
 
@@ -264,9 +294,16 @@ class Reply:
         """Any body, sent as given with ``Content-Type: application/json`` (a dict as JSON).
 
         For answers no well-behaved server sends: a string holding ``"\\ud800"`` (a lone
-        surrogate), ``"usage": {"prompt_tokens": "many"}``, ``"content": null``...
+        surrogate), ``"usage": {"prompt_tokens": "many"}``, ``"content": null``... (a body
+        that is not JSON at all is a string; a dict must be JSON).
+
+        Raises:
+            TypeError: JSON cannot encode a dict body.
+            ValueError: A dict body holds NaN, an infinity or itself; a header name or value
+                an HTTP response cannot carry (CR, LF, another control character, or not
+                Latin-1).
         """
-        text = json.dumps(body) if isinstance(body, dict) else body
+        text = json_text(body) if isinstance(body, dict) else body
         return cls("raw", latency=latency, status_code=status,
                    body=text.decode() if isinstance(text, bytes) else text,
                    headers=tuple((headers or {}).items()))
@@ -285,12 +322,13 @@ class Reply:
         A dict is sent as JSON, a string as the ``data:`` text. Streaming requests only.
 
         Raises:
-            TypeError: A dict cannot be encoded as JSON (``ValueError`` if it holds itself),
-                found now as :meth:`raw` finds it, not once the stream has started.
+            TypeError: A dict cannot be encoded as JSON (``ValueError`` if it holds NaN, an
+                infinity or itself), found now as :meth:`raw` finds it, not once the stream
+                has started.
         """
         for event in events:
             if isinstance(event, dict):
-                json.dumps(event)
+                json_text(event)
         return cls("events", latency=latency, chunk_delay=chunk_delay, sse_events=events,
                    done=done)
 
@@ -391,8 +429,23 @@ def _tool_call(position: int, call: Any) -> ToolCall:
         raise ValueError(f"{where}: 'id' must be a string, not {_json_type(call_id)}")
     arguments = call.get("arguments", {})
     if not isinstance(arguments, str):
-        arguments = json.dumps(arguments, ensure_ascii=False)
+        try:
+            arguments = json_text(arguments, ensure_ascii=False)
+        except ValueError as exc:
+            raise ValueError(f"{where}: 'arguments': {exc}") from None
     return ToolCall(name, arguments, call_id)
+
+
+def _check_header(name: Any, value: Any) -> None:
+    """Refuse a header the response head cannot carry as given (it would split or garble it)."""
+    if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+        raise ValueError(f"headers: {name!r} is not an HTTP header name (letters, digits and "
+                         "!#$%&'*+-.^_`|~ only)")
+    if not isinstance(value, str):
+        raise ValueError(f"headers: {name!r} must be a string, not {_json_type(value)}")
+    if not _HEADER_VALUE.fullmatch(value):
+        raise ValueError(f"headers: {name!r}: {value!r} cannot be sent in an HTTP header "
+                         "(Latin-1 text without CR, LF or other control characters)")
 
 
 def _check_json_type(kind: str, key: str, value: Any, types: tuple[type, ...], name: str) -> None:

@@ -57,18 +57,27 @@ def answer(request):
 
 
 @contextmanager
-def serving(*args: str, cwd: Path | None = None) -> Iterator[openai.OpenAI]:
-    """Run the command line server; yield an SDK client for it; stop it with SIGTERM."""
+def serving(
+    *args: str, cwd: Path | None = None, stderr: list[str] | None = None, api_key: str = "test"
+) -> Iterator[openai.OpenAI]:
+    """Run the command line server; yield an SDK client for it; stop it with SIGTERM.
+
+    Given a list, ``stderr`` gets the lines the server printed there, once it has stopped.
+    """
     command = [sys.executable, "-m", "promptkit.testing", "--port", "0", *args]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=cwd) as process:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=cwd,
+                          stderr=None if stderr is None else subprocess.PIPE) as process:
         try:
             assert process.stdout is not None
             base_url = process.stdout.readline().strip()
             assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
-            with openai.OpenAI(base_url=base_url, api_key="test", max_retries=0) as sdk:
+            with openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0) as sdk:
                 yield sdk
         finally:
             process.terminate()  # SIGTERM: the server stops cleanly and exits 0
+            if stderr is not None:
+                assert process.stderr is not None
+                stderr.extend(process.stderr.read().splitlines())
         assert process.wait(timeout=5) == 0
 
 
@@ -154,8 +163,9 @@ def test_the_responder_is_imported_from_the_current_directory(user_module) -> No
         assert text_of(sdk, "anything else") == "default"  # None
 
 
-def test_latency_delays_the_responders_text_answers(user_module) -> None:
-    user_module("slow_app", "def answer(request):\n    return 'late'\n")
+@pytest.mark.parametrize("define", ["def", "async def"])
+def test_latency_delays_the_responders_text_answers(user_module, define: str) -> None:
+    user_module("slow_app", f"{define} answer(request):\n    return 'late'\n")
     with serving("--responder", "slow_app:answer", "--latency", "0.3", cwd=Path.cwd()) as sdk:
         started = time.monotonic()
         assert text_of(sdk, "hi") == "late"
@@ -203,6 +213,46 @@ def test_the_readme_classifier_answers_alike_from_the_command_line_and_respond_w
     with serving("--responder", "app_module:classify", cwd=Path.cwd()) as sdk:
         from_shell = [text_of(sdk, review) for review in reviews]
     assert in_process == from_shell == ["positive", "negative", "neutral"]
+
+
+# An async responder (awaited, with no "never awaited" warning) that fails three ways.
+FAILING_MODULE = '''
+import asyncio
+
+
+async def answer(request):
+    await asyncio.sleep(0)
+    prompt = request.last_user_message
+    if prompt == "raise":
+        raise KeyError("x")
+    if prompt == "number":
+        return 42
+    if prompt == "nan":
+        message = {"role": "assistant", "content": "x"}
+        return {"choices": [{"index": 0, "message": message}], "score": float("nan")}
+    return f"async {prompt}"
+'''
+
+
+def test_each_responder_failure_is_one_line_on_stderr_without_headers(user_module) -> None:
+    user_module("failing_app", FAILING_MODULE)
+    printed: list[str] = []
+    sent: list[str] = []
+    with serving("--responder", "failing_app:answer", cwd=Path.cwd(), stderr=printed,
+                 api_key="sk-secret-1234") as sdk:
+        assert text_of(sdk, "hi") == "async hi"
+        for prompt, stream in [("raise", False), ("number", True), ("nan", False), ("nan", True)]:
+            with pytest.raises(openai.InternalServerError) as caught:
+                ask(sdk, prompt, stream=stream)
+            sent.append(caught.value.body["message"])
+        assert text_of(sdk, "still serving") == "async still serving"
+    assert sent[:2] == ["the responder raised KeyError('x')",
+                        "the responder returned int: return a str, a dict, a Reply or None"]
+    assert all(message.startswith("the responder's answer cannot be sent: Out of range float "
+                                  "values are not JSON compliant") for message in sent[2:])
+    assert printed == [f"responder error on POST /v1/chat/completions: {message}"
+                       for message in sent]  # one line each: no traceback, no warning
+    assert "sk-secret-1234" not in "\n".join(printed)
 
 
 SCRIPT = [
@@ -281,6 +331,13 @@ def test_script_lines_can_call_tools_and_answer_json(tmp_path: Path) -> None:
         (['{"latency": "1", "content": "a"}'], "1: text: 'latency' must be a number, not a string"),
         (['{"tool_calls": [{"name": "f", "args": {}}]}'],
          "1: tool_calls[0]: unknown key 'args' (keys: name, arguments, id)"),
+        (['{"content": "a"}', '{"kind": "raw", "body": "{}", "headers": {"x-a": "1\\r\\nx-b: 2"}}'],
+         "2: raw: headers: 'x-a': '1\\r\\nx-b: 2' cannot be sent in an HTTP header (Latin-1 "
+         "text without CR, LF or other control characters)"),
+        (['{"kind": "status", "code": 503, "headers": {"retry after": "1"}}'],
+         "1: status: headers: 'retry after' is not an HTTP header name"),
+        (['{"kind": "raw", "body": {"score": NaN}}'], "1: not JSON: NaN is not a JSON value"),
+        (['{"content": "a", "latency": -Infinity}'], "1: not JSON: -Infinity is not a JSON value"),
     ],
 )
 def test_a_bad_script_line_is_one_line_naming_file_and_line(
@@ -321,6 +378,20 @@ def test_a_missing_or_binary_script_is_one_line_too(
         ("pk_user_app:LABELS", "--responder pk_user_app:LABELS: LABELS is not callable "
                                "(it is a list)"),
         ("pk_user_app:two", "--responder pk_user_app:two: two must take one argument"),
+        ("pk_exit_app:classify", "--responder pk_exit_app:classify: cannot import pk_exit_app: "
+                                 "SystemExit(0)"),
+        ("evals/fake_model.py:classify", "--responder takes module:function; for "
+         "evals/fake_model.py run it from evals/ as fake_model:classify, or use "
+         "evals.fake_model:classify"),
+        ("./app/agents/weather:Agent.answer", "--responder takes module:function; for "
+         "./app/agents/weather run it from app/agents/ as weather:Agent.answer, or use "
+         "app.agents.weather:Agent.answer"),
+        ("my-evals/fake_model.py:classify", "--responder takes module:function; for "
+         "my-evals/fake_model.py run it from my-evals/ as fake_model:classify\n"),
+        ("/srv/evals/fake_model.py:classify", "--responder takes module:function; for "
+         "/srv/evals/fake_model.py run it from /srv/evals/ as fake_model:classify\n"),
+        ("pk_user_app.py:two", "--responder takes module:function; for pk_user_app.py use "
+                               "pk_user_app:two\n"),
     ],
 )
 def test_a_bad_responder_spec_is_one_line_and_exit_code_2(
@@ -329,6 +400,7 @@ def test_a_bad_responder_spec_is_one_line_and_exit_code_2(
     user_module("pk_broken_app", "def classify(request)\n    return 'x'\n")
     user_module("pk_user_app", "LABELS = []\ndef two(a, b):\n    pass\n"
                                "class Labels:\n    def classify(request):\n        pass\n")
+    user_module("pk_exit_app", "import sys\nsys.exit(0)\n")
     assert main(["--responder", spec]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -346,7 +418,9 @@ def test_a_dotted_function_name_is_found(user_module) -> None:
 
 def test_the_command_line_exits_2_before_serving(tmp_path: Path) -> None:
     (tmp_path / "replies.jsonl").write_text('{"kind": "hang", "latency": 1}\n')
-    for option in (["--responder", "no_such_app:classify"], ["--script", "replies.jsonl"]):
+    (tmp_path / "exit_app.py").write_text("import sys\nsys.exit(0)\ndef answer(request): pass\n")
+    for option in (["--responder", "no_such_app:classify"], ["--script", "replies.jsonl"],
+                   ["--responder", "exit_app:answer"], ["--responder", "./exit_app.py:answer"]):
         done = subprocess.run([sys.executable, "-m", "promptkit.testing", "--port", "0", *option],
                               cwd=tmp_path, capture_output=True, text=True, timeout=30)
         assert (done.returncode, done.stdout) == (2, "")

@@ -84,6 +84,65 @@ def test_events_that_json_cannot_encode_are_refused_when_built_as_raw_bodies_are
         Reply.raw({"a": {1}})
 
 
+NAN, INFINITY = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Reply.raw({"score": NAN}), "^Out of range float values"),
+        (lambda: Reply.events({"choices": []}, {"score": INFINITY}), "^Out of range float"),
+        (lambda: Reply.json([1, -INFINITY]), "^Out of range float values"),
+        (lambda: Reply.status(500, body={"error": {"score": NAN}}), "^Out of range float"),
+        (lambda: Reply.tool_calls([{"name": "f", "arguments": {"x": NAN}}]),
+         r"^tool_calls\[0\]: 'arguments': Out of range float values"),
+        (lambda: Reply.from_dict({"kind": "raw", "body": {"x": NAN}}), "^raw: Out of range"),
+        (lambda: Reply.text("x", latency=NAN), "^latency and chunk_delay must be >= 0"),
+    ],
+)
+def test_nan_and_infinities_are_refused_when_built_since_json_has_no_text_for_them(
+    build, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_a_status_body_json_cannot_encode_is_refused_when_built_too() -> None:
+    with pytest.raises(TypeError, match="Object of type set is not JSON serializable"):
+        Reply.status(500, body={"error": {1}})
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"x-a": "1\r\nset-cookie: a=b"},
+         r"headers: 'x-a': '1\\r\\nset-cookie: a=b' cannot be sent in an HTTP header "
+         r"\(Latin-1 text without CR, LF or other control characters\)"),
+        ({"x-a": "1\n"}, r"headers: 'x-a': '1\\n' cannot be sent"),
+        ({"x-a": "nul\x00"}, r"headers: 'x-a': 'nul\\x00' cannot be sent"),
+        ({"x-a": "snow \u2603"}, "headers: 'x-a': 'snow \u2603' cannot be sent"),  # not Latin-1
+        ({"x-a\r\nx-b": "1"}, r"headers: 'x-a\\r\\nx-b' is not an HTTP header name"),
+        ({"x a": "1"}, "headers: 'x a' is not an HTTP header name"),
+        ({"x-a:": "1"}, "headers: 'x-a:' is not an HTTP header name"),
+        ({"": "1"}, "headers: '' is not an HTTP header name"),
+        ({"retry-after": 5}, "headers: 'retry-after' must be a string, not an integer"),
+    ],
+)
+def test_headers_an_http_response_cannot_carry_are_refused(headers, message: str) -> None:
+    for build in (lambda: Reply.raw("{}", headers=headers),
+                  lambda: Reply.status(429, headers=headers)):
+        with pytest.raises(ValueError, match=f"^{message}") as caught:
+            build()
+        assert "\n" not in str(caught.value)
+
+
+def test_odd_headers_an_http_response_can_carry_are_kept() -> None:
+    headers = {"retry-after": "soon, maybe", "x-latin-1": "caf\xe9", "x-empty": "",
+               "x-tab": "a\tb", "x-token!#$%&'*+.^_`|~": "ok"}
+    assert Reply.raw("{}", headers=headers).headers == tuple(headers.items())
+    assert Reply.status(503, headers=headers).headers == tuple(headers.items())
+
+
 def test_replies_are_immutable() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         Reply.echo().latency = 1  # type: ignore[misc]

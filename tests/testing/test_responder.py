@@ -6,6 +6,8 @@ answers alike from ``python -m promptkit.testing --responder``.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -201,3 +203,86 @@ def test_a_blocked_responder_holds_up_only_its_own_request() -> None:
         assert not blocked.done()
         release.set()
         assert blocked.result(timeout=5).choices[0].message.content == "released"
+
+
+async def answer_later(request: RecordedRequest):
+    """``answer``, from an ``async def`` function."""
+    await asyncio.sleep(0.01)
+    if request.prompt_text == "raise later":
+        raise KeyError("late")
+    return answer(request)
+
+
+def test_an_async_responder_is_awaited() -> None:
+    with FakeEndpoint(default=Reply.text("the default")) as endpoint, openai.OpenAI(
+        base_url=endpoint.base_url, api_key="t", max_retries=0, default_headers={"x-app": "demo"}
+    ) as client:
+        endpoint.respond_with(answer_later)
+        assert ask(client, "str").choices[0].message.content == "gpt-test /v1/chat/completions demo"
+        assert ask(client, "dict").choices[1].message.content == "It is sunny."
+        assert [c.choices[0].delta.content for c in ask(client, "chunk", stream=True)] == [
+            "one event"]
+        assert ask(client, "reply").choices[0].finish_reason == "length"
+        assert ask(client, "anything else").choices[0].message.content == "the default"
+        with pytest.raises(openai.InternalServerError) as caught:
+            ask(client, "raise later")
+        assert caught.value.body["message"] == "the responder raised KeyError('late')"
+        with pytest.raises(openai.InternalServerError) as caught:
+            ask(client, "exit")  # SystemExit out of asyncio.run: still the responder's
+        assert caught.value.body["message"] == "the responder raised SystemExit(3)"
+
+
+def nan_answer(request: RecordedRequest) -> dict:
+    return {"choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}}],
+            "score": float("nan")}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_dict_holding_nan_is_a_500_not_invalid_json(stream: bool) -> None:
+    with FakeEndpoint() as endpoint, openai.OpenAI(
+        base_url=endpoint.base_url, api_key="t", max_retries=0
+    ) as client:
+        endpoint.respond_with(nan_answer)
+        with pytest.raises(openai.InternalServerError) as caught:
+            ask(client, "hi", stream=stream)
+    assert caught.value.body["message"].startswith(
+        "the responder's answer cannot be sent: Out of range float values are not JSON compliant")
+
+
+def test_on_responder_error_hears_of_each_failure_with_the_500s_message() -> None:
+    heard: list[tuple[str, str, str]] = []
+    with FakeEndpoint(on_responder_error=lambda request, problem: heard.append(
+        (request.path, request.prompt_text, problem)
+    )) as endpoint, openai.OpenAI(base_url=endpoint.base_url, api_key="t", max_retries=0,
+                                  default_headers={"x-app": "demo"}) as client:
+        endpoint.respond_with(answer)
+        for prompt in ("raise", "list", "set", "str", "reply", "anything else"):
+            try:
+                ask(client, prompt)
+            except openai.InternalServerError as error:
+                assert error.body["message"] == heard[-1][2]
+    assert heard == [  # "reply" is a 500 the responder meant: no failure
+        ("/v1/chat/completions", "raise", "the responder raised KeyError('oops')"),
+        ("/v1/chat/completions", "list",
+         "the responder returned list: return a str, a dict, a Reply or None"),
+        ("/v1/chat/completions", "set", UNENCODABLE),
+    ]
+
+
+def test_a_hook_that_raises_is_shown_and_the_500_is_sent_all_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shown: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, error, trace: shown.append(error))
+
+    def broken_hook(request: RecordedRequest, problem: str) -> None:
+        raise RuntimeError("the hook is broken")
+
+    with FakeEndpoint(on_responder_error=broken_hook) as endpoint, openai.OpenAI(
+        base_url=endpoint.base_url, api_key="t", max_retries=0, timeout=5
+    ) as client:
+        endpoint.respond_with(answer)
+        with pytest.raises(openai.InternalServerError) as caught:
+            ask(client, "raise")
+    assert caught.value.body["message"] == "the responder raised KeyError('oops')"
+    assert [repr(error) for error in shown] == ["RuntimeError('the hook is broken')"]
