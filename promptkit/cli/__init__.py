@@ -2,11 +2,12 @@
 
 :mod:`.app` holds the group and shared options; each module registers its commands:
 :mod:`.templates` (templates, render), :mod:`.evaluation` (eval, schema, serve),
-:mod:`.runs` (runs, baseline, compare, ab), :mod:`.project` (init); :mod:`.present`
-prints what they return.
+:mod:`.runs` (runs, baseline, compare, ab), :mod:`.project` (init), :mod:`.exports`
+(export sft, export preference); :mod:`.present` prints what they return.
 """
 
 from . import evaluation as evaluation
+from . import exports as exports
 from . import project as project
 from . import runs as runs
 from . import templates as templates
