@@ -3,11 +3,13 @@
 :mod:`.app` holds the group and shared options; each module registers its commands:
 :mod:`.templates` (templates, render), :mod:`.evaluation` (eval, schema, serve),
 :mod:`.runs` (runs, baseline, compare, ab), :mod:`.project` (init), :mod:`.exports`
-(export sft, export preference); :mod:`.present` prints what they return.
+(export sft, export preference), :mod:`.profile` (profile); :mod:`.present` prints what
+they return.
 """
 
 from . import evaluation as evaluation
 from . import exports as exports
+from . import profile as profile
 from . import project as project
 from . import runs as runs
 from . import templates as templates

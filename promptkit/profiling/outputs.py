@@ -1,0 +1,113 @@
+"""A profile's output files: ``.json`` (every field of every level), ``.csv`` (a row per
+provider × workload × level) and ``.html`` (one static page: the tables and the charts as
+inline SVG, from the autoescaped Jinja templates in ``templates/``, with a
+Content-Security-Policy allowing only its own inline style: no script, nothing loaded).
+
+Files are written atomically (:func:`~promptkit.files.atomic_write`).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import json
+import time
+from importlib import resources
+from pathlib import Path
+from typing import IO
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from ..errors import OutputError, PromptkitError
+from ..files import atomic_write
+from ..reporting.outputs import csv_cell
+from .charts import profile_charts
+from .metrics import LATENCY_FIELDS, VLLM_NAMES
+from .profiler import ProfileReport
+from .settings import describe_slo
+from .views import run_table, side_by_side
+
+SUFFIXES = (".json", ".csv", ".html")
+RUN_COLUMNS = ("provider", "model", "base_url", "api", "engine", "workload", "input_tokens",
+               "tokens", "max_concurrency_meeting_slo", "error")
+LEVEL_COLUMNS = (
+    "max_concurrency", "num_prompts", "completed", "failed", "duration",
+    "total_input_tokens", "total_output_tokens", "request_throughput", "output_throughput",
+    "total_token_throughput", "request_goodput", "slo_attainment", *LATENCY_FIELDS,
+    "peak_rss_mb", "kv_cache_usage_pct", "usd_per_1m_output_tokens", "token_cost_usd",
+    "tokens_from", "errors")
+STYLE = (resources.files(__package__) / "templates" / "profile.css").read_text("utf-8").strip()
+CSP = ("default-src 'none'; style-src 'sha256-"
+       + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+       + "'; img-src data:; base-uri 'none'; form-action 'none'")
+ENVIRONMENT = Environment(
+    loader=PackageLoader(__package__, "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+ENVIRONMENT.filters["f1"] = lambda value: f"{value:.1f}"
+# a terminal header folds where it says ("concur-\nrency"); a page's on its own
+ENVIRONMENT.filters["heading"] = lambda text: text.replace("-\n", "").replace("\n", " ")
+assert set(VLLM_NAMES.values()) <= set(LEVEL_COLUMNS)
+
+
+def check_output(path: str) -> None:
+    """Refuse an output path before anything is measured.
+
+    Raises:
+        PromptkitError: an unsupported suffix or a missing folder (exit 2).
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise PromptkitError(f"-o {path}: unsupported output format '{suffix}' (use .json, "
+                             ".csv or .html)")
+    if not Path(path).resolve().parent.is_dir():
+        raise PromptkitError(f"-o {path}: folder does not exist")
+
+
+def write_profile(path: str, report: ProfileReport) -> None:
+    """Write ``report`` to ``path`` in the format its suffix names.
+
+    Raises:
+        OutputError: the file cannot be written (exit 3).
+    """
+    suffix = Path(path).suffix.lower()
+    writer = {".json": _write_json, ".csv": _write_csv, ".html": _write_html}[suffix]
+    try:
+        with atomic_write(path) as file:
+            writer(file, report)
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write_json(file: IO[str], report: ProfileReport) -> None:
+    json.dump(report.record(), file, indent=2, ensure_ascii=False, allow_nan=False)
+    file.write("\n")
+
+
+def _write_csv(file: IO[str], report: ProfileReport) -> None:
+    writer = csv.writer(file)
+    writer.writerow(RUN_COLUMNS + LEVEL_COLUMNS)
+    for run in report.runs:
+        record = run.record()
+        head = [record[column] for column in RUN_COLUMNS]
+        for level in record["levels"]:
+            level = {**level, "errors": "; ".join(f"{error} ({count})" for error, count
+                                                  in level["errors"].items())}
+            writer.writerow([csv_cell("" if value is None else value) for value in
+                             head + [level[column] for column in LEVEL_COLUMNS]])
+
+
+def _write_html(file: IO[str], report: ProfileReport) -> None:
+    slo = report.settings.slo
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.started_at))
+    template = ENVIRONMENT.get_template("profile.html")
+    for chunk in template.generate(
+            csp=CSP, style=Markup(STYLE), started=started,
+            slo=describe_slo(slo) if slo else None,
+            tables=[run_table(run, slo) for run in report.runs],
+            compared=side_by_side(report), workloads=profile_charts(report)):
+        file.write(chunk)
