@@ -17,6 +17,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import ExitCode, RunError, collecting_warnings
@@ -118,6 +119,18 @@ class Endpoint:
             self.server.stop()
 
 
+class QueueingServer(LocalServer):
+    """The local server as a profile runs it. llama-cpp-python's server drops the answer it
+    is streaming when another request arrives (its ``interrupt_requests`` setting), which
+    would fail every overlapping request; with that off, requests wait their turn."""
+
+    def command(self, model: Path) -> list[str]:
+        command = super().command(model)
+        if self.engine is not None and self.engine.name == "llama-cpp-python":
+            command += ["--interrupt_requests", "false"]
+        return command
+
+
 def profile(targets: Sequence[Target], settings: ProfileSettings,
             progress: Progress | None = None) -> ProfileReport:
     """Profile every target with every workload at every concurrency level.
@@ -174,7 +187,8 @@ async def open_endpoint(target: Target, settings: ProfileSettings) -> Endpoint:
         largest = max((w.input_tokens or 0 for w in target.workloads), default=0)
         ctx = max(DEFAULT_CTX, int(largest * 1.5) + (settings.max_tokens or
                                                       DEFAULT_MAX_TOKENS) + 64)
-        server = LocalServer(provider.local_model, parallel=max(settings.concurrency), ctx=ctx)
+        server = QueueingServer(provider.local_model, parallel=max(settings.concurrency),
+                                ctx=ctx)
         server.start()
         base_url, api_key = server.base_url, "unused"
     else:
