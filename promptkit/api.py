@@ -224,7 +224,7 @@ def load_report(run: str = "last", *, store_dir: str | Path | None = None,
     store, info = find_run(run, find_run_stores(store_dir))
     with store:
         summary = summarize(store.results(info.run_id), info.config.get("threshold"),
-                            alpha=alpha)
+                            alpha=alpha, hourly=_hourly_prices(info.config))
         path = store.path
     order_rows(summary, [p.get("id") for p in info.config.get("prompts", [])],
                [p.get("id") for p in info.config.get("providers", [])])
@@ -273,7 +273,8 @@ def write_comparison(output: str | Path, comparison: Comparison, candidate: Side
         return
     with RunStore(candidate.store_path) as store:
         info = store.get_run(candidate.run_id)
-        summary = summarize(store.results(info.run_id), info.config.get("threshold"))
+        summary = summarize(store.results(info.run_id), info.config.get("threshold"),
+                            hourly=_hourly_prices(info.config))
         write_output(output, summary, store.results(info.run_id), info, comparison)
 
 
@@ -409,6 +410,17 @@ def _baseline_side(loaded: LoadedSpec, ref: str | None, store_dir: Path | None
     return side
 
 
+def _hourly_prices(config: dict[str, Any]) -> dict[str, float]:
+    """Provider id → USD per hour, for the providers of a run's stored config (its resolved
+    spec, ``RunInfo.config``) priced by the hour."""
+    prices = {}
+    for provider in config.get("providers", []):
+        price = provider.get("price") or {}
+        if price.get("per_hour") is not None:
+            prices[str(provider.get("id"))] = float(price["per_hour"])
+    return prices
+
+
 def _side(finished: FinishedRun) -> Side:
     with RunStore(finished.store_path) as store:
         return side_from_run(store, finished.run)
@@ -416,7 +428,9 @@ def _side(finished: FinishedRun) -> Side:
 
 def _report(finished: FinishedRun, plan: EvalPlan, alpha: float) -> EvalReport:
     spec = plan.spec
-    summary = summarize(finished.results(), spec.threshold, alpha=alpha)
+    # Prices from the config stored with the run, as `runs show` reads them later.
+    summary = summarize(finished.results(), spec.threshold, alpha=alpha,
+                        hourly=_hourly_prices(finished.run.config))
     order_rows(summary, [p.id for p in spec.prompts], [p.id for p in spec.providers])
     title = spec.description or plan.loaded.path.name
     return EvalReport(finished.run, finished.store_path, summary,

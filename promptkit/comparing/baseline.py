@@ -8,7 +8,9 @@ store, :func:`load_baseline` from a JSON file that :func:`save_baseline` wrote.
 The baseline file is meant to be committed: keys in a fixed order, one line per case,
 scores rounded to 4 decimals, so a re-saved baseline diffs line by line. Format 2 keeps
 each repeat's outcome (``"passes": [true, false, null]``, ``null`` for a sample the
-endpoint never answered); format 1 files (one folded verdict per case) are still read.
+endpoint never answered); format 3 is format 2 with each case's ``"category"``, written
+only when some case has one (so a baseline without categories stays format 2, readable
+by older releases); format 1 files (one folded verdict per case) are still read.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from ..files import atomic_write
 from ..results import OUTAGE_KINDS, CaseResult, RunInfo, shown_output, spec_order
 from ..running.storage import RunStore, find_run
 
-BASELINE_FORMAT = 2
-READABLE_FORMATS = (1, 2)
+BASELINE_FORMAT = 3  # the newest this release reads
+READABLE_FORMATS = (1, 2, 3)
+CATEGORY_FORMAT = 3  # cases keep their category: written when some case has one
+PLAIN_FORMAT = 2  # written otherwise, so the file stays readable by older releases
 DIGITS = 4  # scores are kept to 4 decimals: enough to compare, quiet in diffs
 OUTPUT_CHARS = 2000  # outputs are kept to show next to a flipped case, not to re-score
 
@@ -51,6 +55,7 @@ class SideCase:
     metrics: dict[str, float] = field(default_factory=dict)
     output: str | None = None
     error: str | None = None
+    category: str | None = None  # the case's category, for per-category changes
 
     @property
     def answered(self) -> list[bool]:
@@ -141,7 +146,8 @@ def _fold(case_id: str, samples: list[CaseResult]) -> SideCase:
         score=round(sum(r.score for r in answered) / len(answered), DIGITS) if answered else 0.0,
         metrics={name: round(sum(values) / len(values), DIGITS)
                  for name, values in metrics.items()},
-        output=shown_output(shown), error=next((r.error for r in samples if r.error), None))
+        output=shown_output(shown), error=next((r.error for r in samples if r.error), None),
+        category=samples[0].category)
 
 
 def _row_settings(config: dict[str, Any], prompt_id: str, provider_id: str
@@ -240,6 +246,7 @@ class _CaseModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1)
+    category: str | None = None  # format 3
     passed: bool | None = None  # format 2: one sample (null: not answered); format 1: folded
     passes: list[bool | None] | None = Field(None, min_length=1)  # format 2, several samples
     score: float = Unit
@@ -270,7 +277,8 @@ class _CaseModel(BaseModel):
             passes = list(self.passes)
         else:
             passes = [self.passed]
-        return SideCase(self.id, passes, self.score, self.metrics, self.output, self.error)
+        return SideCase(self.id, passes, self.score, self.metrics, self.output, self.error,
+                        self.category)
 
 
 class _RowModel(BaseModel):
@@ -298,6 +306,8 @@ class _BaselineModel(BaseModel):
 
 def _case_json(case: SideCase) -> str:
     data: dict[str, Any] = {"id": case.case_id}
+    if case.category is not None:
+        data["category"] = case.category
     if case.samples == 1:
         data["passed"] = case.passes[0]
     else:
@@ -314,7 +324,10 @@ def _case_json(case: SideCase) -> str:
 
 def baseline_text(side: Side, eval_path: str | None = None) -> str:
     """The baseline file's text: a header, then each row with one line per case."""
-    head = {"promptkit_baseline": BASELINE_FORMAT, "eval": eval_path or side.eval_path,
+    categories = any(case.category is not None for row in side.rows
+                     for case in row.cases.values())
+    head = {"promptkit_baseline": CATEGORY_FORMAT if categories else PLAIN_FORMAT,
+            "eval": eval_path or side.eval_path,
             "run_id": side.run_id,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if side.gate:
@@ -393,6 +406,10 @@ def load_baseline(path: str | Path) -> Side:
         for c in r.cases:
             if c.id in row.cases:
                 raise ConfigError(f"duplicate case id {c.id!r} in row {row.label}", filename)
+            if c.category is not None and fmt < CATEGORY_FORMAT:
+                raise ConfigError(f"case {c.id!r} of row {row.label} has a category, which "
+                                  f"baseline format {fmt} does not keep (format "
+                                  f"{CATEGORY_FORMAT} does)", filename)
             row.cases[c.id] = c.outcome(fmt)
         rows.append(row)
     return Side(filename, rows, model.run_id, model.eval, gate=model.gate)

@@ -11,7 +11,8 @@
   (each case flipping pass → fail with that probability, none back), at ``alpha``
   divided by the number of gated rows;
 * seeded paired bootstrap intervals on the change of the pass rate, the score and each
-  metric (for reading; they do not gate), and the flipped cases, regressions first;
+  metric, and per case category when cases have one (for reading; they do not gate),
+  and the flipped cases, regressions first;
 * with ``max_drop``, a plain guard: a gated row whose pass rate fell by more than that
   many points fails, whatever the test says (for datasets too small to test).
 
@@ -82,6 +83,22 @@ class MetricChange:
 
 
 @dataclass
+class CategoryChange:
+    """One category of a row's paired cases: its pass rate before and after, the change
+    with its paired bootstrap interval (for reading; the verdict is the row's test), and
+    how many of its cases got worse or better. ``category`` is ``None`` for cases without
+    one."""
+
+    category: str | None
+    cases: int
+    before_rate: float
+    after_rate: float
+    change: Interval
+    regressed: int
+    fixed: int
+
+
+@dataclass
 class RowComparison:
     """One prompt × provider compared; ``before_*`` is the baseline side.
 
@@ -112,6 +129,7 @@ class RowComparison:
     baseline_cases: int = 0  # the baseline row's cases, compared or not
     lost_to_outages: int = 0  # cases in both, left out because a side was never answered
     metrics: list[MetricChange] = field(default_factory=list)
+    categories: list[CategoryChange] = field(default_factory=list)  # when cases have one
     verdict: Verdict = "no significant change"
     warnings: list[str] = field(default_factory=list)
 
@@ -284,6 +302,29 @@ def _metric_changes(pairs: list[tuple[SideCase, SideCase]], seed: int,
     return changes
 
 
+def _category_changes(pairs: list[tuple[SideCase, SideCase]], seed: int,
+                      resamples: int) -> list[CategoryChange]:
+    """The pass rate's change per category of the paired cases (the candidate's category
+    of a case, else the baseline's), in case order, the cases without one last; empty
+    when no case has a category."""
+    groups: dict[str | None, list[tuple[SideCase, SideCase]]] = {}
+    for old, new in pairs:
+        name = new.category if new.category is not None else old.category
+        groups.setdefault(name, []).append((old, new))
+    if set(groups) <= {None}:
+        return []
+    changes = []
+    for name in sorted(groups, key=lambda name: name is None):  # stable: case order
+        before = [old.pass_rate for old, _ in groups[name]]
+        after = [new.pass_rate for _, new in groups[name]]
+        changes.append(CategoryChange(
+            name, len(before), sum(before) / len(before), sum(after) / len(after),
+            paired_bootstrap(before, after, seed=seed, resamples=resamples),
+            regressed=sum(a < b for b, a in zip(before, after, strict=True)),
+            fixed=sum(a > b for b, a in zip(before, after, strict=True))))
+    return changes
+
+
 def compare_rows(b: SideRow, a: SideRow, *, seed: int = 0, resamples: int = 2000,
                  settings: bool = True) -> RowComparison:
     """Compare one row's cases (not yet adjusted for other rows: see :func:`compare`).
@@ -309,6 +350,7 @@ def compare_rows(b: SideRow, a: SideRow, *, seed: int = 0, resamples: int = 2000
         regressed=[f for f in flips if f.regressed], fixed=[f for f in flips if not f.regressed],
         p_worse=p_worse, p_better=p_better, test=test,
         metrics=_metric_changes(pairs, seed, resamples) if pairs else [],
+        categories=_category_changes(pairs, seed, resamples),
         warnings=_setting_warnings(b, a) if settings else [],
         baseline_cases=len(b.cases), lost_to_outages=len(shared) - len(common))
     lost = len(shared) - len(common)

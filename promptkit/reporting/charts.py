@@ -1,9 +1,11 @@
 """The report's charts as geometry: where each point, bar, tick and label goes.
 
 :func:`charts` lays out three charts of a leaderboard: pass rate against latency (the
-area of a point is its row's cost), pass rate against cost, and a bar of pass rate per
-row with its 95% interval. The HTML templates draw them as inline SVG, so they need no
-script; nothing here writes markup.
+area of a point is its row's cost), pass rate against cost (token prices, or a share of
+the busy time of a provider priced by the hour), and a bar of pass rate per row with its
+95% interval. The HTML templates draw them as inline SVG, so they need no script;
+nothing here writes markup. :func:`heat_map` is the pass rate per category × prompt ×
+provider, as the page's table of coloured cells draws it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .summary import Row
+from .summary import CategoryRow, Row, Summary
+from .views import category_name, rate
 
 PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#db2777", "#0891b2",
            "#65a30d")
@@ -199,8 +202,54 @@ def charts(rows: Sequence[Row]) -> Charts:
     """The three charts of a leaderboard's rows, a colour per prompt."""
     prompts = list(dict.fromkeys(row.prompt_id for row in rows))
     colours = {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(prompts)}
+    by_hour = ", ".join(dict.fromkeys(row.provider_id for row in rows if row.priced_by_hour))
+    hourly = f"; {by_hour} by the hour: a share of its busy time" if by_hour else ""
     return Charts(
         scatter(rows, lambda r: r.latency_p50, "s",
                 "Quality vs latency (colour: prompt; area: cost)", colours),
-        scatter(rows, lambda r: r.cost, "$", "Quality vs cost (colour: prompt)", colours),
+        scatter(rows, lambda r: r.cost, "$", f"Quality vs cost (colour: prompt{hourly})",
+                colours),
         bars(rows, colours))
+
+
+HEAT_LEVELS = 10  # colours of the heat map: the pass rate in tenths
+
+
+@dataclass
+class HeatCell:
+    """One category of one prompt × provider on the heat map: ``level`` (0 to
+    ``HEAT_LEVELS``) is its pass rate, rounded, for its colour."""
+
+    rate: str  # "75.0%"
+    detail: str  # "41–93 · 0.812": the interval and the score
+    title: str  # everything, for a tooltip
+    level: int
+
+
+@dataclass
+class HeatMap:
+    """Categories (rows) × prompt × provider (``columns``); ``None`` where a row has no
+    case of a category."""
+
+    columns: list[str]
+    rows: list[tuple[str, list[HeatCell | None]]]
+
+
+def heat_map(summary: Summary) -> HeatMap | None:
+    """Pass rate per category × prompt × provider (``None`` without categories)."""
+    if not summary.category_names:
+        return None
+    rows = []
+    for name in summary.category_names:
+        cells = [_heat_cell(row, row.categories[name]) if name in row.categories else None
+                 for row in summary.rows]
+        rows.append((category_name(name), cells))
+    return HeatMap([row.label for row in summary.rows], rows)
+
+
+def _heat_cell(row: Row, category: CategoryRow) -> HeatCell:
+    interval = f"{category.ci_low * 100:.0f}–{category.ci_high * 100:.0f}"
+    title = (f"{category_name(category.category)} — {row.label}: {rate(category)} pass, "
+             f"score {category.score:.3f}, {category.cases:,} cases")
+    return HeatCell(f"{category.pass_rate:.1%}", f"{interval} · {category.score:.3f}", title,
+                    level=int(category.pass_rate * HEAT_LEVELS + 0.5))

@@ -54,7 +54,8 @@ def _fitting(columns: list[tuple[Column, list[str]]], width: int) -> list[str]:
 
 
 def print_leaderboard(summary: Summary, console: Console, title: str | None = None) -> None:
-    """Print the leaderboard table and a footer: the best row, totals, thresholds.
+    """Print the leaderboard table and a footer: the best row, totals, thresholds; then,
+    when cases have categories, a table of each row's pass rate and score per category.
 
     The best row is marked ★ and rows below their threshold are red. When the table is
     wider than the console, the least useful columns are left out (the footer says
@@ -81,6 +82,10 @@ def print_leaderboard(summary: Summary, console: Console, title: str | None = No
         console.print(Text(printable_line(line)), highlight=False)
     if hidden:
         console.print(Text(f"(too narrow to show: {', '.join(hidden)})"), highlight=False)
+    if view.categories:  # a second table: each row's pass rate and score per category
+        console.print()
+        console.print(_table(view.category_columns, view.categories, "by category",
+                             fold=True))
 
 
 def _group_lines(group: FlipGroup, limit: int | None) -> list[str]:
@@ -108,12 +113,16 @@ def _flip_lines(view: ComparisonView, limit: int | None) -> list[str]:
     return [line for group in view.flip_groups for line in _group_lines(group, limit)]
 
 
-def _table(columns: list[Column], rows: list[TableRow], title: str | None = None) -> Table:
+def _table(columns: list[Column], rows: list[TableRow], title: str | None = None, *,
+           fold: bool = False) -> Table:
+    """A table of rows; with ``fold``, text too long for the terminal folds onto more lines
+    (numbers stay whole) rather than being cut."""
     table = Table(title=Text(title, style="table.title") if title else None,
                   title_justify="left", box=None, header_style="bold",
                   padding=(0, 1, 0, 0))
     for column in columns:
-        table.add_column(Text(column.header), justify="left" if column.text else "right")
+        table.add_column(Text(column.header), justify="left" if column.text else "right",
+                         **({"overflow": "fold", "no_wrap": not column.text} if fold else {}))
     for row in rows:
         table.add_row(*(Text(printable_line(cell)) for cell in row.cells),
                       style=TONE_STYLES[row.tone])

@@ -2,9 +2,11 @@
 
 :func:`write_html` renders the package's Jinja templates (``templates/*.html``) with the
 leaderboard and comparison views of :mod:`.views`, the charts of :mod:`.charts` (inline
-SVG, so they need no script), the flipped cases side by side with a word diff, and a
-filterable table of every case (:mod:`.cases`), streamed with ``Template.generate`` so a
-100,000-case run is never held in memory. Each case row folds in ``<details>`` what
+SVG, so they need no script; with categories, a heat map of the pass rate per category
+× prompt × provider: a table of cells coloured by class, the numbers in them), the
+flipped cases side by side with a word diff, and a filterable table of every case
+(:mod:`.cases`), streamed with ``Template.generate`` so a 100,000-case run is never held
+in memory. Each case row folds in ``<details>`` what
 explains it: the prompt as sent, the few-shot examples, the answer and its votes, the
 tool calls, a conversation turn by turn, the reasoning and every check's reason (and
 turn); a link to ``#c<row>-<part>`` (``#c12-prompt``, ``#c12-conversation``) opens that
@@ -33,7 +35,7 @@ from markupsafe import Markup
 
 from ..results import CaseResult, RunInfo
 from .cases import CaseRows
-from .charts import charts, short
+from .charts import charts, heat_map, short
 from .summary import Summary
 from .views import comparison_view, leaderboard_view
 
@@ -131,6 +133,7 @@ def html_chunks(summary: Summary, results: Iterable[CaseResult], run: RunInfo | 
         csp=CSP, style=Markup(STYLE), script=Markup(SCRIPT), title=title,
         meta=_meta(summary, run, [leaderboard.totals, *leaderboard.leaders]),
         leaderboard=leaderboard, charts=charts(summary.rows) if summary.rows else None,
+        heat_map=heat_map(summary),
         comparison=compared, flips=_shown_flips(compared.flips) if compared else [],
         filters=filters, cases=CaseRows(results, flipped, MAX_CASE_ROWS))
 

@@ -1,11 +1,12 @@
 """The Markdown presenter: a GitHub-flavoured summary of a run, for ``$GITHUB_STEP_SUMMARY``.
 
 :func:`markdown_summary` lays out the views of :mod:`.views` as GitHub-flavoured
-Markdown: the leaderboard table and the lines under it, and with a comparison its table,
-verdict and first flipped cases. Text from the data is made inert: control characters
-are shown as ``\\xNN``, newlines and tabs become spaces, and the punctuation Markdown
-reads inline (emphasis, code, links, HTML, entities, math, table pipes) is
-backslash-escaped, so an id or an output can neither format the page nor split a table.
+Markdown: the leaderboard table and the lines under it, the table by category (when
+cases have one), and with a comparison its table, verdict and first flipped cases. Text
+from the data is made inert: control characters are shown as ``\\xNN``, newlines and
+tabs become spaces, and the punctuation Markdown reads inline (emphasis, code, links,
+HTML, entities, math, table pipes) is backslash-escaped, so an id or an output can
+neither format the page nor split a table.
 """
 
 from __future__ import annotations
@@ -100,6 +101,10 @@ def markdown_summary(summary: Summary, comparison: Comparison | None = None,
         lines += [*markdown_table(view.columns, [row.cells for row in view.rows]), ""]
     if view.rows or comparison is None:  # a comparison of baseline files has no leaderboard
         lines += [*_bullets(view.footer), ""]
+    if view.categories:
+        lines += ["### By category", "",
+                  *markdown_table(view.category_columns, [row.cells for row in view.categories]),
+                  ""]
     if comparison is not None:
         lines += _comparison(comparison_view(comparison))
     return "\n".join(lines).rstrip("\n") + "\n"

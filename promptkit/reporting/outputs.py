@@ -12,7 +12,7 @@ import csv
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -80,12 +80,14 @@ def write_output(path: str | Path, summary: Summary, results: Iterable[CaseResul
                  run: RunInfo | None = None, comparison: Comparison | None = None) -> None:
     """Write a report file, its format chosen by the suffix of ``path``.
 
-    ``.json``: one document with the run, the summary rows and every result.
+    ``.json``: one document with the run, the summary (its rows; with categories, the
+    ``categories`` breakdown of each row; with prices by the hour, each provider's busy
+    time and cost under ``hourly``) and every result.
     ``.jsonl``: one result per line, each with ``run_id`` (results are
     ``CaseResult.to_dict()``: the prompt as sent, the examples chosen, the answer, votes,
     reasoning, tool calls, finish reason, a conversation's messages and every assertion's
-    outcome included). ``.csv``: one row per result, metrics as ``metric:<name>``
-    columns, why it failed as ``failed_checks`` (:func:`failed_checks`), the
+    outcome included). ``.csv``: one row per result, its case's ``category``, metrics as
+    ``metric:<name>`` columns, why it failed as ``failed_checks`` (:func:`failed_checks`), the
     ``finish_reason``, the ``tool_calls`` as one JSON column and the case's variables as
     one JSON ``vars`` column. ``.xml``: JUnit, one ``<testsuite>`` per prompt × provider
     (consecutive results of one pair, as ``RunStore.results`` yields them), a failure's
@@ -94,6 +96,7 @@ def write_output(path: str | Path, summary: Summary, results: Iterable[CaseResul
     with the leaderboard, charts, the comparison with a baseline (when given) and every
     case (:mod:`.html`). ``.md``: the leaderboard and the comparison as GitHub-flavoured
     Markdown, for ``$GITHUB_STEP_SUMMARY`` (:mod:`.markdown`; it reads no results).
+    A result of a provider priced by the hour carries its share of that cost as ``cost``.
     Results are streamed; the file is written beside ``path`` under a temporary name and
     renamed when complete.
 
@@ -127,7 +130,17 @@ def write_output(path: str | Path, summary: Summary, results: Iterable[CaseResul
     else:
         writer = {".jsonl": _write_jsonl, ".csv": _write_csv, ".xml": _write_junit}[suffix]
     with atomic_write(path) as file:
-        writer(file, summary, results, run)
+        writer(file, summary, _billed(summary, results) if summary.hourly else results, run)
+
+
+def _billed(summary: Summary, results: Iterable[CaseResult]) -> Iterator[CaseResult]:
+    """``results``, each of a provider priced by the hour with its share of that cost
+    (:meth:`~.summary.HourlyCost.share`) as its ``cost``, as the leaderboard counts it."""
+    for result in results:
+        spent = summary.hourly.get(result.provider_id)
+        if spent is not None and result.cost is None:
+            result.cost = spent.share(result)
+        yield result
 
 
 def _json(value: Any) -> str:
@@ -142,14 +155,17 @@ def _write_json(file: IO[str], summary: Summary, results: Iterable[CaseResult],
         "run": asdict(run) if run is not None else None,
         "summary": {
             "rows": [{**{f.name: getattr(row, f.name) for f in fields(row)
-                         if f.name != "case_fractions"}, "label": row.label}
-                     for row in summary.rows],
+                         if f.name not in ("case_fractions", "categories")},
+                      "label": row.label} for row in summary.rows],
+            "categories": [asdict(category) for category in summary.categories],
             "best": summary.best.label if summary.best else None,
             "winners": [row.label for row in summary.winners],
             "tied": [row.label for row in summary.rows if row.tied],
             "total_results": summary.total_results,
             "total_errors": summary.total_errors,
             "total_cost": summary.total_cost,
+            "hourly": [{**asdict(spent), "cost": spent.cost}
+                       for spent in summary.hourly.values()],
             "all_thresholds_met": summary.all_thresholds_met(),
         },
     }
@@ -221,15 +237,14 @@ def _write_csv(file: IO[str], summary: Summary, results: Iterable[CaseResult],
     metrics = summary.metric_names()  # known up front, so the header needs no second pass
     writer = csv.writer(file)
     writer.writerow([csv_cell(cell) for cell in [
-        "run_id", "prompt_id", "provider_id", "case_id", "case_index", "repeat", "passed",
-        "score", *(f"metric:{m}" for m in metrics), "error_kind", "error", "failed_checks",
-        "latency_s",
-        "ttft_s", "input_tokens", "output_tokens", "cost", "cached", "requests", "output",
-        "finish_reason", "tool_calls", "vars"]])
+        "run_id", "prompt_id", "provider_id", "case_id", "case_index", "repeat", "category",
+        "passed", "score", *(f"metric:{m}" for m in metrics), "error_kind", "error",
+        "failed_checks", "latency_s", "ttft_s", "input_tokens", "output_tokens", "cost",
+        "cached", "requests", "output", "finish_reason", "tool_calls", "vars"]])
     run_id = run.run_id if run is not None else ""
     for r in results:
         writer.writerow([csv_cell(cell) for cell in [
-            run_id, r.prompt_id, r.provider_id, r.case_id, r.case_index, r.repeat,
+            run_id, r.prompt_id, r.provider_id, r.case_id, r.case_index, r.repeat, r.category,
             "true" if r.passed and r.error is None else "false", r.score,
             *(r.metrics.get(m, "") for m in metrics),
             r.error_kind, r.error, failed_checks(r), r.latency_s, r.ttft_s, r.input_tokens,

@@ -14,13 +14,18 @@ leader of its provider when it beats every other variant by the one-sided paired
 the same cases; otherwise the leader and the variants it does not significantly beat are
 marked tied (=). Who leads depends only on what identical runs reproduce (quality, then
 cost, then prompt id), never on measured latency, so identical answers get identical marks.
+
+When cases have a category, each row gets a :class:`CategoryRow` per category (pass rate
+with the same case-level interval, and score). A provider priced by the hour costs its
+busy time in the run, shared among its results (:class:`HourlyCost`), computed from the
+stored results and the run's stored config, so a stored run shows the same figure.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,7 +57,7 @@ class Row:
     answer counting with the latency recorded when it was first asked for; tokens and
     cost from every result that has them, cached ones included, so rows stay comparable
     whatever the cache held. ``cost`` is ``None`` when no result had one (no price
-    configured).
+    configured); priced by the hour, it is the row's share of its provider's busy time.
     """
 
     prompt_id: str
@@ -88,10 +93,74 @@ class Row:
                                        compare=False)
     input_errors: int = 0  # results whose prompt or assertions could not be rendered
     first_input_error: str | None = None
+    priced_by_hour: bool = False  # its cost is a share of its provider's busy time
+    # Per category of its cases, when cases have one (None: the cases without).
+    categories: dict[str | None, CategoryRow] = field(default_factory=dict, repr=False)
 
     @property
     def label(self) -> str:
         return f"{self.prompt_id} × {self.provider_id}"
+
+
+@dataclass
+class CategoryRow:
+    """One category of one prompt × provider. ``cases`` counts distinct cases; the pass
+    rate and its 95% interval are over them, as a row's are; ``score`` is the mean over
+    its results. ``category`` is ``None`` for the cases that have none."""
+
+    category: str | None
+    prompt_id: str
+    provider_id: str
+    cases: int
+    pass_rate: float
+    ci_low: float
+    ci_high: float
+    score: float
+
+
+@dataclass
+class HourlyCost:
+    """What a provider priced by the hour (``price: {per_hour: USD}``) cost in a run.
+
+    The formula: ``busy_s`` is the length of the union of the intervals ``[started_at,
+    started_at + latency_s]`` of its results that sent a request (requests in flight
+    together count once), and ``cost = busy_s / 3600 × per_hour``. Each such result's
+    share is ``latency_s / Σ latency_s × cost`` (the sum is ``latency_s`` here, over the
+    same results); a cached answer, or one with no timing, costs nothing.
+    """
+
+    provider_id: str
+    per_hour: float
+    busy_s: float
+    latency_s: float
+    requests: int  # results that took busy time (not cached, timed)
+
+    @property
+    def cost(self) -> float:
+        return self.busy_s / 3600 * self.per_hour
+
+    def share(self, result: CaseResult) -> float:
+        """``result``'s part of :attr:`cost`: its latency over the sum of the provider's
+        (0 for a cached answer or one with no timing)."""
+        if not billed(result) or self.latency_s <= 0:
+            return 0.0
+        return self.cost * (result.latency_s or 0.0) / self.latency_s
+
+
+def billed(result: CaseResult) -> bool:
+    """Whether a result took its provider's time in this run: a request was sent (not
+    answered from the cache) and timed."""
+    return not result.cached and result.started_at is not None and result.latency_s is not None
+
+
+def busy_seconds(intervals: Iterable[tuple[float, float]]) -> float:
+    """The length of the union of ``(start, end)`` intervals: overlaps counted once."""
+    total, reached = 0.0, -math.inf
+    for start, end in sorted(intervals):
+        if end > reached:
+            total += end - max(start, reached)
+            reached = end
+    return total
 
 
 @dataclass
@@ -109,6 +178,15 @@ class Summary:
     total_cost: float | None
     alpha: float = 0.05
     winners: list[Row] = field(default_factory=list)
+    category_names: list[str | None] = field(default_factory=list)  # in case order
+    hourly: dict[str, HourlyCost] = field(default_factory=dict)  # provider id → its cost
+
+    @property
+    def categories(self) -> list[CategoryRow]:
+        """Per category (in the order of their first case), each row's breakdown in row
+        order; empty when no case has a category."""
+        return [row.categories[name] for name in self.category_names for row in self.rows
+                if name in row.categories]
 
     def all_thresholds_met(self) -> bool:
         """True unless some row has a threshold it does not reach."""
@@ -145,6 +223,8 @@ class _RowTotals:
     # per case index: samples, passes, answered samples, answered passes
     counts: tuple[array, array, array, array] = field(
         default_factory=lambda: (array("I"), array("I"), array("I"), array("I")))
+    case_scores: array = field(default_factory=lambda: array("d"))  # per case index: sum
+    billed_latencies: array = field(default_factory=lambda: array("d"))  # priced by the hour
 
     def add(self, r: CaseResult) -> None:
         self.cases += 1
@@ -156,7 +236,9 @@ class _RowTotals:
             grow = max(index + 1 - len(samples), len(samples))
             for column in self.counts:
                 column.extend(array("I", bytes(4 * grow)))
+            self.case_scores.extend(array("d", bytes(8 * grow)))
         samples[index] += 1
+        self.case_scores[index] += r.score
         passes[index] += passed
         if r.error_kind not in OUTAGE_KINDS:
             answered[index] += 1
@@ -190,16 +272,10 @@ class _RowTotals:
     def row(self, prompt_id: str, provider_id: str, threshold: float | None) -> Row:
         samples, passes, answered, answered_passes = (np.frombuffer(column, dtype=np.uint32)
                                                       for column in self.counts)
-        present = samples > 0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fractions = np.where(present, passes / samples, np.nan)
-        cases = fractions[present]
+        fractions = np.where(samples > 0, passes / np.maximum(samples, 1), np.nan)
+        cases = fractions[samples > 0]
         repeats = int(samples.max())
-        pass_rate = float(cases.mean())
-        if repeats == 1:
-            low, high = wilson_interval(self.passed, len(cases))
-        else:  # repeats of a case are not independent: resample cases, not results
-            low, high = case_bootstrap_interval(cases)
+        pass_rate, low, high = _case_rate(samples, passes)
         flaky = int(np.count_nonzero((answered_passes > 0) & (answered_passes < answered)))
         return Row(
             prompt_id, provider_id, self.cases, self.passed, self.errors, pass_rate, low, high,
@@ -221,6 +297,37 @@ class _RowTotals:
             first_input_error=self.first_input_error,
         )
 
+    def categories(self, row: Row, codes: np.ndarray, names: Sequence[str | None]
+                   ) -> dict[str | None, CategoryRow]:
+        """``row``'s breakdown by the category of each case (``codes``: an index into
+        ``names`` per case index, -1 for a case not seen)."""
+        size = min(len(codes), len(self.counts[0]))
+        samples, passes = (np.frombuffer(column, dtype=np.uint32)[:size]
+                           for column in self.counts[:2])
+        scores = np.frombuffer(self.case_scores, dtype=np.float64)[:size]
+        codes = np.where(samples > 0, codes[:size], -1)
+        breakdown = {}
+        for code in np.unique(codes[codes >= 0]):
+            chosen = codes == code
+            pass_rate, low, high = _case_rate(samples[chosen], passes[chosen])
+            name = names[code]
+            breakdown[name] = CategoryRow(
+                name, row.prompt_id, row.provider_id, int(chosen.sum()), pass_rate, low, high,
+                score=float(scores[chosen].sum() / samples[chosen].sum()))
+        return breakdown
+
+
+def _case_rate(samples: np.ndarray, passes: np.ndarray) -> tuple[float, float, float]:
+    """The pass rate over cases (each case's pass fraction, averaged) and its 95%
+    interval: Wilson's when every case has one sample, else a bootstrap of the cases."""
+    present = samples > 0
+    fractions = passes[present] / samples[present]
+    if int(samples.max()) == 1:
+        low, high = wilson_interval(int(passes[present].sum()), len(fractions))
+    else:  # repeats of a case are not independent: resample cases, not results
+        low, high = case_bootstrap_interval(fractions)
+    return float(fractions.mean()), low, high
+
 
 def _rank(row: Row) -> tuple[float, float, float, str]:
     """Sort key, smallest best: pass rate, then score, then cost; rows equal on all three go
@@ -228,25 +335,76 @@ def _rank(row: Row) -> tuple[float, float, float, str]:
     case index, exact sums; cost is tokens × price), so the leader, and with it the ★ and
     = marks, never depend on the order results came in. Latency is left out on purpose:
     it is measured, not answered, and differs between identical runs, so ranking by it
-    let noise pick the leader of a tie and with it which variants are tied.
+    let noise pick the leader of a tie and with it which variants are tied. A cost by the
+    hour is measured time too, so it is left out the same way (every row of a provider
+    has the same kind of price, so they still compare alike).
     """
-    return (-row.pass_rate, -row.score, math.inf if row.cost is None else row.cost,
-            row.prompt_id)
+    cost = math.inf if row.cost is None or row.priced_by_hour else row.cost
+    return (-row.pass_rate, -row.score, cost, row.prompt_id)
+
+
+@dataclass
+class _Categories:
+    """Each case's category while results stream by: a code per case index."""
+
+    codes: dict[str | None, int] = field(default_factory=dict)
+    by_case: array = field(default_factory=lambda: array("i"))
+    first_case: list[int] = field(default_factory=list)  # per code
+
+    def add(self, r: CaseResult) -> None:
+        code = self.codes.setdefault(r.category, len(self.codes))
+        if code == len(self.first_case):
+            self.first_case.append(r.case_index)
+        self.first_case[code] = min(self.first_case[code], r.case_index)
+        if r.case_index >= len(self.by_case):
+            grow = max(r.case_index + 1 - len(self.by_case), len(self.by_case))
+            self.by_case.extend(array("i", [-1]) * grow)
+        self.by_case[r.case_index] = code
+
+    def names(self) -> list[str | None]:
+        """In the order of their first case; the cases without a category last."""
+        return sorted(self.codes, key=lambda name: (name is None,
+                                                    self.first_case[self.codes[name]]))
+
+
+@dataclass
+class _Clock:
+    """A provider priced by the hour, while results stream by: its requests' intervals."""
+
+    per_hour: float
+    starts: array = field(default_factory=lambda: array("d"))
+    ends: array = field(default_factory=lambda: array("d"))
+    latencies: array = field(default_factory=lambda: array("d"))
+
+    def add(self, r: CaseResult) -> None:
+        start, latency = r.started_at or 0.0, r.latency_s or 0.0
+        self.starts.append(start)
+        self.ends.append(start + latency)
+        self.latencies.append(latency)
+
+    def spent(self, provider_id: str) -> HourlyCost:
+        busy = busy_seconds(zip(self.starts, self.ends, strict=True))
+        return HourlyCost(provider_id, self.per_hour, busy, math.fsum(self.latencies),
+                          len(self.latencies))
 
 
 def summarize(results: Iterable[CaseResult], threshold: float | None = None, *,
-              alpha: float = 0.05) -> Summary:
+              alpha: float = 0.05, hourly: Mapping[str, float] | None = None) -> Summary:
     """Aggregate results into one :class:`Row` per prompt × provider, in one pass.
 
     Args:
         results: Any iterable, read once (e.g. ``RunStore.results(run_id)``).
         threshold: The pass rate every row must reach, if any.
         alpha: Level of the paired test behind the ★ mark.
+        hourly: Provider id → USD per hour, for providers priced by the hour
+            (from the run's stored config): their rows' cost is their share
+            of the provider's busy time (see :class:`HourlyCost`).
 
     Returns:
         The rows in prompt order then provider order, as first seen. Per provider, rows
         are ranked by pass rate, then mean score, then lower cost, then prompt id (never
-        latency: the marks depend on the answers alone, not on timing or their order);
+        latency: the marks depend on the answers alone, not on timing or their order;
+        so a cost by the hour, which is measured time, does not rank either);
         the leader gets ★ only when it beats every other row of its provider by the
         one-sided paired test on their common cases (exact McNemar, or sign-flip with
         repeats; Holm across the others) at ``alpha``; otherwise the leader and every
@@ -255,6 +413,8 @@ def summarize(results: Iterable[CaseResult], threshold: float | None = None, *,
     groups: dict[tuple[str, str], _RowTotals] = {}
     prompt_order: dict[str, int] = {}
     provider_order: dict[str, int] = {}
+    categories = _Categories()
+    clocks = {provider: _Clock(rate) for provider, rate in (hourly or {}).items()}
     for r in results:
         group = groups.get((r.prompt_id, r.provider_id))
         if group is None:
@@ -262,14 +422,36 @@ def summarize(results: Iterable[CaseResult], threshold: float | None = None, *,
             prompt_order.setdefault(r.prompt_id, len(prompt_order))
             provider_order.setdefault(r.provider_id, len(provider_order))
         group.add(r)
+        categories.add(r)
+        clock = clocks.get(r.provider_id)
+        if clock is not None and billed(r):
+            clock.add(r)
+            group.billed_latencies.append(r.latency_s or 0.0)
     keys = sorted(groups, key=lambda k: (prompt_order[k[0]], provider_order[k[1]]))
     rows = [groups[k].row(k[0], k[1], threshold) for k in keys]
+    spent = {p: clock.spent(p) for p, clock in clocks.items() if p in provider_order}
+    names = categories.names() if set(categories.codes) - {None} else []
+    codes = np.frombuffer(categories.by_case, dtype=np.int32)
+    for key, row in zip(keys, rows, strict=True):
+        if row.provider_id in spent:
+            _add_hourly(row, groups[key], spent[row.provider_id])
+        if names:
+            row.categories = groups[key].categories(row, codes, names)
     winners = _mark_leaders(rows, alpha)
     costs = [row.cost for row in rows if row.cost is not None]
     return Summary(rows, winners[0] if winners else None,
                    total_results=sum(row.cases for row in rows),
                    total_errors=sum(row.errors for row in rows),
-                   total_cost=sum(costs) if costs else None, alpha=alpha, winners=winners)
+                   total_cost=sum(costs) if costs else None, alpha=alpha, winners=winners,
+                   category_names=names, hourly=spent)
+
+
+def _add_hourly(row: Row, totals: _RowTotals, spent: HourlyCost) -> None:
+    """Add to ``row``'s cost its results' share of their provider's cost by the hour."""
+    share = (spent.cost * math.fsum(totals.billed_latencies) / spent.latency_s
+             if spent.latency_s > 0 else 0.0)
+    row.cost = (row.cost or 0.0) + share
+    row.priced_by_hour = True
 
 
 def leader_p(leader: Row, other: Row) -> float:

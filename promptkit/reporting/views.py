@@ -1,9 +1,10 @@
 """What a leaderboard and a comparison show, built once for every presenter.
 
 :func:`leaderboard_view` turns a :class:`Summary` into columns with a cell per row, the
-★/= marks and the footer lines; :func:`comparison_view` turns a :class:`Comparison` into
-its table, the metric intervals, what the test could detect, notes and warnings, the
-flipped cases and the verdict; :func:`tool_call_line` (from :mod:`promptkit.results`)
+★/= marks, the footer lines and, when cases have categories, a row per category;
+:func:`comparison_view` turns a :class:`Comparison` into its table, the metric intervals
+(and per category), what the test could detect, notes and warnings, the flipped cases
+and the verdict; :func:`tool_call_line` (from :mod:`promptkit.results`)
 is a tool call on one line (``→ get_weather({"city": "Paris"})``). The terminal
 (:mod:`.console`), the HTML page (:mod:`.html`) and the Markdown summary
 (:mod:`.markdown`) lay these out: every cell of their tables and every line under them is
@@ -22,9 +23,10 @@ from typing import Literal
 
 from ..comparing.baseline import SideCase
 from ..comparing.comparison import PASS_RATE, Comparison, Flip, MetricChange, RowComparison
+from ..comparing.stats import Interval
 from ..results import tool_call_line as tool_call_line  # one line per call, in results
 from ..terminal import printable_line
-from .summary import Row, Summary
+from .summary import CategoryRow, Row, Summary
 
 BEST_MARK = "★"
 TIED_MARK = "="
@@ -56,6 +58,24 @@ def points(value: float) -> str:
 def money(value: float | None) -> str:
     """``$0.0040``, or ``—`` when no price was configured."""
     return "—" if value is None else f"${value:.4f}"
+
+
+def duration(value: float) -> str:
+    """``850ms``, ``1.25s``, ``12m 05s``, ``3h 02m``."""
+    minutes, whole = divmod(round(value), 60)
+    hours, minutes = divmod(minutes, 60)
+    return seconds(value) if value < 60 else (
+        f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {whole:02d}s")
+
+
+def rate(row: Row | CategoryRow) -> str:
+    """A pass rate and its 95% interval: ``62.5% (31–86)``."""
+    return f"{row.pass_rate:.1%} ({row.ci_low * 100:.0f}–{row.ci_high * 100:.0f})"
+
+
+def category_name(name: str | None) -> str:
+    """A category as shown; ``(none)`` for the cases without one."""
+    return "(none)" if name is None else name
 
 
 def mark(row: Row) -> str:
@@ -103,9 +123,9 @@ class LeaderboardView:
     """The leaderboard table and the lines under it.
 
     ``leaders`` says, per provider with several variants, who won and by which test, or
-    who is tied; ``totals`` counts results, errors, requests and cost; ``threshold`` says
-    who missed the pass rate every row must reach (``None`` without a threshold).
-    """
+    who is tied; ``totals`` counts results, errors, requests and cost (and the busy time
+    of a provider priced by the hour); ``threshold`` says who missed the pass rate every
+    row must reach (``None`` without one); ``categories``: a row per category × row."""
 
     columns: list[Column]
     rows: list[LeaderboardRow]
@@ -113,6 +133,8 @@ class LeaderboardView:
     totals: str
     threshold: str | None = None
     threshold_missed: bool = False
+    categories: list[TableRow] = field(default_factory=list)
+    category_columns: list[Column] = field(default_factory=lambda: list(CATEGORY_COLUMNS))
 
     def column(self, index: int) -> list[str]:
         """The cells of one column, a row each."""
@@ -126,14 +148,26 @@ class LeaderboardView:
         return [*self.leaders, self.totals, *([self.threshold] if self.threshold else [])]
 
 
+CATEGORY_COLUMNS = [
+    Column("category", "category", text=True), Column("prompt", "prompt", text=True),
+    Column("provider", "provider", text=True), Column("cases", "cases"),
+    Column("pass_rate", "pass rate\n(95% CI)"), Column("score", "score"),
+]
+
+
+def _category_table(summary: Summary) -> list[TableRow]:
+    return [TableRow(name := category_name(c.category), [
+        name, c.prompt_id, c.provider_id, f"{c.cases:,}", rate(c), f"{c.score:.3f}"])
+        for c in summary.categories]
+
+
 def _leaderboard_cells(summary: Summary) -> list[tuple[Column, list[str]]]:
     """Each column with one cell per row, in the order the table shows them."""
     rows = summary.rows
     columns = [
         (Column("prompt", "prompt", text=True), [mark(r) + r.prompt_id for r in rows]),
         (Column("provider", "provider", text=True), [r.provider_id for r in rows]),
-        (Column("pass_rate", "pass rate\n(95% CI)"),
-         [f"{r.pass_rate:.1%} ({r.ci_low * 100:.0f}–{r.ci_high * 100:.0f})" for r in rows]),
+        (Column("pass_rate", "pass rate\n(95% CI)"), [rate(r) for r in rows]),
         (Column("score", "score"), [f"{r.score:.3f}" for r in rows]),
     ]
     if any(r.repeats > 1 for r in rows):
@@ -168,11 +202,16 @@ def leaderboard_view(summary: Summary) -> LeaderboardView:
             for index, row in enumerate(summary.rows)]
     cached = sum(row.cached for row in summary.rows)
     cost = money(summary.total_cost) if summary.total_cost is not None else "unknown"
+    # How a cost by the hour came about: the provider's busy time (requests in flight
+    # together counted once) × its rate.
+    hourly = "; ".join(f"{spent.provider_id} busy {duration(spent.busy_s)} × "
+                       f"${spent.per_hour:g}/h" for spent in summary.hourly.values())
     totals = (f"{summary.total_results:,} results ({cached:,} cached), "
               f"{summary.total_errors:,} errors, "
-              f"{sum(row.requests for row in summary.rows):,} requests, cost {cost}")
+              f"{sum(row.requests for row in summary.rows):,} requests, cost {cost}"
+              + (f" ({hourly})" if hourly else ""))
     view = LeaderboardView([column for column, _ in columns], rows, leader_lines(summary),
-                           totals)
+                           totals, categories=_category_table(summary))
     threshold = summary.rows[0].threshold if summary.rows else None
     if threshold is not None:
         failed = [row for row in summary.rows if row.meets_threshold is False]
@@ -301,11 +340,11 @@ def _signed(value: float, percent: bool) -> str:
     return f"{value * 100:+.1f}pp" if percent else f"{value:+.3f}"
 
 
-def interval_text(change: MetricChange) -> str:
-    """``-23.3pp (-40.0pp to -6.7pp)`` for the pass rate, ``+0.120 (+0.010 to +0.230)``
-    for a score or metric."""
-    percent = change.name == PASS_RATE
-    interval = change.change
+def interval_text(change: MetricChange | Interval) -> str:
+    """``-23.3pp (-40.0pp to -6.7pp)`` for the pass rate (a bare :class:`Interval` is a
+    pass rate's), ``+0.120 (+0.010 to +0.230)`` for a score or metric."""
+    percent = not isinstance(change, MetricChange) or change.name == PASS_RATE
+    interval = change.change if isinstance(change, MetricChange) else change
     return (f"{_signed(interval.mean, percent)} "
             f"({_signed(interval.low, percent)} to {_signed(interval.high, percent)})")
 
@@ -328,16 +367,19 @@ def _table_row(row: RowComparison, comparison: Comparison) -> TableRow:
 
 
 def _metric_rows(comparison: Comparison) -> tuple[list[TableRow], str | None]:
+    """Per row its score and metrics, then, for a gated row whose cases have categories,
+    the pass rate per category (``pass rate · 天气 (8 cases, 2−/0+)``, with its flips)."""
     rows, starred = [], False
     for row in comparison.rows:
-        for change in row.metrics:
-            if change.name == PASS_RATE:
-                continue
-            star = " *" if change.change.excludes_zero else ""
+        shown = [(change.name, f"{change.before:.3f}", f"{change.after:.3f}", change.change,
+                  interval_text(change)) for change in row.metrics if change.name != PASS_RATE]
+        shown += [(f"{PASS_RATE} · {category_name(c.category)} ({c.cases:,} cases, "
+                   f"{c.regressed}−/{c.fixed}+)", f"{c.before_rate:.1%}", f"{c.after_rate:.1%}",
+                   c.change, interval_text(c.change)) for c in row.categories if row.gated]
+        for name, before, after, interval, text in shown:
+            star = " *" if interval.excludes_zero else ""
             starred = starred or bool(star)
-            rows.append(TableRow(row.label, [row.label, change.name, f"{change.before:.3f}",
-                                             f"{change.after:.3f}",
-                                             interval_text(change) + star]))
+            rows.append(TableRow(row.label, [row.label, name, before, after, text + star]))
     note = (f"* the interval excludes 0 (paired bootstrap, seed {comparison.seed}); shown "
             "for reading, the verdict is the pass/fail test") if starred else None
     return rows, note

@@ -16,7 +16,15 @@ import re
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from ..errors import ConfigError
 
@@ -93,14 +101,45 @@ def check_env_name(value: str | None, where: str = "api_key_env") -> None:
 
 
 class Price(BaseModel):
-    """USD per million tokens."""
+    """What a provider's answers cost in USD: per million tokens (input_per_mtok,
+    output_per_mtok), or per hour the provider is busy (per_hour, a self-hosted GPU), not
+    both.
+
+    A cost by the hour is known only once the run is over, so :meth:`cost` gives ``None``
+    for it; the leaderboard works it out from the stored results: the provider's busy
+    time (the union of its requests' intervals) × the rate, shared among its results by
+    latency (``promptkit.reporting.summary.HourlyCost``).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     input_per_mtok: float = Field(0.0, ge=0)
     output_per_mtok: float = Field(0.0, ge=0)
+    per_hour: float | None = Field(None, ge=0, allow_inf_nan=False, description=(
+        "USD per hour the provider is busy (a self-hosted GPU), instead of token prices."))
 
-    def cost(self, input_tokens: int | None, output_tokens: int | None) -> float:
+    @model_validator(mode="after")
+    def _one_kind(self) -> Price:
+        tokens = {"input_per_mtok", "output_per_mtok"} & self.model_fields_set
+        if self.per_hour is not None and tokens:
+            raise ValueError(f"per_hour cannot be combined with {' or '.join(sorted(tokens))}: "
+                             "price a provider by the hour or by its tokens, not both")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _one_kind_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A price by the hour is stored as such; a token price as before (per_hour left
+        # out), so the spec hash of an eval priced by tokens does not change.
+        data = handler(self)
+        if self.per_hour is None:
+            data.pop("per_hour", None)
+            return data
+        return {"per_hour": self.per_hour}
+
+    def cost(self, input_tokens: int | None, output_tokens: int | None) -> float | None:
+        """The token cost of an answer; ``None`` when priced by the hour."""
+        if self.per_hour is not None:
+            return None
         return ((input_tokens or 0) * self.input_per_mtok
                 + (output_tokens or 0) * self.output_per_mtok) / 1e6
 

@@ -247,3 +247,39 @@ def test_a_case_that_only_calls_tools_shows_its_calls_as_its_output() -> None:
     said = CaseResult("p", "m", "c1", 1, output="Sunny.", passed=True,
                       tool_calls=[{"id": "a", "name": "get_weather", "arguments": {}}])
     assert _fold("c1", [said]).output == "Sunny."  # text, when there is some
+
+
+def test_categories_are_kept_in_format_3_and_without_them_the_file_stays_format_2(
+        tmp_path: Path) -> None:
+    with RunStore(tmp_path / "runs.db") as store:
+        run = store.create_run("e.yaml", "h", CONFIG)
+        for index, (case_id, category) in enumerate([("w", "天气"), ("m", "math"),
+                                                     ("n", None)]):
+            store.add_result(run.run_id, result("zero", case_id, index, category=category))
+        side = side_from_run(store, run)
+    assert [c.category for c in side.rows[0].cases.values()] == ["天气", "math", None]
+    save_baseline(side, tmp_path / "cat.json")
+    text = (tmp_path / "cat.json").read_text(encoding="utf-8")
+    assert json.loads(text)["promptkit_baseline"] == 3
+    assert '{"id": "w", "category": "天气", "passed": true' in text  # readable, one line
+    assert '{"id": "n", "passed": true' in text
+    assert load_baseline(tmp_path / "cat.json").rows[0].cases == side.rows[0].cases
+    for case in side.rows[0].cases.values():
+        case.category = None
+    save_baseline(side, tmp_path / "plain.json")
+    assert json.loads((tmp_path / "plain.json").read_text())["promptkit_baseline"] == 2
+
+
+def test_a_category_in_an_older_format_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"promptkit_baseline": 2, "rows": [{
+        "prompt": "a", "provider": "p", "cases": [
+            {"id": "one", "category": "天气", "passed": True, "score": 1}]}]}))
+    with pytest.raises(ConfigError, match="case 'one' of row a × p has a category, which "
+                                          "baseline format 2 does not keep"):
+        load_baseline(path)
+    newer = tmp_path / "newer.json"
+    newer.write_text('{"promptkit_baseline": 4, "rows": []}')
+    with pytest.raises(ConfigError, match="baseline format 4 is newer than this promptkit "
+                                          r"supports \(3\)"):
+        load_baseline(newer)

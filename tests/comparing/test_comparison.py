@@ -290,3 +290,24 @@ def test_a_gate_cannot_vouch_for_a_row_too_small_to_detect_any_drop() -> None:
     outages = compare(side("b", row("a", [True] * 30)), side("n", lost))
     assert outages.blind == [] and len(outages.cannot_vouch()) == 1
     assert "27 lost to outages" in outages.cannot_vouch()[0]
+
+
+def test_each_category_gets_its_change_with_its_flips() -> None:
+    categories = ["天气", "math", None, "天气", "math", "天气"]
+    before = row("a", [True, False, True, True, False, True])
+    after = row("a", [False, True, True, False, False, True])
+    for cases in (before.cases, after.cases):
+        for case_obj, category in zip(cases.values(), categories, strict=True):
+            case_obj.category = category
+    (compared,) = compare(side("base", before), side("new", after)).rows
+    changes = {change.category: change for change in compared.categories}
+    assert list(changes) == ["天气", "math", None]  # in case order, no category last
+    weather = changes["天气"]
+    assert (weather.cases, weather.before_rate, weather.after_rate) == (3, 1.0, 1 / 3)
+    assert (weather.regressed, weather.fixed) == (2, 0)
+    assert weather.change.mean == pytest.approx(-2 / 3)
+    assert (changes["math"].regressed, changes["math"].fixed) == (0, 1)
+    # the same cases without categories: nothing per category
+    (plain,) = compare(side("base", row("a", [True, False])),
+                       side("new", row("a", [False, False]))).rows
+    assert plain.categories == []
