@@ -372,14 +372,21 @@ def estimate(spec: str | Path | LoadedSpec, *, limit: int | None = None,
 
 def _estimate_row(plan: EvalPlan, variant: Any, provider: Any, limit: int | None
                   ) -> EstimateRow:
+    from .running.turns import case_turns, converses
+
     spec = plan.spec
-    tokens = cases = 0
+    tokens = asked = 0
     for case in plan.cases(limit):
-        cases += 1
         values = plan.variables(variant, case, offline=True)
         prompt = plan.prompt(variant, provider, values)
         tokens += count_prompt_tokens(prompt, provider.model) * plan.samples(variant)
-    requests = cases * spec.repeat * plan.samples(variant)
+        asked += plan.samples(variant)
+        if converses(case.reserved):  # at least one request per later turn and tool loop
+            loops = bool(case.reserved.get("tool_results") or case.reserved.get("tool_handler"))
+            asked += len(case_turns(case.reserved.get("turns"))) + loops
+            warn("a conversation case is counted at its fewest requests (one per turn, one "
+                 "more for a tool loop) and its first prompt's input tokens")
+    requests = asked * spec.repeat
     low = high = None
     if provider.price is not None:
         low = provider.price.cost(tokens * spec.repeat, 0)

@@ -85,9 +85,9 @@ def _split(fields: dict[str, Any], csv_cells: bool, fail: Callable[[str, str], C
         if key not in RESERVED_KEYS:
             variables[key] = value
             continue
+        if csv_cells and isinstance(value, str) and not value.strip():
+            continue  # an empty cell of a shared column: the row does not set the key
         if csv_cells and key in JSON_CELLS and isinstance(value, str):
-            if not value.strip():
-                continue
             try:
                 value = json.loads(value)
             except ValueError as exc:

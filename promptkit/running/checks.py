@@ -52,7 +52,8 @@ def check_conversation(plan: EvalPlan, case: Case) -> None:
             a malformed turn or turn assertion, a tool no prompt declares, a tool
             handler that cannot be imported.
     """
-    key = next(k for k in CONVERSATION_KEYS if case.reserved.get(k) not in (None, [], {}))
+    key = next(k for k in CONVERSATION_KEYS
+               if case.reserved.get(k) not in (None, "", [], {}))
     for provider in plan.spec.providers:
         if provider.api != "chat":
             raise case_error(plan, case, f"a case with {key} is a conversation, which needs "
@@ -64,18 +65,44 @@ def check_conversation(plan: EvalPlan, case: Case) -> None:
                              f"{variant.id!r} samples {plan.samples(variant)} answers "
                              "(self-consistency), which conversations do not do", [key])
     try:
-        for index, turn in enumerate(case_turns(case.reserved.get("turns"))):
+        turns = case_turns(case.reserved.get("turns"))
+        for index, turn in enumerate(turns):
             if turn.asserts:
-                turn_assertions(plan, case, index)
+                check_turn_texts(plan, case, index, turn_assertions(plan, case, index))
+        for variant in plan.spec.prompts:
+            if len(turns) + 1 > plan.max_turns(variant):
+                raise ValueError(f"this case has {len(turns)} later turns, so it needs at "
+                                 f"least {len(turns) + 1} requests; max_turns of prompt "
+                                 f"{variant.id!r} is {plan.max_turns(variant)}", ["turns"])
         declared = {tool["function"]["name"] for template in plan.templates.values()
                     for tool in getattr(template, "tools", None) or []}
         check_tool_results(case.reserved.get("tool_results"), declared)
-        if case.reserved.get("tool_handler") is not None:
+        if case.reserved.get("tool_handler") not in (None, ""):
             add_import_paths(plan.loaded.path.parent)
             load_tool_handler(case.reserved["tool_handler"])
     except ValueError as exc:
         message, *path = exc.args
         raise case_error(plan, case, message, path[0] if path else ["tool_handler"]) from None
+
+
+def check_turn_texts(plan: EvalPlan, case: Case, index: int,
+                     assertions: list[Assertion]) -> None:
+    """A turn's assertion texts render with the case's fields (and each prompt's vars).
+
+    Raises:
+        ConfigError: at the case, naming ``turns[i].assert[j].<key>``.
+    """
+    for variant in plan.spec.prompts:
+        values = _light_variables(variant, case)
+        for number, assertion in enumerate(assertions):
+            for key, source in assertion.template_strings():
+                try:
+                    plan.store.render_string(source, values)
+                except PromptkitError as exc:
+                    fields = ", ".join(sorted(map(str, case.vars))) or "none"
+                    raise case_error(plan, case, f"{source[:60]!r}: {exc} (case {case.id!r} "
+                                     f"has: {fields})",
+                                     ["turns", index, "assert", number, key]) from None
 
 
 def turn_assertions(plan: EvalPlan, case: Case, index: int) -> list[Assertion]:

@@ -189,6 +189,7 @@ def plan_eval(loaded: LoadedSpec) -> EvalPlan:
     for index, variant in enumerate(spec.prompts):  # a case never passes these on
         template = plan.templates[variant.id]
         for where, assertion in plan.located_assertions(variant, index):
+            check_tool_names(plan, variant, where, assertion)
             if (assertion.base_type == "json-schema" and assertion.value is None
                     and template.output_schema is None):
                 raise loaded.error(f"json-schema without a value checks the template's "
@@ -224,6 +225,31 @@ def plan_eval(loaded: LoadedSpec) -> EvalPlan:
             check_conversation(plan, case)
         check_category(plan, case)
     return plan
+
+
+def check_tool_names(plan: EvalPlan, variant: PromptVariant, where: list[str | int],
+                     assertion: Assertion) -> None:
+    """A ``tool-call`` (or ``not-tool-call``, ``tool-call-f1``) names tools the prompt's
+    template declares: a typo would pass (or fail) every case unseen.
+
+    Raises:
+        ConfigError: at the assertion's key.
+    """
+    kind = assertion.base_type
+    if kind == "tool-call":
+        named = [("name", assertion.name), *(("order", n) for n in assertion.order or [])]
+    elif kind == "tool-call-f1" and isinstance(assertion.value, list):
+        named = [("value", c.get("name")) for c in assertion.value if isinstance(c, dict)]
+    else:
+        return
+    template = plan.templates[variant.id]
+    declared = {tool["function"]["name"] for tool in template.tools}
+    for key, name in named:
+        if isinstance(name, str) and "{" not in name and name not in declared:
+            known = ", ".join(sorted(declared)) or "none: it has no tools"
+            raise plan.loaded.error(f"{assertion.type} names {name!r}, a tool {template.ref} "
+                                    f"(prompt {variant.id!r}) does not declare (declared: "
+                                    f"{known})", [*where, key])
 
 
 def check_api_keys(plan: EvalPlan) -> None:

@@ -45,7 +45,8 @@ class Completion:
 def tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
     """One function call as results keep it: ``{"id", "name", "arguments"}`` with the
     arguments parsed from their JSON text, plus ``"raw_arguments"`` (the text as sent,
-    ``arguments`` None) when that text is not JSON.
+    ``arguments`` None) when that text is not a JSON object (not JSON, ``NaN``, ``null``,
+    a list: nothing an app could call a function with).
 
     Raises:
         RequestError: the name or arguments are not text (``bad_response``).
@@ -63,10 +64,19 @@ def tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
                            "text")
     call: dict[str, Any] = {"id": call_id if isinstance(call_id, str) else None, "name": name}
     try:
-        call["arguments"] = json.loads(arguments) if arguments.strip() else {}
-    except ValueError:
+        parsed = json.loads(arguments, parse_constant=_no_constant) if arguments.strip() \
+            else {}
+    except (ValueError, RecursionError):
+        parsed = None
+    if isinstance(parsed, dict):
+        call["arguments"] = parsed
+    else:
         call["arguments"], call["raw_arguments"] = None, arguments
     return call
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _message_tool_calls(calls: Any) -> list[dict[str, Any]] | None:

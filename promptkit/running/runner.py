@@ -24,7 +24,7 @@ from ..errors import ConfigError, GraderOutage, PromptkitError, RunError, StoreE
 from ..redact import redact
 from ..results import CaseResult, RunInfo
 from ..scoring.context import Output, ScoringContext
-from ..scoring.engine import merge_scores, score
+from ..scoring.engine import AssertionResult, CaseScore, merge_scores, score
 from .cache import ResponseCache
 from .checks import turn_assertions
 from .client import RETRYABLE, EndpointClient, RequestOutcome, record_answers, sdk_client_for
@@ -259,8 +259,9 @@ class Runner:
         return outcome.completion, outcome
 
     def _cacheable(self, body: dict[str, Any], completion: Completion) -> bool:
-        if body.get("response_format") is None and body.get("grammar") is None:
-            return True
+        if (body.get("response_format") is None and body.get("grammar") is None) or (
+                completion.tool_calls and not completion.text):
+            return True  # nothing to check, or a tool call: the format is for text answers
         try:  # an answer that breaks the requested JSON output is not kept
             json.loads(completion.text)
         except ValueError:
@@ -313,21 +314,21 @@ class Runner:
                 text, calls = talk.turn_answers[index + 1]
                 graded.append((Output(text.strip(), tool_calls=calls),
                                turn_assertions(plan, case, index), index + 2))
-        await self._score(result, variant, values, graded)
-        if talk.stopped and result.error is None:
-            result.passed = False
-            result.assertions.append({
-                "type": "max-turns", "metric": "max-turns", "passed": False, "score": 0.0,
-                "weight": 1.0, "error": None,
-                "reason": f"max_turns ({plan.max_turns(variant)}) reached before a final "
-                          "answer: the model was still calling tools"})
+        stopped = None
+        if talk.stopped:  # a failed check of its own, scored with the others
+            stopped = AssertionResult("max-turns", "max-turns", False, 0.0, 1.0,
+                                      f"max_turns ({plan.max_turns(variant)}) reached "
+                                      f"{talk.stopped}")
+        await self._score(result, variant, values, graded, stopped)
         return result
 
     async def _score(self, result: CaseResult, variant: PromptVariant,
                      variables: dict[str, Any],
-                     graded: list[tuple[Output, list[Assertion], int | None]]) -> None:
+                     graded: list[tuple[Output, list[Assertion], int | None]],
+                     stopped: AssertionResult | None = None) -> None:
         """Score each output with its assertions (the last answer's, then each turn's)
-        into ``result``; an assertion of a later turn is marked with ``turn`` (2, 3...)."""
+        into ``result``; an assertion of a later turn is marked with ``turn`` (2, 3...);
+        ``stopped``, a conversation cut short by ``max_turns``, fails with the others."""
         template = self.plan.templates[variant.id]
         context = ScoringContext(vars=variables, render=self.plan.store.render_string,
                                  judge=self._judge, embed=self._embed,
@@ -347,12 +348,15 @@ class Runner:
         except PromptkitError as exc:
             result.error, result.error_kind = redact(str(exc)), "scoring"
             return
-        scored = merge_scores(scores)
+        extra = [] if stopped is None else [CaseScore(False, 0.0, [stopped])]
+        scored = merge_scores([*scores, *extra])
         result.passed, result.score = scored.passed, scored.score
         result.metrics = dict(scored.metrics)
         result.assertions = [dict(r.__dict__) for r in scores[0].results]
         for (_, _, turn), turn_score in zip(graded[1:], scores[1:], strict=True):
             result.assertions += [{**r.__dict__, "turn": turn} for r in turn_score.results]
+        if stopped is not None:
+            result.assertions.append(dict(stopped.__dict__))
 
     def _grader(self, provider_id: str) -> EndpointClient:
         spec = self.plan.spec

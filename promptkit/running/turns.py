@@ -17,6 +17,7 @@ This module holds the pieces: reading and checking the keys, and the messages.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
 import inspect
@@ -24,6 +25,9 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..errors import warn
+from ..redact import redact
 
 __all__ = ["CONVERSATION_KEYS", "DEFAULT_MAX_TURNS", "Turn", "assistant_message",
            "case_turns", "converses", "load_tool_handler", "tool_message", "tool_result"]
@@ -43,7 +47,7 @@ class Turn:
 
 def converses(reserved: Mapping[str, Any]) -> bool:
     """Whether a case with these reserved keys is a conversation."""
-    return any(reserved.get(key) not in (None, [], {}) for key in CONVERSATION_KEYS)
+    return any(reserved.get(key) not in (None, "", [], {}) for key in CONVERSATION_KEYS)
 
 
 def case_turns(raw: Any) -> list[Turn]:
@@ -137,7 +141,7 @@ def tool_message(call_id: str, value: Any) -> dict[str, Any]:
     """A tool's result, as the ``tool`` message answering the call ``call_id``."""
     content = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
                                                               default=str)
-    return {"role": "tool", "tool_call_id": call_id, "content": content}
+    return {"role": "tool", "tool_call_id": call_id, "content": redact(content)}
 
 
 async def tool_result(call: dict[str, Any], reserved: Mapping[str, Any],
@@ -145,22 +149,30 @@ async def tool_result(call: dict[str, Any], reserved: Mapping[str, Any],
     """What answers one tool call: the case's ``tool_results`` entry, else its
     ``tool_handler``'s answer, else an error the model can read (as an app would send).
 
-    A handler that raises answers with the error too: the model may recover, and the
-    case's assertions judge the outcome.
+    A plain function runs in a worker thread, so a slow one holds up only its own case. One
+    that raises answers with the error too (the model may recover, and the case's
+    assertions judge the outcome), and a warning names it once: a bug in a handler should
+    not pass unseen.
     """
     results = reserved.get("tool_results") or {}
     if call["name"] in results:
         return results[call["name"]]
-    reference = reserved.get("tool_handler")
+    reference = reserved.get("tool_handler") or None
     if reference is None:
         return {"error": f"no result for tool {call['name']!r} in this case"}
     handler = load_tool_handler(reference)
     try:
-        value = handler(dict(call), dict(variables))
-        if inspect.isawaitable(value):
-            value = await value
+        if inspect.iscoroutinefunction(handler):
+            value = await handler(dict(call), dict(variables))
+        else:
+            value = await asyncio.to_thread(handler, dict(call), dict(variables))
+            if inspect.isawaitable(value):
+                value = await value
     except Exception as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"}
+        problem = redact(f"{type(exc).__name__}: {exc}")
+        warn(f"tool_handler {reference} raised {problem}; the model got the error as the "
+             "tool's result")
+        return {"error": problem}
     return value
 
 
@@ -174,13 +186,13 @@ class Conversation:
             (None when the cache answered).
         turn_answers: Per turn (1: the answer to the prompt, 2: to the first of ``turns``,
             ...): the turn's last answer text and every tool call made in the turn.
-        stopped: ``max_turns`` was reached before the last answer.
+        stopped: Why ``max_turns`` ended it early (None: it ended when the case did).
     """
 
     messages: list[dict[str, Any]] = field(default_factory=list)
     answers: list[tuple[Any, Any]] = field(default_factory=list)
     turn_answers: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
-    stopped: bool = False
+    stopped: str | None = None
 
     @property
     def completions(self) -> list[Any]:
@@ -201,15 +213,25 @@ async def converse(prompt: list[dict[str, Any]], turns: list[Turn],
                    reserved: Mapping[str, Any], variables: Mapping[str, Any],
                    max_turns: int, ask: Ask) -> Conversation:
     """Run one conversation: the prompt, each answer's tool calls answered while the case
-    has results for them, then each later turn, at most ``max_turns`` requests."""
+    has results for them, then each later turn, at most ``max_turns`` requests.
+
+    Tool calls are answered before a later turn too (with the case's results, else an error
+    the model can read): a chat API refuses a user message right after unanswered calls.
+    """
     talk = Conversation()
     loops = bool(reserved.get("tool_results") or reserved.get("tool_handler"))
     pending = list(turns)
-    text, calls = "", []
+    text, calls, calling = "", [], False
     while True:
         if len(talk.answers) == max_turns:
-            talk.stopped = True
-            break
+            if calling:  # the turn in progress was still calling tools
+                talk.turn_answers.append((text, calls))
+                talk.stopped = "before a final answer: the model was still calling tools"
+                if pending:
+                    talk.stopped += f", with {len(pending)} later turn(s) not asked"
+            else:
+                talk.stopped = f"with {len(pending) + 1} later turn(s) not answered"
+            return talk
         completion, outcome = await ask([*prompt, *talk.messages])
         talk.answers.append((completion, outcome))
         if completion is None:
@@ -217,16 +239,16 @@ async def converse(prompt: list[dict[str, Any]], turns: list[Turn],
         text, made = completion.text, completion.tool_calls or []
         calls += made
         talk.messages.append(assistant_message(text, made))
-        if made and loops:
-            for index, call in enumerate(made, 1):
-                call_id = talk.messages[-1]["tool_calls"][index - 1]["id"]
+        if made and (loops or pending):
+            sent = talk.messages[-1]["tool_calls"]
+            for call, message in zip(made, sent, strict=True):
                 value = await tool_result(call, reserved, variables)
-                talk.messages.append(tool_message(call_id, value))
-            continue
+                talk.messages.append(tool_message(message["id"], value))
+            if loops:
+                calling = True
+                continue
         talk.turn_answers.append((text, calls))
-        text, calls = "", []
+        text, calls, calling = "", [], False
         if not pending:
             return talk
         talk.messages.append({"role": "user", "content": pending.pop(0).content})
-    talk.turn_answers.append((text, calls))  # the turn max_turns cut short
-    return talk

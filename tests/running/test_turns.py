@@ -138,8 +138,10 @@ def test_max_turns_stops_a_loop_and_fails_the_case(tmp_path: Path,
     (result,) = run(path)
     assert endpoint.count == 3 and result.requests == 3 and not result.passed
     assert result.assertions[-1]["type"] == "max-turns"
-    assert "max_turns (3) reached" in result.assertions[-1]["reason"]
+    assert result.assertions[-1]["reason"] == ("max_turns (3) reached before a final answer: "
+                                               "the model was still calling tools")
     assert len(result.tool_calls) == 3
+    assert result.score == 0.0 and result.metrics["max-turns"] == 0.0  # scored as a failure
 
 
 def test_a_tool_handler_answers_the_calls(tmp_path: Path, endpoint: FakeEndpoint) -> None:
@@ -248,3 +250,156 @@ def test_results_carry_their_category_and_when_they_were_asked(
         plan_eval(load_spec(bad))
     assert str(info.value).endswith(
         "data.jsonl:1: category: a category must be a text or a number, not list")
+
+
+def test_tool_calls_before_a_later_turn_are_answered_first(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    from promptkit.testing import Reply
+
+    endpoint.script(Reply.tool_calls([{"name": "get_weather", "arguments": {"city": "Oslo"}}]),
+                    Reply.text("You're welcome."))
+    path = make_eval(tmp_path, endpoint, [{"question": "Oslo?", "turns": ["Thanks!"]}],
+                     tools=WEATHER)
+    (result,) = run(path)
+    roles = [m["role"] for m in endpoint.requests[1].body["messages"]]
+    assert roles == ["user", "assistant", "tool", "user"]  # as a chat API requires
+    assert "no result for tool 'get_weather'" in endpoint.requests[1].body["messages"][2][
+        "content"]
+    assert result.output == "You're welcome." and result.error is None
+
+
+def test_a_slow_tool_handler_holds_up_only_its_own_case(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    (tmp_path / "slow_tools.py").write_text(
+        "import threading\n"
+        "other_case_asked = threading.Event()\n"
+        "def wait(call, variables):\n"
+        "    return 'other case asked' if other_case_asked.wait(20) else 'alone'\n")
+    import sys
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import slow_tools
+
+        def respond(request: RecordedRequest):
+            messages = request.body["messages"]
+            if messages[0]["content"] == "second":
+                slow_tools.other_case_asked.set()  # asked while the handler waits
+                return "done"
+            if messages[-1]["role"] == "tool":
+                return messages[-1]["content"]
+            return tool_call_body("get_weather", {"city": "Oslo"})
+
+        endpoint.respond_with(respond)
+        path = make_eval(tmp_path, endpoint, [
+            {"question": "first", "tool_handler": "slow_tools:wait"}, {"question": "second"}],
+            tools=WEATHER)
+        first, _ = sorted(run(path), key=lambda r: r.case_index)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("slow_tools", None)
+    assert first.output == "other case asked"  # on the event loop, it would wait alone
+
+
+def test_a_tool_handler_that_raises_is_redacted_and_warned_about(
+        tmp_path: Path, endpoint: FakeEndpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    import promptkit
+
+    secret = "sk-canary-1234567890abcdef"
+    monkeypatch.setenv("CANARY_KEY", secret)
+    (tmp_path / "bad_tools.py").write_text(
+        f"def boom(call, variables):\n    raise RuntimeError('exploded {secret}')\n")
+
+    def respond(request: RecordedRequest):
+        messages = request.body["messages"]
+        if messages[-1]["role"] == "tool":
+            return "sorry"
+        return tool_call_body("get_weather", {"city": "Oslo"})
+
+    endpoint.respond_with(respond)
+    path = make_eval(tmp_path, endpoint, [{"question": "Oslo?", "tool_handler": "bad_tools:boom"}],
+                     tools=WEATHER)
+    path.write_text(path.read_text().replace("    model: m\n",
+                                             "    model: m\n    api_key_env: CANARY_KEY\n"))
+    with promptkit.evaluate(path, use_cache=False) as report:
+        (result,) = report.results()
+    sent = endpoint.requests[1].body["messages"][-1]["content"]
+    assert secret not in sent and "RuntimeError: exploded [redacted]" in sent
+    assert secret not in json.dumps(result.to_dict())
+    assert any(w.startswith("tool_handler bad_tools:boom raised RuntimeError: exploded "
+                            "[redacted]") for w in report.warnings)
+
+
+def test_tool_call_answers_are_cached_under_an_output_schema(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    endpoint.respond_with(lambda request: tool_call_body("get_weather", {"city": "Oslo"}))
+    path = make_eval(tmp_path, endpoint, [{"question": "Oslo?"}],
+                     tools=WEATHER + "output: {type: object}\n")
+    for _ in range(2):
+        outcome = asyncio.run(run_eval(plan_eval(load_spec(path)), RunOptions()))
+        (result,) = outcome.results()
+    assert endpoint.count == 1 and result.cached
+
+
+@pytest.mark.parametrize(("case", "extra", "expected"), [
+    ({"question": "Hi", "turns": [{"content": "x", "assert": [
+        {"type": "contains", "value": "{{ missing }}"}]}]}, "",
+     "turns[0].assert[0].value: '{{ missing }}': "),
+    ({"question": "Hi", "turns": ["a", "b"]}, "max_turns: 2\n",
+     "turns: this case has 2 later turns, so it needs at least 3 requests; max_turns of "
+     "prompt 'helper' is 2"),
+])
+def test_a_conversation_that_cannot_finish_is_refused_at_its_case(
+        tmp_path: Path, endpoint: FakeEndpoint, case: dict, extra: str, expected: str) -> None:
+    path = make_eval(tmp_path, endpoint, [case], extra=extra, tools=WEATHER)
+    with pytest.raises(ConfigError) as info:
+        plan_eval(load_spec(path))
+    assert f"data.jsonl:1: {expected}" in str(info.value)
+
+
+def test_a_tool_assertion_naming_an_undeclared_tool_is_refused(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    path = make_eval(tmp_path, endpoint, [{"question": "Hi"}], tools=WEATHER,
+                     extra="assert:\n  - {type: not-tool-call, name: get_wether}\n")
+    with pytest.raises(ConfigError) as info:
+        plan_eval(load_spec(path))
+    assert str(info.value).endswith(
+        "assert[0].name: not-tool-call names 'get_wether', a tool helper@1 (prompt 'helper') "
+        "does not declare (declared: get_weather)")
+
+
+def test_empty_csv_cells_of_reserved_columns_set_nothing(tmp_path: Path,
+                                                        endpoint: FakeEndpoint) -> None:
+    path = make_eval(tmp_path, endpoint, [], tools=WEATHER)
+    (tmp_path / "data.csv").write_text(
+        'id,question,turns,tool_results,tool_handler,category\na,Hi,"[""more""]",,,\nb,Yo,,,,\n')
+    path.write_text(path.read_text().replace("dataset: data.jsonl", "dataset: data.csv"))
+    endpoint.respond_with(lambda request: "ok")
+    results = sorted(run(path), key=lambda r: r.case_index)
+    assert [r.requests for r in results] == [2, 1] and all(r.error is None for r in results)
+    assert [r.category for r in results] == [None, None]
+
+
+@pytest.mark.parametrize(("arguments", "raw"), [("null", "null"), ("[1]", "[1]"),
+                                                 ('{"n": NaN}', '{"n": NaN}')])
+def test_arguments_that_are_not_a_json_object_keep_their_text(
+        tmp_path: Path, endpoint: FakeEndpoint, arguments: str, raw: str) -> None:
+    body = tool_call_body("get_weather", {})
+    body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = arguments
+    endpoint.respond_with(lambda request: body)
+    path = make_eval(tmp_path, endpoint, [{"question": "Hi"}], tools=WEATHER)
+    (result,) = run(path)
+    assert result.tool_calls[0]["arguments"] is None
+    assert result.tool_calls[0]["raw_arguments"] == raw
+
+
+def test_a_dry_run_counts_a_conversation_at_its_fewest_requests(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    from promptkit.api import estimate
+
+    path = make_eval(tmp_path, endpoint, [
+        {"question": "a", "turns": ["b", "c"]},
+        {"question": "d", "tool_results": {"get_weather": "sun"}}, {"question": "e"}],
+        tools=WEATHER)
+    counted = estimate(path)
+    assert counted.requests == 3 + 2 + 1 and endpoint.count == 0
+    assert any("counted at its fewest requests" in w for w in counted.warnings)
