@@ -5,7 +5,8 @@ Modules, lowest first::
     metrics      text metrics: CJK-aware tokens, ROUGE, BLEU, Levenshtein, cosine
     verdicts     GradingResult (what a handler returns), EvaluationError, reason helpers
     context      Output and ScoringContext (what a handler is given), Judge, Embedder
-    reading      model text read safely: <think> stripped, regex timeout, JSON caps
+    reading      model text read safely: <think> stripped, regex timeout, JSON caps (no NaN),
+                 JSON schemas validated with bounded patterns
     registry     register_assertion, AssertionType, ASSERTION_TYPES, DEFAULT_THRESHOLDS
     assertion    Assertion (an ``assert:`` entry, validated by its type), check_assertions
     text_checks  equals, contains, icontains, starts-with, regex, contains-any/-all

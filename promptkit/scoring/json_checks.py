@@ -10,8 +10,11 @@ JSON in a json-tagged fence even when told not to); their reasons say which was 
 subset) and checks what it finds.
 
 Schemas go through ``jsonschema`` (any draft it knows, picked by ``$schema``) and are
-checked before a run. :func:`differences` and :func:`render_expected` are shared with the
-tool-call checks (:mod:`.tool_checks`): arguments are JSON too.
+checked before a run, each ``$ref`` too: it must lead somewhere in the schema (other
+schemas are never fetched). Their patterns match under a timeout
+(:func:`promptkit.scoring.reading.validate_json`). :func:`differences` and
+:func:`render_expected` are shared with the tool-call checks (:mod:`.tool_checks`):
+arguments are JSON too.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ from collections.abc import Callable
 from typing import Any
 
 import jsonschema
+import referencing.exceptions
+import referencing.jsonschema
 import regex
+from jsonschema_specifications import REGISTRY as METASCHEMAS
 
 from ..terminal import cut
 from .assertion import Assertion
 from .context import Output, ScoringContext
-from .reading import compile_pattern, parse_json, search, strip_reasoning
+from .reading import compile_pattern, parse_json, search, strip_reasoning, validate_json
 from .registry import register_assertion
 from .verdicts import EvaluationError, GradingResult, binary, quoted
 
@@ -166,14 +172,45 @@ def parse_answer(text: str) -> tuple[Any, str]:
 
 
 def schema_problem(schema: Any) -> str | None:
-    """Why ``schema`` is not a valid JSON Schema, or None when it is."""
+    """Why ``schema`` is not a valid JSON Schema, or one whose every ``$ref`` resolves;
+    None when it is."""
     if not isinstance(schema, dict | bool):
         return "a JSON schema is a mapping"
+    validator_class = jsonschema.validators.validator_for(schema)
     try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
+        validator_class.check_schema(schema)
     except jsonschema.SchemaError as exc:
         return f"invalid JSON schema: {exc.message}"
+    return _unresolved_ref(schema, validator_class)
+
+
+def _unresolved_ref(schema: Any, validator_class: type[Any]) -> str | None:
+    """Why a ``$ref`` of ``schema`` leads nowhere (the first found), or None when all lead
+    somewhere in it (or to a JSON Schema metaschema)."""
+    dialect = validator_class.META_SCHEMA.get("$schema", "")
+    specification = referencing.jsonschema.specification_with(
+        dialect, default=referencing.jsonschema.DRAFT202012)
+    root = specification.create_resource(schema)
+    pending = [(root, METASCHEMAS.resolver_with_root(root))]
+    while pending:  # every subschema, each with the base URI its $ids give it
+        resource, resolver = pending.pop(0)
+        ref = resource.contents.get("$ref") if isinstance(resource.contents, dict) else None
+        if isinstance(ref, str):
+            try:
+                resolver.lookup(ref)
+            except referencing.exceptions.Unresolvable as exc:
+                return _ref_message(ref, exc)
+        pending += [(sub, resolver.in_subresource(sub)) for sub in resource.subresources()]
     return None
+
+
+def _ref_message(ref: str, exc: referencing.exceptions.Unresolvable) -> str:
+    if isinstance(exc, referencing.exceptions.PointerToNowhere):
+        return f"$ref {ref!r} points to nothing in the schema"
+    if isinstance(exc, referencing.exceptions.NoSuchAnchor):
+        return f"$ref {ref!r} names no anchor of the schema"
+    return (f"$ref {ref!r} is not in the schema: a $ref must lead into the schema itself "
+            "(put the definition under $defs), as other documents are never fetched")
 
 
 def violation(instance: Any, schema: dict[str, Any]) -> str | None:
@@ -181,14 +218,18 @@ def violation(instance: Any, schema: dict[str, Any]) -> str | None:
     None when it fits.
 
     Raises:
-        EvaluationError: the schema itself is invalid.
+        EvaluationError: the schema itself is invalid, a ``$ref`` leads nowhere, or a
+            pattern took too long (:func:`promptkit.scoring.reading.validate_json`).
     """
     try:
-        jsonschema.validate(instance, schema)
+        validate_json(instance, schema)
     except jsonschema.ValidationError as exc:
         return f"at {exc.json_path}: {cut(exc.message, 200)}"
     except jsonschema.SchemaError as exc:
         raise EvaluationError(f"invalid JSON schema: {exc.message}") from None
+    except referencing.exceptions.Unresolvable:
+        raise EvaluationError(schema_problem(schema) or "a $ref of the schema leads nowhere"
+                              ) from None
     return None
 
 

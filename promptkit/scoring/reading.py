@@ -2,18 +2,24 @@
 
 Model outputs are untrusted input. A reasoning model's ``<think>`` block may hold guesses
 (and braces) that must not be taken for its answer; a pattern may backtrack
-catastrophically on a crafted output; JSON may be huge or nested deeply. These helpers are
-shared by the assertion handlers and the chain-of-thought answer extraction
-(:mod:`promptkit.builders.cot`).
+catastrophically on a crafted output, in an assertion or in a JSON schema's ``pattern``;
+JSON may be huge, nested deeply or hold NaN. These helpers are shared by the assertion
+handlers and the chain-of-thought answer extraction (:mod:`promptkit.builders.cot`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
+import math
 import re
+import time
+from collections.abc import Iterator
 from typing import Any
 
+import jsonschema
+import referencing
 import regex
 
 from .verdicts import EvaluationError, quoted
@@ -25,6 +31,7 @@ __all__ = [
     "parse_json",
     "search",
     "strip_reasoning",
+    "validate_json",
 ]
 
 REGEX_TIMEOUT_S = 1.0
@@ -96,6 +103,105 @@ def parse_json(text: str) -> Any:
         raise ValueError(f"{len(text):,} characters is more than the {MAX_JSON_CHARS:,} "
                          "parsed as JSON")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON does not have; a NaN would pass
+    # every bound a schema sets (NaN > 5 is false), so such text is not JSON here.
+    raise ValueError(f"it holds {name}, which JSON does not allow")
+
+
+# -- JSON schemas with bounded patterns ---------------------------------------------------------
+
+_PATTERN_DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar(
+    "_PATTERN_DEADLINE", default=math.inf)
+
+
+def _pattern_matches(pattern: str, text: str) -> bool:
+    """Whether a schema's ``pattern`` matches ``text``, within what is left of the
+    :data:`REGEX_TIMEOUT_S` one validation's patterns share.
+
+    Raises:
+        EvaluationError: the pattern is invalid, or the time ran out.
+    """
+    try:
+        compiled = compile_pattern(pattern)
+    except regex.error as exc:
+        raise EvaluationError(f"invalid pattern {quoted(pattern, 40)} in the schema: "
+                              f"{exc}") from None
+    left = _PATTERN_DEADLINE.get() - time.monotonic()
+    try:
+        return compiled.search(text, timeout=max(min(left, REGEX_TIMEOUT_S), 0.001)) \
+            is not None
+    except TimeoutError:
+        raise EvaluationError(f"pattern {quoted(pattern, 40)} took too long on "
+                              f"{quoted(text, 40)} (a schema's patterns get "
+                              f"{REGEX_TIMEOUT_S:g}s per check)") from None
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any
+             ) -> Iterator[jsonschema.ValidationError]:
+    if validator.is_type(instance, "string") and not _pattern_matches(pattern, instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any, schema: Any
+                        ) -> Iterator[jsonschema.ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if _pattern_matches(pattern, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(jsonschema_keyword: Any, validator: Any, additional: Any,
+                           instance: Any, schema: Any) -> Iterator[jsonschema.ValidationError]:
+    patterns = schema.get("patternProperties")
+    if patterns and validator.is_type(instance, "object"):
+        # jsonschema's keyword matches patternProperties itself, unbounded: hand it the
+        # keys they cover as declared properties instead, and no patterns.
+        covered = {key for key in instance
+                   if any(_pattern_matches(pattern, key) for pattern in patterns)}
+        declared = {**schema.get("properties", {}), **dict.fromkeys(covered, True)}
+        schema = {key: value for key, value in schema.items() if key != "patternProperties"}
+        schema["properties"] = declared
+    yield from jsonschema_keyword(validator, additional, instance, schema)
+
+
+@functools.cache
+def _bounded(validator_class: type[Any]) -> type[Any]:
+    """``validator_class`` with its patterns matched by :func:`_pattern_matches`."""
+    own = validator_class.VALIDATORS
+    keywords: dict[str, Any] = {"pattern": _pattern, "patternProperties": _pattern_properties}
+    if "additionalProperties" in own:
+        keywords["additionalProperties"] = functools.partial(_additional_properties,
+                                                             own["additionalProperties"])
+    return jsonschema.validators.extend(validator_class, keywords)
+
+
+def validate_json(instance: Any, schema: Any) -> None:
+    """``jsonschema.validate``, with the schema's patterns sharing :data:`REGEX_TIMEOUT_S`
+    and no ``$ref`` fetched from elsewhere (only the JSON Schema metaschemas resolve
+    outside the schema).
+
+    The ``pattern``, ``patternProperties`` and ``additionalProperties`` keywords match with
+    the ``regex`` package under a timeout (``unevaluatedProperties`` still matches
+    ``patternProperties`` with jsonschema's own ``re``).
+
+    Raises:
+        jsonschema.ValidationError: ``instance`` does not fit.
+        jsonschema.SchemaError: the schema is invalid.
+        referencing.exceptions.Unresolvable: a ``$ref`` leads nowhere.
+        EvaluationError: a pattern took too long, or is invalid.
+    """
+    validator_class = _bounded(jsonschema.validators.validator_for(schema))
+    token = _PATTERN_DEADLINE.set(time.monotonic() + REGEX_TIMEOUT_S)
+    try:
+        jsonschema.validate(instance, schema, cls=validator_class,
+                            registry=referencing.Registry())
+    finally:
+        _PATTERN_DEADLINE.reset(token)

@@ -1,7 +1,10 @@
 """Tool-call checks: ``tool-call`` and ``tool-call-f1``, on the function calls of an answer.
 
 An answer's calls are ``output.tool_calls``: ``{"id", "name", "arguments"}`` with the
-arguments parsed from JSON (None, and the text in ``raw_arguments``, when they were not).
+arguments parsed from JSON (None, and the text in ``raw_arguments``, when they were not
+JSON or not a JSON object). A call whose arguments are not a JSON object fits nothing: it
+fails ``tool-call`` whatever the options (``schema: false`` and no ``arguments`` too: an
+app could not run it), and ``tool-call-f1`` counts it as not expected.
 Expected arguments compare as JSON values
 (:func:`promptkit.scoring.json_checks.differences`): a subset by default (every key given
 must be there with an equal value, recursively), the same keys with ``match: exact``. Their
@@ -22,7 +25,8 @@ from typing import Any
 from ..terminal import cut
 from .assertion import Assertion
 from .context import Output, ScoringContext
-from .json_checks import differences, render_expected, schema_problem, shown, violation
+from .json_checks import differences, render_expected, schema_problem, violation
+from .reading import parse_json
 from .registry import register_assertion
 from .verdicts import EvaluationError, GradingResult, binary, quoted, thresholded
 
@@ -31,13 +35,45 @@ __all__ = ["tool_call", "tool_call_f1"]
 Call = dict[str, Any]
 
 
-def _label(call: Call) -> str:
-    """``get_weather({"city": "Paris"})``, cut short."""
+def _unusable_arguments(call: Call) -> tuple[bool, str] | None:
+    """None when a call's arguments are a JSON object; else whether they are JSON at all,
+    and their text."""
     arguments = call.get("arguments")
-    if arguments is None:
-        shown_arguments = cut(str(call.get("raw_arguments", "")), 60)
+    if isinstance(arguments, dict):
+        return None
+    if arguments is not None:  # results of older runs kept a list or number as it was
+        return True, json.dumps(arguments, ensure_ascii=False, default=str)
+    raw = call.get("raw_arguments")
+    if raw is None:  # ... and a JSON null as None, with no text
+        return True, "null"
+    try:
+        parse_json(str(raw))
+    except ValueError:
+        return False, str(raw)
+    return True, str(raw).strip()
+
+
+def _arguments_fault(call: Call) -> str | None:
+    """Why a call's arguments are unusable (``arguments not JSON: '{"city": Par'``,
+    ``arguments are not a JSON object: null``), or None when they are a JSON object."""
+    unusable = _unusable_arguments(call)
+    if unusable is None:
+        return None
+    is_json, text = unusable
+    if is_json:
+        return f"arguments are not a JSON object: {cut(text, 60)}"
+    return f"arguments not JSON: {quoted(text)}"
+
+
+def _label(call: Call) -> str:
+    """``get_weather({"city": "Paris"})``, ``get_weather(invalid JSON: {"city": Par)`` or
+    ``get_weather(not an object: null)``, cut short."""
+    unusable = _unusable_arguments(call)
+    if unusable is None:
+        shown_arguments = cut(json.dumps(call["arguments"], ensure_ascii=False), 60)
     else:
-        shown_arguments = cut(json.dumps(arguments, ensure_ascii=False), 60)
+        is_json, text = unusable
+        shown_arguments = f"{'not an object' if is_json else 'invalid JSON'}: {cut(text, 60)}"
     return f"{call.get('name')}({shown_arguments})"
 
 
@@ -70,11 +106,9 @@ def _function(tool: Any) -> dict[str, Any]:
 def _argument_problems(call: Call, expected: dict[str, Any] | None, exact: bool,
                        schema: dict[str, Any] | None) -> list[str]:
     """What is wrong with one call's arguments; empty when it fits."""
-    arguments = call.get("arguments")
-    if arguments is None:
-        return [f"arguments not JSON: {quoted(str(call.get('raw_arguments', '')))}"]
-    if not isinstance(arguments, dict):
-        return [f"arguments are {shown(arguments)}, not a JSON object"]
+    if (fault := _arguments_fault(call)) is not None:
+        return [fault]
+    arguments = call["arguments"]
     problems = []
     if expected is not None:
         problems += [f"argument {difference}"
@@ -197,13 +231,13 @@ def _validate_expected_calls(a: Assertion) -> None:
 
 
 def _fits(expected: dict[str, Any], call: Call, exact: bool) -> bool:
-    if call.get("name") != expected["name"]:
+    """Whether a call made fits an expected one: same name, arguments a JSON object (even
+    when none are expected: an app could not run the call) holding those expected."""
+    arguments = call.get("arguments")
+    if call.get("name") != expected["name"] or not isinstance(arguments, dict):
         return False
     wanted = expected.get("arguments")
-    if wanted is None:
-        return True
-    arguments = call.get("arguments")
-    return isinstance(arguments, dict) and not differences(wanted, arguments, exact=exact)
+    return wanted is None or not differences(wanted, arguments, exact=exact)
 
 
 def _matching(expected: list[dict[str, Any]], calls: list[Call], exact: bool) -> dict[int, int]:

@@ -102,6 +102,89 @@ async def test_json_schema_takes_a_weight(make_ctx):
     assert not case.passed and case.score == 0.75
 
 
+@pytest.mark.parametrize("output", ['{"n": NaN}', '{"n": Infinity}', '{"n": -Infinity}'])
+async def test_nan_and_infinity_are_not_json(run_one, output):
+    bounded = {"type": "object", "properties": {"n": {"type": "number", "maximum": 5}}}
+    constant = output[6:-1]
+    schema = await run_one(output, type="json-schema", value=bounded)
+    assert (schema.passed, schema.reason) == (
+        False, f"the answer is not JSON: it holds {constant}, which JSON does not allow")
+    path = await run_one(output, type="json-path", path="n")
+    assert (path.passed, path.reason) == (
+        False, f"the answer is not JSON: it holds {constant}, which JSON does not allow")
+    is_json = await run_one(output, type="is-json")
+    assert (is_json.passed, is_json.reason) == (
+        False, f"output is not JSON: it holds {constant}, which JSON does not allow")
+
+
+async def test_a_schema_pattern_cannot_stall_the_run(run_one, make_ctx, monkeypatch):
+    # re backtracks for ever on this one; the regex package sees through it
+    answer = '"' + "a" * 40 + '!"'
+    result = await run_one(answer, type="json-schema", value={"pattern": "^(a+)+$"})
+    assert (result.passed, result.error) == (False, None)
+    assert result.reason == (f"the answer does not match the schema at $: {answer[1:-1]!r} "
+                             "does not match '^(a+)+$'")
+    # one that stalls the regex package too fails with an error, which not- keeps failing
+    import promptkit.scoring.reading as reading
+
+    monkeypatch.setattr(reading, "REGEX_TIMEOUT_S", 0.05)
+    slow = {"properties": {"code": {"pattern": "(a|aa)+$"}}}
+    answer = '{"code": "' + "a" * 40 + 'b"}'
+    for kind in ("json-schema", "not-json-schema", "is-json"):
+        result = await run_one(answer, type=kind, value=slow)
+        assert not result.passed
+        assert result.error.startswith("pattern '(a|aa)+$' took too long on 'aaaa"), kind
+    ctx = make_ctx()
+    ctx.output_schema = slow
+    assert "took too long" in (await run_one(answer, ctx, type="json-schema")).error
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ({"$ref": "#/definitions/nope"}, "$ref '#/definitions/nope' points to nothing in the "
+         "schema"),
+        ({"properties": {"a": {"$ref": "#/$defs/a"}}, "$defs": {"a": {"items": {"$ref": "#b"}}}},
+         "$ref '#b' names no anchor of the schema"),
+        ({"$ref": "http://127.0.0.1:9/person.json"}, "$ref 'http://127.0.0.1:9/person.json' is "
+         "not in the schema: a $ref must lead into the schema itself (put the definition "
+         "under $defs), as other documents are never fetched"),
+        ({"$ref": "person.json"}, "$ref 'person.json' is not in the schema: a $ref must lead "
+         "into the schema itself (put the definition under $defs), as other documents are "
+         "never fetched"),
+    ],
+)
+async def test_a_ref_that_leads_nowhere_is_refused_before_a_run(run_one, make_ctx, schema,
+                                                                 message):
+    with pytest.raises(ConfigError, match=re.escape(f"assert[0].value: {message}")):
+        check_assertions([Assertion(type="json-schema", value=schema)], set())
+    with pytest.raises(ConfigError, match=re.escape(f"assert[0].value: {message}")):
+        check_assertions([Assertion(type="is-json", value=schema)], set())
+    # a template's output schema is only met at scoring: the case gets the same message
+    ctx = make_ctx()
+    ctx.output_schema = schema
+    result = await run_one('{"a": [1]}', ctx, type="json-schema")
+    assert (result.passed, result.error) == (False, message)
+
+
+async def test_refs_that_lead_into_the_schema_are_followed(run_one):
+    schema = {"$defs": {"city": {"type": "string"}}, "type": "object",
+              "properties": {"from": {"$ref": "#/$defs/city"}, "to": {"$ref": "#/$defs/city"},
+                             "via": {"$ref": "#/properties/to"}}}
+    check_assertions([Assertion(type="json-schema", value=schema)], set())
+    assert (await run_one('{"from": "Oslo", "via": "Bergen"}', type="json-schema",
+                          value=schema)).passed
+    result = await run_one('{"from": "Oslo", "via": 3}', type="json-schema", value=schema)
+    assert result.reason == "the answer does not match the schema at $.via: 3 is not of type " \
+                            "'string'"
+    draft7 = {"$schema": "http://json-schema.org/draft-07/schema#",
+              "definitions": {"n": {"type": "integer"}}, "items": {"$ref": "#/definitions/n"},
+              # the JSON Schema metaschemas are known without fetching them
+              "properties": {"schema": {"$ref": "http://json-schema.org/draft-07/schema#"}}}
+    check_assertions([Assertion(type="json-schema", value=draft7)], set())
+    assert (await run_one("[1, 2]", type="json-schema", value=draft7)).passed
+
+
 # --- json-path ---------------------------------------------------------------------------------
 
 ORDER = ('{"customer": {"name": "Ada", "vip": true}, "items": [{"sku": "A1", "price": 9.5, '
@@ -222,6 +305,8 @@ def test_path_syntax():
     [
         ("  - type: json-schema\n    value: {type: nonsense}\n",
          ":13: assert[1].value: invalid JSON schema: 'nonsense' is not valid"),
+        ("  - type: json-schema\n    value:\n      properties: {a: {$ref: '#/definitions/a'}}\n",
+         ":13: assert[1].value: $ref '#/definitions/a' points to nothing in the schema"),
         ("  - type: json-path\n    path: $.a[*]\n",
          ":12: assert[1]: path: cannot read '$.a[*]' from '[*]'"),
         ("  - type: json-path\n    path: $.a\n    regex: '(x'\n",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pydantic
 import pytest
 
@@ -69,7 +71,14 @@ async def test_a_call_with_the_expected_arguments_passes(run_one, ctx):
         ([], {}, "no call of get_weather — calls made: none"),
         ([call("get_weather", None, raw='{"city": Berl')], {},
          "arguments not JSON: '{\"city\": Berl'"),
-        ([call("get_weather", [1, 2])], {}, "arguments are [1, 2], not a JSON object"),
+        ([call("get_weather", None, raw='{"city": Berl')], {"schema": False},
+         "arguments not JSON: '{\"city\": Berl'"),  # with no check asked, still unusable
+        ([call("get_weather", None, raw="null")], {"schema": False},
+         "arguments are not a JSON object: null"),
+        ([call("get_weather", None, raw=" [1, 2]")], {}, "arguments are not a JSON object: [1, 2]"),
+        ([call("get_weather", None, raw='{"n": NaN}')], {}, "arguments not JSON: '{\"n\": NaN}'"),
+        ([call("get_weather", None)], {}, "arguments are not a JSON object: null"),  # older runs
+        ([call("get_weather", [1, 2])], {}, "arguments are not a JSON object: [1, 2]"),
         ([call("get_weather", {"city": "Paris", "units": "kelvin"})], {},
          "arguments break the tool schema at $.units: 'kelvin' is not one of "
          "['celsius', 'fahrenheit']"),
@@ -118,6 +127,30 @@ async def test_exact_match_compares_nested_keys_too(run_one, ctx):
     result = await run_one(made, ctx, type="tool-call", name="plan_trip", match="exact",
                            arguments={"stop": {"city": "Berlin"}})
     assert result.reason == "argument 'stop.country' is not expected"
+
+
+async def test_the_tools_schema_patterns_cannot_stall_the_run(run_one, ctx, monkeypatch):
+    import promptkit.scoring.reading as reading
+
+    monkeypatch.setattr(reading, "REGEX_TIMEOUT_S", 0.05)
+    ctx.tools = [{"type": "function", "function": {"name": "lookup", "parameters": {
+        "type": "object", "properties": {"code": {"type": "string", "pattern": "(a|aa)+$"}}}}}]
+    made = calls(call("lookup", {"code": "a" * 40 + "b"}))
+    result = await run_one(made, ctx, type="tool-call", name="lookup")
+    assert not result.passed
+    assert result.error.startswith("pattern '(a|aa)+$' took too long on 'aaaa")
+
+
+async def test_a_ref_of_a_schema_that_leads_nowhere(run_one, ctx):
+    with pytest.raises(pydantic.ValidationError,
+                       match=re.escape("schema: $ref 'http://127.0.0.1:9/s' is not in the schema")):
+        Assertion(type="tool-call", name="get_weather", schema={"$ref": "http://127.0.0.1:9/s"})
+    # a tool's parameters are only met at scoring: the case gets the message
+    ctx.tools = [{"type": "function", "function": {"name": "lookup", "parameters": {
+        "type": "object", "properties": {"code": {"$ref": "#/definitions/code"}}}}}]
+    result = await run_one(calls(call("lookup", {"code": "x"})), ctx, type="tool-call",
+                           name="lookup")
+    assert result.error == "$ref '#/definitions/code' points to nothing in the schema"
 
 
 async def test_the_tools_own_schema_is_checked_unless_turned_off(run_one, ctx):
@@ -216,6 +249,17 @@ async def test_f1_of_the_calls_made_against_the_expected(run_one, ctx):
                                    'expected: get_weather({"city": "Paris"})')
 
 
+async def test_f1_never_matches_a_call_whose_arguments_are_not_an_object(run_one, ctx):
+    # even against an expected call that gives no arguments: an app could not run it
+    made = calls(call("get_weather", None, raw='{"city": Berl'), call("search", None, raw="null"))
+    result = await run_one(made, ctx, type="tool-call-f1",
+                           value=[{"name": "get_weather"}, {"name": "search"}])
+    assert (result.passed, result.score) == (False, 0.0)
+    assert result.reason.endswith('not made: get_weather, search; not expected: '
+                                  'get_weather(invalid JSON: {"city": Berl), '
+                                  'search(not an object: null)')
+
+
 async def test_f1_matches_each_call_once_and_as_many_as_can_match(run_one, ctx):
     # a greedy match would give the Berlin call to the looser expectation listed first
     expected = [{"name": "get_weather"}, {"name": "get_weather", "arguments": {"city": "Berlin"}}]
@@ -298,10 +342,24 @@ def test_spec_errors_name_file_line_and_key(spec_error, assertion: str, expected
     assert spec_error(assertion).startswith(expected)
 
 
-def test_a_field_the_cases_lack_is_found_before_any_request(spec_with, project_templates):
-    path = spec_with("  - type: tool-call\n    name: get_weather\n"
-                     "    arguments: {city: '{{ town }}'}\n")
+ASSISTANT_SPEC = """\
+templates: templates
+prompts: [assistant@2]
+providers:
+  - {id: fake, base_url: 'http://127.0.0.1:9/v1', model: m}
+cases:
+  - {request: 'Weather in Berlin?', city: Berlin}
+assert:
+  - type: tool-call
+    name: get_weather
+    arguments: {city: '{{ town }}'}
+"""
+
+
+def test_a_field_the_cases_lack_is_found_before_any_request(tmp_path, project_templates):
+    path = tmp_path / "eval.yaml"  # the project's assistant template declares get_weather
+    path.write_text(ASSISTANT_SPEC)
     with pytest.raises(ConfigError) as info:
         plan_eval(load_spec(path))
-    assert "assert[1].arguments: '{{ town }}': " in str(info.value)
+    assert "assert[0].arguments: '{{ town }}': " in str(info.value)
     assert "'town' is undefined" in str(info.value)
