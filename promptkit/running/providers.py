@@ -268,20 +268,22 @@ GRAMMAR_NEEDS_LLAMA_CPP = (
 
 def structured_output(provider: Provider, template: PromptTemplate) -> dict[str, Any]:
     """The request body keys that ask ``provider`` for answers fitting the template's
-    ``output`` schema, per its ``structured_output`` ({} without a schema).
+    ``output`` schema, per its ``structured_output`` ({} without a schema). ``json_schema``
+    is the template's :attr:`~promptkit.templates.PromptTemplate.response_format`, strict
+    only when the schema fits OpenAI's strict mode.
 
     Raises:
         ConfigError: ``grammar`` without llama-cpp-python, or a schema its converter
             cannot turn into a grammar.
     """
-    schema = template.output_schema
+    schema = template.output  # read only: what is sent is copied or serialized
     mode = provider.output_mode
     if schema is None or mode == "none":
         return {}
-    if mode == "json_schema":
+    if mode == "json_schema":  # strict only when the schema fits strict mode
         return {"response_format": template.response_format}
     if mode == "json_object":
-        return {"response_format": {"type": "json_object", "schema": schema}}
+        return {"response_format": {"type": "json_object", "schema": template.output_schema}}
     return {"grammar": gbnf_grammar(json.dumps(schema, ensure_ascii=False),
                                     template.filename)}
 

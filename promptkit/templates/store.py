@@ -15,6 +15,7 @@ References: ``summarize`` (latest), ``summarize@2`` (exact), ``summarize@product
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import os
 import re
@@ -56,6 +57,9 @@ class StoreLoader(jinja2.BaseLoader):
     def __init__(self, root: Path, display_root: str):
         self.root = root.resolve()
         self.display_root = display_root
+        # Jinja bodies of the versions loaded, by path: sha256 of the file and its body,
+        # so a version's front matter (its schemas) is not parsed again to compile it.
+        self.bodies: dict[str, tuple[str, str]] = {}
 
     def display_name(self, name: str) -> str:
         return os.path.join(self.display_root, name)
@@ -74,8 +78,11 @@ class StoreLoader(jinja2.BaseLoader):
     def get_source(self, environment: jinja2.Environment, template: str):
         path = self.resolve(template)
         filename = self.display_name(template)
-        _, body = split_front_matter(decode_text(path.read_bytes(), filename), filename)
         mtime = path.stat().st_mtime_ns
+        raw = path.read_bytes()
+        digest, body = self.bodies.get(template, ("", ""))
+        if digest != hashlib.sha256(raw).hexdigest():
+            _, body = split_front_matter(decode_text(raw, filename), filename)
         return body, filename, lambda: path.exists() and path.stat().st_mtime_ns == mtime
 
 

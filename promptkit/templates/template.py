@@ -29,7 +29,7 @@ from ..errors import (
     TemplateSyntaxError,
 )
 from .messages import split_messages
-from .tools import template_tools
+from .tools import MAX_DEFINITIONS_CHARS, strict_problem, template_tools
 
 if TYPE_CHECKING:
     from .store import TemplateStore
@@ -44,6 +44,9 @@ OPENAI_CHAT_PARAMS = frozenset({
     "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools",
     "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
 })
+# Params request() leaves out: the model, which the caller names, and streaming, the
+# caller's choice (create() returns a Stream then; an eval's provider has `stream:`).
+NOT_REQUESTED = frozenset({"model", "stream", "stream_options"})
 
 InputType = Literal["string", "integer", "number", "boolean", "list", "object", "any"]
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -144,8 +147,14 @@ def read_front_matter(source: str, filename: str
     else:
         raise TemplateSyntaxError("front matter opened on line 1 is never closed by '---'",
                                   filename, 1)
+    text = "".join(lines[1:end])
+    if len(text) > MAX_DEFINITIONS_CHARS:
+        raise TemplateSyntaxError(
+            f"front matter of {len(text):,} characters is more than the "
+            f"{MAX_DEFINITIONS_CHARS:,} allowed (an output schema or tool list that large is "
+            "beyond what model APIs take)", filename, 1)
     with front_matter_errors():
-        doc = YamlDocument("".join(lines[1:end]), filename, first_line=2)
+        doc = YamlDocument(text, filename, first_line=2)
         if doc.data is None:
             matter = FrontMatter()
         elif not isinstance(doc.data, dict):
@@ -197,6 +206,7 @@ class PromptTemplate:
         self.front_matter, self.body, doc = read_front_matter(self.source, self.filename)
         with front_matter_errors():
             self._tools, self.tools_file = template_tools(store, self.front_matter, doc)
+        store.loader.bodies[self.relpath] = (self.sha256, self.body)  # read once
 
     def __repr__(self) -> str:
         return f"<PromptTemplate {self.ref} sha256={self.sha256[:12]}>"
@@ -231,12 +241,25 @@ class PromptTemplate:
 
     @property
     def response_format(self) -> dict[str, Any] | None:
-        """``output`` as the OpenAI API's strict ``json_schema`` response format."""
+        """``output`` as the OpenAI API's ``json_schema`` response format (a new object
+        each call).
+
+        ``strict`` is true when the schema fits OpenAI's strict mode (an object at the root;
+        ``additionalProperties: false`` on every object, every property in ``required``, a
+        type in every subschema, none of the keywords it refuses: see
+        :func:`~promptkit.templates.tools.strict_problem`), and false otherwise, so a schema
+        strict mode would refuse with a 400 is still asked for, as a hint.
+        """
         if self.front_matter.output is None:
             return None
         name = re.sub(r"[^A-Za-z0-9_-]", "_", self.name)[:64]
         return {"type": "json_schema",
-                "json_schema": {"name": name, "schema": self.output_schema, "strict": True}}
+                "json_schema": {"name": name, "schema": self.output_schema,
+                                "strict": self._strict_output}}
+
+    @cached_property
+    def _strict_output(self) -> bool:
+        return strict_problem(self.front_matter.output) is None
 
     @property
     def tags(self) -> list[str]:
@@ -329,10 +352,13 @@ class PromptTemplate:
 
         Returns:
             ``messages`` (as :meth:`render` gives them), ``tools`` (when the template
-            declares any), ``response_format`` (a strict ``json_schema`` from ``output``,
-            when set), then the template's ``params``: the OpenAI API's own
-            (``temperature``, ``tool_choice``, ...) at the top level, any other (a
-            vendor's, such as ``top_k``) under ``extra_body``. New objects each call.
+            declares any), ``response_format`` (a ``json_schema`` from ``output``, when
+            set: see :attr:`response_format`), then the template's ``params``: the OpenAI
+            API's own (``temperature``, ``tool_choice``, ...) at the top level, any other
+            (a vendor's, such as ``top_k``, and those of a ``params.extra_body``) under
+            ``extra_body``. ``stream`` and ``stream_options`` are left out, so ``create()``
+            returns a completion; pass ``stream=True`` to it to stream. New objects each
+            call.
 
         Raises:
             TemplateRenderError: as :meth:`render`.
@@ -342,12 +368,16 @@ class PromptTemplate:
             request["tools"] = self.tools
         if self.front_matter.output is not None:
             request["response_format"] = self.response_format
-        vendor = {}
-        for key, value in copy.deepcopy(self.front_matter.params).items():
+        params = copy.deepcopy(self.front_matter.params)
+        vendor = params.pop("extra_body", {})  # a mapping of other keys, checked at load
+        for key, value in params.items():
             if key in OPENAI_CHAT_PARAMS:
                 request[key] = value
-            elif key != "model":  # the caller names the model
+            else:
                 vendor[key] = value
+        for key in NOT_REQUESTED:
+            request.pop(key, None)
+            vendor.pop(key, None)
         if vendor:
             request["extra_body"] = vendor
         return request

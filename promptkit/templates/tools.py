@@ -5,19 +5,26 @@ Front matter ``tools:`` is a list of OpenAI tool definitions
 store root, of a YAML or JSON file holding such a list (a file inside the store only, as
 ``fewshot()`` pools are). ``output:`` is the JSON Schema an answer must follow. Both are
 checked when the template loads, so a mistake is an error at its file, line and key
-path before any request: every ``parameters`` and the ``output`` are valid JSON Schemas,
-function names are unique, and a ``tool_choice`` in ``params`` names a declared tool.
+path before any request: every ``parameters`` and the ``output`` are valid JSON Schemas
+whose every ``$ref`` leads into the schema itself (nothing is fetched), function names are
+unique, a function's ``strict: true`` has parameters OpenAI's strict mode takes, a
+``tool_choice`` in ``params`` names a declared tool, ``params`` sets no
+``response_format`` beside an ``output`` and its ``extra_body`` is a mapping.
+
+:func:`strict_problem` says whether a schema fits OpenAI's strict mode, which decides the
+``strict`` flag of the ``json_schema`` response format built from ``output``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import jinja2
-from pydantic import BaseModel, ConfigDict, RootModel, field_validator
+from pydantic import BaseModel, ConfigDict, RootModel, StrictBool, field_validator
 
 from ..config import YamlDocument, format_path, validate
 from ..errors import ConfigError, TemplateSecurityError
@@ -30,6 +37,25 @@ if TYPE_CHECKING:
 TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TOOL_CHOICES = ("none", "auto", "required")
 TOOLS_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+# The most characters front matter or a tools file may hold. Their schemas are checked node
+# by node against the JSON Schema metaschema, which takes about 6 s a million characters;
+# OpenAI takes at most 5,000 properties in a schema, well under this.
+MAX_DEFINITIONS_CHARS = 1_000_000
+# How deep a JSON tools file may nest its brackets: far beyond any schema a model API
+# takes (OpenAI's: 10 levels of objects), and shallow enough for every parser that reads
+# it, which recurse.
+MAX_JSON_NESTING = 100
+# What OpenAI's strict mode refuses ("'oneOf' is not permitted"): a schema using one of
+# these is sent with strict: false.
+STRICT_UNSUPPORTED = frozenset({
+    "allOf", "oneOf", "not", "if", "then", "else", "dependentRequired", "dependentSchemas",
+    "patternProperties", "unevaluatedProperties", "propertyNames", "minProperties",
+    "maxProperties", "unevaluatedItems", "contains", "minContains", "maxContains",
+    "uniqueItems",
+})
+# Keywords whose values are subschemas in the part of JSON Schema strict mode takes.
+_STRICT_SCHEMA_MAPS = ("properties", "$defs", "definitions")
+_STRICT_SCHEMA_LISTS = ("anyOf", "prefixItems", "items")
 
 
 class FunctionDefinition(BaseModel):
@@ -40,7 +66,7 @@ class FunctionDefinition(BaseModel):
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
-    strict: bool | None = None
+    strict: StrictBool | None = None  # "yes" is not true: the API takes a boolean
 
     @field_validator("name")
     @classmethod
@@ -70,8 +96,8 @@ class _FrontMatterTools(BaseModel):
 
 
 def schema_problem(schema: Any) -> tuple[str, list[str | int]] | None:
-    """Why ``schema`` is not a valid JSON Schema (the message and the path of the bad
-    value inside it), or ``None`` when it is valid.
+    """Why ``schema`` is not a valid JSON Schema, or has a ``$ref`` that leads nowhere in
+    it (the message and the path of the bad value inside it); ``None`` when it is valid.
 
     The schema's ``$schema`` picks the draft; without one, the latest draft applies.
     """
@@ -80,11 +106,123 @@ def schema_problem(schema: Any) -> tuple[str, list[str | int]] | None:
 
     try:
         validator_for(schema).check_schema(schema)
+        return unresolved_ref(schema)
     except SchemaError as exc:
-        return exc.message, list(exc.path)
+        return f"not a valid JSON Schema: {exc.message}", list(exc.path)
     except RecursionError:
-        return "nested too deeply", []
+        return "not a valid JSON Schema: nested too deeply", []
+
+
+def unresolved_ref(schema: dict[str, Any]) -> tuple[str, list[str | int]] | None:
+    """The first ``$ref`` of a valid ``schema`` that leads nowhere inside it (the message
+    and the path of the ``$ref``), or ``None`` when every one resolves.
+
+    Nothing is fetched: a ``$ref`` to another document (``http://...``) leads nowhere,
+    unless an ``$id`` inside the schema names that document.
+    """
+    import referencing
+    import referencing.exceptions
+    import referencing.jsonschema
+    from jsonschema.validators import validator_for
+
+    dialect = validator_for(schema).META_SCHEMA.get("$schema", "")
+    specification = referencing.jsonschema.specification_with(
+        dialect, default=referencing.jsonschema.DRAFT202012)
+    root = specification.create_resource(schema)
+    paths = _paths(schema)
+    pending = deque([(root, referencing.Registry().resolver_with_root(root))])
+    while pending:  # every subschema, each with the base URI its $ids give it
+        resource, resolver = pending.popleft()
+        contents = resource.contents
+        ref = contents.get("$ref") if isinstance(contents, dict) else None
+        if isinstance(ref, str):
+            try:
+                resolver.lookup(ref)
+            except referencing.exceptions.Unresolvable as exc:
+                return _ref_message(ref, exc), [*paths.get(id(contents), []), "$ref"]
+        pending.extend((sub, resolver.in_subresource(sub)) for sub in resource.subresources())
     return None
+
+
+def _ref_message(ref: str, exc: Exception) -> str:
+    import referencing.exceptions
+
+    if isinstance(exc, referencing.exceptions.PointerToNowhere):
+        return f"$ref {ref!r} points to nothing in the schema"
+    if isinstance(exc, referencing.exceptions.NoSuchAnchor):
+        return f"$ref {ref!r} names no anchor of the schema"
+    return (f"$ref {ref!r} is not in the schema: a $ref must lead into the schema itself "
+            "(put the definition under $defs), as other documents are never fetched")
+
+
+def _paths(value: Any) -> dict[int, list[str | int]]:
+    """The key path of every mapping and list inside ``value``, by identity."""
+    found: dict[int, list[str | int]] = {}
+    pending: list[tuple[Any, list[str | int]]] = [(value, [])]
+    while pending:
+        node, path = pending.pop()
+        if id(node) in found or not isinstance(node, dict | list):
+            continue
+        found[id(node)] = path
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        pending.extend((child, [*path, key]) for key, child in items)
+    return found
+
+
+def strict_problem(schema: Any) -> tuple[str, list[str | int]] | None:
+    """Why OpenAI's strict mode would refuse ``schema`` (the reason and the path of the
+    subschema at fault), or ``None`` when it takes it.
+
+    Strict mode takes an object at the root, and in every subschema: a ``type`` (or
+    ``anyOf``, ``$ref``, ``enum``, ``const``; so no empty schema ``{}`` and no ``true``),
+    none of :data:`STRICT_UNSUPPORTED`, and on every object ``additionalProperties:
+    false`` with every property listed in ``required``.
+    """
+    if not isinstance(schema, dict) or _types(schema) != {"object"}:
+        return "strict mode needs an object at the root (type: object)", []
+    for node, path in _strict_subschemas(schema):
+        if not isinstance(node, dict) or not node.keys() & {"type", "anyOf", "$ref", "enum",
+                                                            "const"}:
+            return ("strict mode needs a type in every schema (this one takes anything)",
+                    path)
+        unsupported = sorted(node.keys() & STRICT_UNSUPPORTED)
+        if unsupported:
+            return (f"strict mode does not take {unsupported[0]}", [*path, unsupported[0]])
+        if "object" in _types(node) or "properties" in node:
+            if node.get("additionalProperties") is not False:
+                return "strict mode needs additionalProperties: false on every object", path
+            required = set(node.get("required") or [])  # strings, in a valid schema
+            missing = [name for name in node.get("properties") or {} if name not in required]
+            if missing:
+                return (f"strict mode needs every property in required, and {missing[0]!r} "
+                        "is not (an optional one is required and nullable: type: [string, "
+                        "\"null\"])", path)
+    return None
+
+
+def _types(node: dict[str, Any]) -> set[Any]:
+    kind = node.get("type")
+    return set(kind) if isinstance(kind, list) else {kind} - {None}
+
+
+def _strict_subschemas(schema: dict[str, Any]) -> Iterator[tuple[Any, list[str | int]]]:
+    """``schema`` and its subschemas under the keywords strict mode takes, with their
+    paths (the others are refused where they stand)."""
+    pending: list[tuple[Any, list[str | int]]] = [(schema, [])]
+    while pending:
+        node, path = pending.pop()
+        yield node, path
+        if not isinstance(node, dict):
+            continue
+        for key in _STRICT_SCHEMA_MAPS:
+            if isinstance(node.get(key), dict):
+                pending.extend((sub, [*path, key, name]) for name, sub in node[key].items())
+        for key in _STRICT_SCHEMA_LISTS:
+            value = node.get(key)
+            if isinstance(value, list):
+                pending.extend((sub, [*path, key, i]) for i, sub in enumerate(value))
+            elif value is not None and key == "items":
+                pending.append((value, [*path, key]))
 
 
 def check_schema(schema: Any, doc: YamlDocument, path: Sequence[str | int]) -> None:
@@ -96,7 +234,7 @@ def check_schema(schema: Any, doc: YamlDocument, path: Sequence[str | int]) -> N
     problem = schema_problem(schema)
     if problem is not None:
         message, inner = problem
-        raise doc.error(f"not a valid JSON Schema: {message}", [*path, *inner])
+        raise doc.error(message, [*path, *inner])
 
 
 def template_tools(store: TemplateStore, matter: FrontMatter, doc: YamlDocument | None
@@ -130,12 +268,39 @@ def template_tools(store: TemplateStore, matter: FrontMatter, doc: YamlDocument 
         tools = validate(_FrontMatterTools, doc, {"tools": matter.tools}).tools
         check_tools(tools, doc, ["tools"])
     check_tool_choice(matter.params.get("tool_choice"), tools, doc)
+    check_request_params(matter, doc)
     return [tool.model_dump(exclude_none=True) for tool in tools], tools_file
+
+
+def check_request_params(matter: FrontMatter, doc: YamlDocument) -> None:
+    """``params`` that would clash with the request built from the template: a
+    ``response_format`` beside an ``output`` schema (which becomes the response format),
+    an ``extra_body`` that is not a mapping or repeats a param set beside it.
+
+    Raises:
+        ConfigError: at the param.
+    """
+    params = matter.params
+    if "response_format" in params and matter.output is not None:
+        raise doc.error("output already sets the response format (a json_schema built "
+                        "from it): keep params.response_format or output, not both",
+                        ["params", "response_format"])
+    if "extra_body" not in params:
+        return
+    extra = params["extra_body"]
+    if not isinstance(extra, dict):
+        raise doc.error("extra_body is a mapping of vendor params sent in the request body "
+                        "(top_k: 40, ...)", ["params", "extra_body"])
+    for key in extra:
+        if key in params:
+            raise doc.error(f"{key} is set both in params and in params.extra_body: keep one",
+                            ["params", "extra_body", key])
 
 
 def check_tools(tools: list[ToolDefinition], doc: YamlDocument, path: list[str | int]
                 ) -> None:
-    """Function names are unique and every ``parameters`` is a valid JSON Schema.
+    """Function names are unique, every ``parameters`` is a valid JSON Schema, and one
+    with ``strict: true`` fits OpenAI's strict mode.
 
     Raises:
         ConfigError: at the duplicate name, or at the bad value inside a schema.
@@ -148,8 +313,15 @@ def check_tools(tools: list[ToolDefinition], doc: YamlDocument, path: list[str |
                             f"{format_path([*path, first[name]])})",
                             [*path, index, "function", "name"])
         first[name] = index
-        if tool.function.parameters is not None:
-            check_schema(tool.function.parameters, doc, [*path, index, "function", "parameters"])
+        parameters = tool.function.parameters
+        if parameters is None:
+            continue
+        where = [*path, index, "function", "parameters"]
+        check_schema(parameters, doc, where)
+        if tool.function.strict and (problem := strict_problem(parameters)) is not None:
+            message, inner = problem
+            raise doc.error(f"strict: true, but {message}; set strict: false or fix the "
+                            "schema", [*where, *inner])
 
 
 def check_tool_choice(choice: Any, tools: list[ToolDefinition], doc: YamlDocument) -> None:
@@ -193,6 +365,9 @@ def read_tools_file(store: TemplateStore, relpath: str, doc: YamlDocument
         raise doc.error(f"tools file {relpath!r} is outside the template store; give a "
                         "path inside it, from the store root", ["tools"]) from None
     except jinja2.TemplateNotFound:
+        if (store.loader.root / relpath).is_dir():
+            raise doc.error(f"tools {relpath!r} is a folder, not a tools file: name the "
+                            "YAML or JSON file in it", ["tools"]) from None
         raise doc.error(f"tools file {relpath!r} not found in the template store "
                         f"{store.loader.display_root}", ["tools"]) from None
     if path.suffix.lower() not in TOOLS_FILE_SUFFIXES:
@@ -202,6 +377,10 @@ def read_tools_file(store: TemplateStore, relpath: str, doc: YamlDocument
 
     filename = store.loader.display_name(relpath)
     text = decode_text(path.read_bytes(), filename, ConfigError)
+    if len(text) > MAX_DEFINITIONS_CHARS:
+        raise ConfigError(f"a tools file of {len(text):,} characters is more than the "
+                          f"{MAX_DEFINITIONS_CHARS:,} allowed (a tool list that large is "
+                          "beyond what model APIs take)", filename, 1)
     file_doc = _json_document(text, filename) if path.suffix.lower() == ".json" \
         else YamlDocument(text, filename)
     if not isinstance(file_doc.data, list):
@@ -218,7 +397,13 @@ def _json_document(text: str, filename: str) -> YamlDocument:
 
     The data is JSON's; the lines come from reading the text as YAML (JSON is YAML's
     flow syntax), with tabs, which JSON allows only between tokens, read as spaces.
+    Brackets nested more than :data:`MAX_JSON_NESTING` deep are refused first, as both
+    readers recurse.
     """
+    too_deep = _nesting_past(text, MAX_JSON_NESTING)
+    if too_deep is not None:
+        raise ConfigError(f"not valid JSON: nested too deeply (more than {MAX_JSON_NESTING} "
+                          "levels)", filename, too_deep)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -226,3 +411,22 @@ def _json_document(text: str, filename: str) -> YamlDocument:
     doc = YamlDocument(text.replace("\t", " "), filename)  # and a key written twice
     doc.data = data  # JSON's reading of escapes (surrogate pairs) is the one that counts
     return doc
+
+
+# A JSON string (escapes included) or a bracket: what decides the nesting depth.
+_JSON_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _nesting_past(text: str, limit: int) -> int | None:
+    """The line where JSON ``text`` opens its ``limit + 1``-th nested bracket, or
+    ``None`` when it never nests that deep."""
+    depth = 0
+    for match in _JSON_STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > limit:
+                return text.count("\n", 0, match.start()) + 1
+        elif token in ("]", "}"):
+            depth -= 1
+    return None

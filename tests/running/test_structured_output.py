@@ -105,6 +105,56 @@ def test_structured_output_adapts_the_format(tmp_path: Path, endpoint: FakeEndpo
     assert body["tools"] == [TOOL] and "grammar" not in body
 
 
+def test_an_output_schema_strict_mode_would_refuse_is_sent_with_strict_false(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    endpoint.default = ANSWER
+    loose = {**SCHEMA, "additionalProperties": True}
+    run(make_project(tmp_path, endpoint.base_url,
+                     template=TEMPLATE.replace(json.dumps(SCHEMA), json.dumps(loose))))
+    assert endpoint.requests[0].body["response_format"]["json_schema"] == {
+        "name": "extract", "schema": loose, "strict": False}
+
+
+TOOL_PARAMS = {"tool_choice": "required", "parallel_tool_calls": False, "tools": [TOOL]}
+
+
+@pytest.mark.parametrize("source", ["template", "provider", "prompt", "extra_body"])
+def test_the_completions_api_is_sent_no_tool_params_whatever_sets_them(
+        tmp_path: Path, endpoint: FakeEndpoint, source: str) -> None:
+    endpoint.default = ANSWER
+    template, params = TEMPLATE, json.dumps(TOOL_PARAMS)
+    if source == "template":
+        template = TEMPLATE.replace("tool_choice: auto", "tool_choice: auto, "
+                                    "parallel_tool_calls: false")
+    path = make_project(tmp_path, endpoint.base_url, api="completions", template=template,
+                        extra="\n    structured_output: none" + (
+                            f"\n    params: {params}" if source == "provider" else ""))
+    if source in ("prompt", "extra_body"):
+        given = params if source == "prompt" else f"{{extra_body: {params}}}"
+        path.write_text(path.read_text().replace(
+            "prompts: [extract@1]", f"prompts:\n  - template: extract@1\n    params: {given}"))
+    results = run(path)
+    assert all(r.error is None for r in results)
+    body = endpoint.requests[0].body
+    assert body["prompt"].endswith("JSON:") and body["max_tokens"] == 128
+    assert not {"tools", "tool_choice", "parallel_tool_calls", "extra_body"} & set(body)
+
+
+def test_streaming_is_the_providers_and_extra_body_params_go_in_the_body(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    endpoint.default = ANSWER
+    template = TEMPLATE.replace("tool_choice: auto", "tool_choice: auto, stream: true, "
+                                "stream_options: {include_usage: true}, "
+                                "extra_body: {top_k: 5}")
+    path = make_project(tmp_path, endpoint.base_url, template=template,  # stream: false
+                        extra="\n    params: {extra_body: {min_p: 0.1}}")
+    results = run(path)
+    assert all(r.error is None for r in results), results[0].error
+    body = endpoint.requests[0].body
+    assert (body["top_k"], body["min_p"], body["temperature"]) == (5, 0.1, 0)
+    assert not {"stream", "stream_options", "extra_body"} & set(body)
+
+
 needs_llama_cpp = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
                                      reason="llama-cpp-python (the [local] extra) is missing")
 
@@ -208,19 +258,27 @@ BAD_INPUT = [
     pytest.param("extract/v1.jinja", ('"required": ["city", "country"]', '"required": "city"'),
                  None, "extract/v1.jinja:4: output.required: not a valid JSON Schema",
                  id="invalid-output-schema"),
+    pytest.param("extract/v1.jinja", ("tools: tools/weather.json", "tools: tools/bad.json"),
+                 '[{"function": {"name": "f", "parameters":\n'
+                 + '{"type": "object", "properties": {"a": ' * 900 + "{}" + "}}" * 900 + "}}]",
+                 "tools/bad.json:2: not valid JSON: nested too deeply", id="deep-tools-file"),
+    pytest.param("extract/v1.jinja", ('"type": "string", "maxLength": 24}, "country"',
+                                      '"$ref": "#/definitions/city"}, "country"'), None,
+                 "extract/v1.jinja:4: output.properties.city.$ref: $ref '#/definitions/city' "
+                 "points to nothing in the schema", id="unresolvable-ref"),
 ]
 
 
 @pytest.mark.parametrize(("relpath", "change", "bad_tools", "message"), BAD_INPUT)
 def test_bad_tools_or_output_stop_the_eval_with_one_line(tmp_path: Path, relpath: str,
                                                          change: tuple[str, str],
-                                                         bad_tools: list | None,
+                                                         bad_tools: list | str | None,
                                                          message: str) -> None:
     path = make_project(tmp_path)
     (tmp_path / "weather.json").write_text(json.dumps([TOOL]))
     if bad_tools is not None:
-        (tmp_path / "templates" / "tools" / "bad.json").write_text(json.dumps(bad_tools,
-                                                                              indent=2))
+        text = bad_tools if isinstance(bad_tools, str) else json.dumps(bad_tools, indent=2)
+        (tmp_path / "templates" / "tools" / "bad.json").write_text(text)
     template = tmp_path / "templates" / relpath
     template.write_text(template.read_text().replace(*change))
     proc = promptkit_cli("eval", str(path), "--no-cache", cwd=tmp_path)

@@ -102,6 +102,23 @@ def test_request_is_what_the_openai_sdk_takes(tmp_path: Path, endpoint: FakeEndp
     assert template.request(city="Paris")["tools"] == [WEATHER_TOOL]  # a new dict each call
 
 
+def test_request_leaves_streaming_to_the_caller_and_merges_extra_body(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    template = make_store(tmp_path / "t", {"plain/v1.jinja": (
+        "---\nparams:\n  temperature: 0\n  stream: true\n"
+        "  stream_options: {include_usage: true}\n  top_k: 5\n"
+        "  extra_body: {min_p: 0.1, repeat_penalty: 1.1}\n---\nHi\n")}).get("plain")
+    request = template.request()
+    assert request == {"messages": [{"role": "user", "content": "Hi"}], "temperature": 0,
+                       "extra_body": {"min_p": 0.1, "repeat_penalty": 1.1, "top_k": 5}}
+    client = openai.OpenAI(base_url=endpoint.base_url, api_key="test", max_retries=0)
+    answer = client.chat.completions.create(model="m", **request)
+    assert isinstance(answer, openai.types.chat.ChatCompletion)  # not a Stream
+    assert endpoint.requests[0].body == {"model": "m", "messages": request["messages"],
+                                         "temperature": 0, "min_p": 0.1,
+                                         "repeat_penalty": 1.1, "top_k": 5}
+
+
 def test_request_without_tools_or_output_is_messages_and_params(tmp_path: Path) -> None:
     store = make_store(tmp_path / "t", {
         "plain/v1.jinja": "---\nparams: {temperature: 0.2, model: x, repeat_penalty: 1.1}\n"
@@ -179,6 +196,41 @@ BAD_FRONT_MATTER = [
     pytest.param("params: {tool_choice: always}\n"
                  "tools:\n  - function: {name: f}\n", 2,
                  "params.tool_choice: must be one of none, auto, required", id="choice-word"),
+    pytest.param("tools: _tools\n", 2, "tools: tools '_tools' is a folder, not a tools file",
+                 id="folder"),
+    pytest.param("output:\n  type: object\n  properties:\n    a: {$ref: '#/definitions/nope'}\n",
+                 5, "output.properties.a.$ref: $ref '#/definitions/nope' points to nothing in "
+                 "the schema", id="ref-nowhere"),
+    pytest.param("output:\n  type: object\n  $defs: {a: {type: string}}\n"
+                 "  items: {$ref: '#b'}\n", 5, "output.items.$ref: $ref '#b' names no anchor",
+                 id="ref-no-anchor"),
+    pytest.param("output:\n  type: object\n  properties:\n    a:\n"
+                 "      $ref: http://127.0.0.1:9/schema.json\n", 6,
+                 "output.properties.a.$ref: $ref 'http://127.0.0.1:9/schema.json' is not in the "
+                 "schema: a $ref must lead into the schema itself", id="ref-remote"),
+    pytest.param("tools:\n  - function:\n      name: f\n      parameters:\n"
+                 "        $defs: {city: {type: string}}\n        properties:\n"
+                 "          city: {$ref: '#/$defs/town'}\n", 8,
+                 "tools[0].function.parameters.properties.city.$ref: $ref '#/$defs/town' points "
+                 "to nothing", id="tool-ref-nowhere"),
+    pytest.param("tools:\n  - function: {name: f, strict: 'yes'}\n", 3,
+                 "tools[0].function.strict: Input should be a valid boolean", id="strict-yes"),
+    pytest.param("tools:\n  - function:\n      name: f\n      strict: true\n"
+                 "      parameters:\n        type: object\n        properties:\n"
+                 "          city: {type: string}\n        additionalProperties: false\n", 6,
+                 "tools[0].function.parameters: strict: true, but strict mode needs every "
+                 "property in required, and 'city' is not", id="strict-not-qualifying"),
+    pytest.param("params: {response_format: {type: json_object}}\noutput: {type: object}\n", 2,
+                 "params.response_format: output already sets the response format",
+                 id="response-format-and-output"),
+    pytest.param("output: {type: object, description: " + "x" * 1_000_000 + "}\n", 1,
+                 "front matter of 1,000,038 characters is more than the 1,000,000 allowed",
+                 id="too-large"),
+    pytest.param("params: {extra_body: [top_k]}\n", 2,
+                 "params.extra_body: extra_body is a mapping", id="extra-body-list"),
+    pytest.param("params:\n  top_k: 5\n  extra_body:\n    top_k: 40\n", 5,
+                 "params.extra_body.top_k: top_k is set both in params and in "
+                 "params.extra_body", id="extra-body-repeats"),
 ]
 
 
@@ -188,6 +240,7 @@ def test_bad_tools_or_output_are_located_errors(tmp_path: Path, front: str, line
     (tmp_path / "outside.yaml").write_text(json.dumps([WEATHER_TOOL]))
     (tmp_path / "t" / "link").mkdir(parents=True)
     (tmp_path / "t" / "link" / "tools.yaml").symlink_to(tmp_path / "outside.yaml")
+    (tmp_path / "t" / "_tools").mkdir()
     store = make_store(tmp_path / "t", {"weather/v1.jinja": f"---\n{front}---\nHi\n"})
     with pytest.raises(TemplateSyntaxError) as caught:
         store.get("weather")
@@ -207,6 +260,16 @@ BAD_TOOLS_FILES = [
                  "not valid JSON", id="bad-json"),
     pytest.param("tools.json", '[{"function": {"name": "f", "name": "g"}}]\n', 1,
                  "duplicate key 'name'", id="json-duplicate-key"),
+    pytest.param("tools.json", '[{"function": {"name": "f",\n"parameters": '
+                 + '{"type": "object", "properties": {"a": ' * 900 + '{}' + '}}' * 900
+                 + '}}]\n', 2, "not valid JSON: nested too deeply (more than 100 levels)",
+                 id="json-nested-900"),
+    pytest.param("tools.json", '[{"function": {"name": "f",\n\n"parameters": '
+                 + '{"properties": {"a": ' * 3000 + '{}' + '}}' * 3000 + '}}]\n', 3,
+                 "not valid JSON: nested too deeply", id="json-nested-3000"),
+    pytest.param("tools.json", json.dumps([WEATHER_TOOL]) + " " * 1_000_000, 1,
+                 "characters is more than the 1,000,000 allowed",
+                 id="too-large"),
 ]
 
 
@@ -222,6 +285,92 @@ def test_a_bad_tools_file_is_located_in_it(tmp_path: Path, name: str, text: str,
         str(caught.value)
     (problem,) = [p for p in check(store) if "not locked" not in p.message]  # and check says so
     assert problem.filename == caught.value.filename and message in problem.message
+
+
+STRICT_OUTPUTS = [
+    pytest.param(ANSWER_SCHEMA, True, id="strict"),
+    pytest.param({"type": "object", "$defs": {"city": {"type": "string"}},
+                  "properties": {"a": {"$ref": "#/$defs/city"},
+                                 "b": {"anyOf": [{"type": "null"}, {"type": "integer"}]}},
+                  "required": ["a", "b"], "additionalProperties": False}, True, id="refs"),
+    pytest.param({"type": "object", "properties": {"answer": {"type": "string"}},
+                  "required": ["answer"]}, False, id="no-additionalProperties"),
+    pytest.param({**ANSWER_SCHEMA, "required": []}, False, id="a-property-not-required"),
+    pytest.param({**ANSWER_SCHEMA, "properties": {"answer": {}}}, False, id="empty-schema"),
+    pytest.param({**ANSWER_SCHEMA, "properties": {"answer": {
+        "type": "array", "items": {"type": "object", "properties": {"x": {"type": "string"}},
+                                   "required": ["x"]}}}}, False, id="nested-object"),
+    pytest.param({**ANSWER_SCHEMA, "properties": {"answer": {
+        "type": "object", "properties": {}, "additionalProperties": True}}}, False,
+        id="nested-additionalProperties-true"),
+    pytest.param({**ANSWER_SCHEMA, "$defs": {"x": {"type": "object"}}}, False,
+                 id="object-in-defs"),
+    pytest.param({"type": "array", "items": {"type": "string"}}, False, id="root-array"),
+    pytest.param({**ANSWER_SCHEMA, "oneOf": [{"required": ["answer"]}]}, False, id="oneOf"),
+]
+
+
+@pytest.mark.parametrize(("schema", "strict"), STRICT_OUTPUTS)
+def test_the_response_format_is_strict_only_when_strict_mode_takes_the_schema(
+        tmp_path: Path, schema: dict, strict: bool) -> None:
+    store = make_store(tmp_path / "t", {"x/v1.jinja": f"---\noutput: {json.dumps(schema)}\n"
+                                                      "---\nHi\n"})
+    response_format = store.get("x").response_format
+    assert response_format["json_schema"]["strict"] is strict
+    assert response_format["json_schema"]["schema"] == schema
+
+
+def test_a_strict_tool_whose_parameters_strict_mode_takes_loads(tmp_path: Path) -> None:
+    tool = {**WEATHER_TOOL, "function": {**WEATHER_TOOL["function"], "strict": True}}
+    store = make_store(tmp_path / "t", {"x/v1.jinja": f"---\ntools: [{json.dumps(tool)}]\n"
+                                                      "---\nHi\n"})
+    assert store.get("x").tools == [tool]
+
+
+def test_the_front_matter_is_read_once_to_load_and_render(tmp_path: Path,
+                                                          monkeypatch) -> None:
+    from promptkit import config
+
+    store = make_store(tmp_path / "t", {"weather/v1.jinja": WEATHER})
+    reads = []
+    monkeypatch.setattr(config.YamlDocument, "__init__", _counting(
+        config.YamlDocument.__init__, reads))
+    template = store.get("weather")
+    template.render(city="Paris")
+    template.request(city="Oslo")
+    assert len(reads) == 1
+
+
+def _counting(function, calls: list):
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return function(*args, **kwargs)
+    return counted
+
+
+def test_a_tools_file_nested_too_deeply_is_a_clean_error_from_the_cli(tmp_path: Path) -> None:
+    from helpers import promptkit
+
+    deep = '{"type": "object", "properties": {"a": ' * 3000 + "{}" + "}}" * 3000
+    make_store(tmp_path / "t", {
+        "tools/t.json": f'[{{"function": {{"name": "f",\n"parameters": {deep}}}}}]',
+        "weather/v1.jinja": "---\ntools: tools/t.json\n---\nHi\n"})
+    rendered = promptkit("render", "weather", "--templates", "t", cwd=tmp_path)
+    assert rendered.returncode == 2
+    assert rendered.stderr.strip().splitlines() == [
+        "promptkit: error: t/tools/t.json:2: not valid JSON: nested too deeply (more than "
+        "100 levels)"]
+    checked = promptkit("templates", "check", "--templates", "t", cwd=tmp_path)
+    assert "t/tools/t.json:2: not valid JSON: nested too deeply" in checked.stderr
+    assert "internal error" not in checked.stderr
+
+
+def test_brackets_in_json_strings_do_not_nest(tmp_path: Path) -> None:
+    description = '[{\\"' * 200  # and escaped quotes do not end the string
+    store = make_store(tmp_path / "t", {
+        "tools/t.json": f'[{{"function": {{"name": "f", "description": "{description}"}}}}]',
+        "weather/v1.jinja": "---\ntools: tools/t.json\n---\nHi\n"})
+    assert store.get("weather").tools[0]["function"]["description"] == '[{"' * 200
 
 
 # -- the lock ----------------------------------------------------------------------------
