@@ -26,10 +26,9 @@ from typing import Any
 
 import jsonschema
 import referencing.exceptions
-import referencing.jsonschema
 import regex
-from jsonschema_specifications import REGISTRY as METASCHEMAS
 
+from ..jsonschemas import unresolved_ref
 from ..terminal import cut
 from .assertion import Assertion
 from .context import Output, ScoringContext
@@ -181,36 +180,8 @@ def schema_problem(schema: Any) -> str | None:
         validator_class.check_schema(schema)
     except jsonschema.SchemaError as exc:
         return f"invalid JSON schema: {exc.message}"
-    return _unresolved_ref(schema, validator_class)
-
-
-def _unresolved_ref(schema: Any, validator_class: type[Any]) -> str | None:
-    """Why a ``$ref`` of ``schema`` leads nowhere (the first found), or None when all lead
-    somewhere in it (or to a JSON Schema metaschema)."""
-    dialect = validator_class.META_SCHEMA.get("$schema", "")
-    specification = referencing.jsonschema.specification_with(
-        dialect, default=referencing.jsonschema.DRAFT202012)
-    root = specification.create_resource(schema)
-    pending = [(root, METASCHEMAS.resolver_with_root(root))]
-    while pending:  # every subschema, each with the base URI its $ids give it
-        resource, resolver = pending.pop(0)
-        ref = resource.contents.get("$ref") if isinstance(resource.contents, dict) else None
-        if isinstance(ref, str):
-            try:
-                resolver.lookup(ref)
-            except referencing.exceptions.Unresolvable as exc:
-                return _ref_message(ref, exc)
-        pending += [(sub, resolver.in_subresource(sub)) for sub in resource.subresources()]
-    return None
-
-
-def _ref_message(ref: str, exc: referencing.exceptions.Unresolvable) -> str:
-    if isinstance(exc, referencing.exceptions.PointerToNowhere):
-        return f"$ref {ref!r} points to nothing in the schema"
-    if isinstance(exc, referencing.exceptions.NoSuchAnchor):
-        return f"$ref {ref!r} names no anchor of the schema"
-    return (f"$ref {ref!r} is not in the schema: a $ref must lead into the schema itself "
-            "(put the definition under $defs), as other documents are never fetched")
+    problem = unresolved_ref(schema, allow_metaschemas=True)
+    return problem[0] if problem is not None else None
 
 
 def violation(instance: Any, schema: dict[str, Any]) -> str | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, RootModel, StrictBool, field_validat
 
 from ..config import YamlDocument, format_path, validate
 from ..errors import ConfigError, TemplateSecurityError
+from ..jsonschemas import unresolved_ref
 
 if TYPE_CHECKING:
     from .store import TemplateStore
@@ -106,67 +106,11 @@ def schema_problem(schema: Any) -> tuple[str, list[str | int]] | None:
 
     try:
         validator_for(schema).check_schema(schema)
-        return unresolved_ref(schema)
+        return unresolved_ref(schema, allow_metaschemas=False)
     except SchemaError as exc:
         return f"not a valid JSON Schema: {exc.message}", list(exc.path)
     except RecursionError:
         return "not a valid JSON Schema: nested too deeply", []
-
-
-def unresolved_ref(schema: dict[str, Any]) -> tuple[str, list[str | int]] | None:
-    """The first ``$ref`` of a valid ``schema`` that leads nowhere inside it (the message
-    and the path of the ``$ref``), or ``None`` when every one resolves.
-
-    Nothing is fetched: a ``$ref`` to another document (``http://...``) leads nowhere,
-    unless an ``$id`` inside the schema names that document.
-    """
-    import referencing
-    import referencing.exceptions
-    import referencing.jsonschema
-    from jsonschema.validators import validator_for
-
-    dialect = validator_for(schema).META_SCHEMA.get("$schema", "")
-    specification = referencing.jsonschema.specification_with(
-        dialect, default=referencing.jsonschema.DRAFT202012)
-    root = specification.create_resource(schema)
-    paths = _paths(schema)
-    pending = deque([(root, referencing.Registry().resolver_with_root(root))])
-    while pending:  # every subschema, each with the base URI its $ids give it
-        resource, resolver = pending.popleft()
-        contents = resource.contents
-        ref = contents.get("$ref") if isinstance(contents, dict) else None
-        if isinstance(ref, str):
-            try:
-                resolver.lookup(ref)
-            except referencing.exceptions.Unresolvable as exc:
-                return _ref_message(ref, exc), [*paths.get(id(contents), []), "$ref"]
-        pending.extend((sub, resolver.in_subresource(sub)) for sub in resource.subresources())
-    return None
-
-
-def _ref_message(ref: str, exc: Exception) -> str:
-    import referencing.exceptions
-
-    if isinstance(exc, referencing.exceptions.PointerToNowhere):
-        return f"$ref {ref!r} points to nothing in the schema"
-    if isinstance(exc, referencing.exceptions.NoSuchAnchor):
-        return f"$ref {ref!r} names no anchor of the schema"
-    return (f"$ref {ref!r} is not in the schema: a $ref must lead into the schema itself "
-            "(put the definition under $defs), as other documents are never fetched")
-
-
-def _paths(value: Any) -> dict[int, list[str | int]]:
-    """The key path of every mapping and list inside ``value``, by identity."""
-    found: dict[int, list[str | int]] = {}
-    pending: list[tuple[Any, list[str | int]]] = [(value, [])]
-    while pending:
-        node, path = pending.pop()
-        if id(node) in found or not isinstance(node, dict | list):
-            continue
-        found[id(node)] = path
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        pending.extend((child, [*path, key]) for key, child in items)
-    return found
 
 
 def strict_problem(schema: Any) -> tuple[str, list[str | int]] | None:
