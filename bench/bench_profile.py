@@ -45,7 +45,7 @@ def profile(engine: str, native: str | None, args: argparse.Namespace, out: Path
                "--input-tokens", args.input_tokens, "--concurrency", args.concurrency,
                "--requests", str(args.requests), "--max-tokens", str(args.max_tokens),
                "--slo", args.slo, "-o", str(out)]
-    print(f"## {engine}\n$ promptkit {' '.join(command[4:-2])}", flush=True)
+    print(f"## {engine}\n$ promptkit {' '.join(command[3:-2])}", flush=True)
     proc = subprocess.run(command, env=engine_env(native), text=True, capture_output=True,
                           timeout=3600)
     print(proc.stdout, flush=True)
@@ -59,18 +59,18 @@ def side_by_side(results: dict[str, dict]) -> None:
     print("## side by side (per input size and concurrency)")
     header = ("engine", "input", "conc", "out tok/s", "req/s", "TTFT p50", "TPOT p50",
               "E2EL p50", "SLO met", "peak RSS MB")
-    print("  ".join(f"{h:>11}" for h in header))
+    print(f"{header[0]:<16}" + "  ".join(f"{h:>11}" for h in header[1:]))
     for engine, data in results.items():
         for run in data["runs"]:
             for level in run["levels"]:
-                cells = (engine[:11], run["input_tokens"], level["max_concurrency"],
+                cells = (run["input_tokens"], level["max_concurrency"],
                          f"{level['output_throughput']:.1f}",
                          f"{level['request_throughput']:.2f}",
                          f"{level['median_ttft_ms']:.0f} ms", f"{level['median_tpot_ms']:.1f} ms",
                          f"{level['median_e2el_ms']:.0f} ms",
                          f"{100 * level['slo_attainment']:.0f}%",
                          f"{level['peak_rss_mb']:.0f}" if level["peak_rss_mb"] else "—")
-                print("  ".join(f"{c!s:>11}" for c in cells))
+                print(f"{engine:<16}" + "  ".join(f"{c!s:>11}" for c in cells))
 
 
 def main() -> None:

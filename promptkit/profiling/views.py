@@ -72,9 +72,10 @@ class TableView:
 
 
 def run_title(run: ProfileRun) -> str:
-    where = run.engine or run.base_url
-    return (f"{run.provider} · {run.workload} · {where} · tokens: {run.tokens_from} · "
-            "latencies in ms")
+    parts = [run.provider, run.workload, run.engine or run.base_url]
+    if run.levels:
+        parts += [f"tokens: {run.tokens_from}", "latencies in ms"]
+    return " · ".join(part for part in parts if part)
 
 
 def run_table(run: ProfileRun, slo: dict[str, float]) -> TableView:
