@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import hashlib
 import json
 import time
@@ -24,7 +25,7 @@ from ..errors import OutputError, PromptkitError
 from ..files import atomic_write
 from ..reporting.outputs import csv_cell
 from .charts import profile_charts
-from .metrics import LATENCY_FIELDS, VLLM_NAMES
+from .metrics import LATENCY_FIELDS
 from .profiler import ProfileReport
 from .settings import describe_slo
 from .views import run_table, side_by_side
@@ -38,18 +39,29 @@ LEVEL_COLUMNS = (
     "total_token_throughput", "request_goodput", "slo_attainment", *LATENCY_FIELDS,
     "peak_rss_mb", "kv_cache_usage_pct", "usd_per_1m_output_tokens", "token_cost_usd",
     "tokens_from", "errors")
-STYLE = (resources.files(__package__) / "templates" / "profile.css").read_text("utf-8").strip()
-CSP = ("default-src 'none'; style-src 'sha256-"
-       + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
-       + "'; img-src data:; base-uri 'none'; form-action 'none'")
-ENVIRONMENT = Environment(
-    loader=PackageLoader(__package__, "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=False)
-ENVIRONMENT.filters["f1"] = lambda value: f"{value:.1f}"
-# a terminal header folds where it says ("concur-\nrency"); a page's on its own
-ENVIRONMENT.filters["heading"] = lambda text: text.replace("-\n", "").replace("\n", " ")
-assert set(VLLM_NAMES.values()) <= set(LEVEL_COLUMNS)
+
+
+@functools.cache
+def _environment() -> Environment:
+    """The page's Jinja environment (autoescaped), made when a page is first written."""
+    environment = Environment(
+        loader=PackageLoader(__package__, "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+    environment.filters["f1"] = lambda value: f"{value:.1f}"
+    # a terminal header folds where it says ("concur-\nrency"); a page's on its own
+    environment.filters["heading"] = lambda text: text.replace("-\n", "").replace("\n", " ")
+    return environment
+
+
+@functools.cache
+def _style() -> tuple[str, str]:
+    """The page's style sheet and the Content-Security-Policy allowing only it."""
+    style = (resources.files(__package__) / "templates" / "profile.css").read_text(
+        "utf-8").strip()
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    return style, (f"default-src 'none'; style-src 'sha256-{digest}'; img-src data:; "
+                   "base-uri 'none'; form-action 'none'")
 
 
 def check_output(path: str) -> None:
@@ -104,9 +116,10 @@ def _write_csv(file: IO[str], report: ProfileReport) -> None:
 def _write_html(file: IO[str], report: ProfileReport) -> None:
     slo = report.settings.slo
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.started_at))
-    template = ENVIRONMENT.get_template("profile.html")
+    style, csp = _style()
+    template = _environment().get_template("profile.html")
     for chunk in template.generate(
-            csp=CSP, style=Markup(STYLE), started=started,
+            csp=csp, style=Markup(style), started=started,
             slo=describe_slo(slo) if slo else None,
             tables=[run_table(run, slo) for run in report.runs],
             compared=side_by_side(report), workloads=profile_charts(report)):

@@ -44,6 +44,7 @@ def test_an_endpoint_profile_prints_a_table_and_writes_every_format(
 
     rows = list(csv.DictReader(outputs[1].open()))
     assert len(rows) == 4  # 1 provider × 2 input sizes × 2 levels
+    assert set(rows[0]) >= set(level) | {"provider", "workload", "input_tokens", "tokens"}
     assert rows[3]["input_tokens"] == "32" and rows[3]["max_concurrency"] == "2"
     assert float(rows[0]["median_ttft_ms"]) >= 10 and rows[0]["tokens"] == "usage"
 
