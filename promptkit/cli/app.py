@@ -106,3 +106,14 @@ def main() -> None:
         click.echo("promptkit: internal error (a bug; the traceback above says where)",
                    err=True)
         sys.exit(ExitCode.RUN_INCOMPLETE)
+
+
+class OneLineErrors(click.Command):
+    """A command whose option mistakes are one line with exit code 2, like promptkit's
+    own errors (click would print the usage first)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise PromptkitError(exc.format_message()) from None

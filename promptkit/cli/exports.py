@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
-from .app import Group, cli, store_dir_option
+from .app import Group, OneLineErrors, cli, store_dir_option
 
 if TYPE_CHECKING:
     from ..reporting.exports import ExportCounts, Side
@@ -23,7 +23,7 @@ def export() -> None:
     """Write a stored run's answers as fine-tuning data (OpenAI's JSONL formats)."""
 
 
-@export.command("sft")
+@export.command("sft", cls=OneLineErrors)
 @click.argument("run_ref", metavar="[RUN]", default="last")
 @click.option("--prompt", "prompt_id", metavar="ID", help="Only this prompt variant's results.")
 @provider_option
@@ -46,7 +46,7 @@ def export_sft_command(run_ref: str, prompt_id: str | None, provider_id: str | N
                            min_score=min_score, store_dir=store_dir))
 
 
-@export.command("preference")
+@export.command("preference", cls=OneLineErrors)
 @click.argument("run_ref", metavar="[RUN]", default="last")
 @click.option("--a", "prompt_a", metavar="ID", help="One prompt variant to pair.")
 @click.option("--b", "prompt_b", metavar="ID", help="The other prompt variant.")

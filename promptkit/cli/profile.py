@@ -7,19 +7,7 @@ from typing import Any
 
 import click
 
-from ..errors import PromptkitError
-from .app import cli, fail, warning, wide_console
-
-
-class OneLineErrors(click.Command):
-    """A command whose option mistakes are one line with exit code 2, like promptkit's
-    own errors (click would print the usage first)."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            raise PromptkitError(exc.format_message()) from None
+from .app import OneLineErrors, cli, fail, warning, wide_console
 
 
 @cli.command("profile", cls=OneLineErrors)

@@ -13,6 +13,7 @@ import csv
 import functools
 import hashlib
 import json
+import tempfile
 import time
 from importlib import resources
 from pathlib import Path
@@ -74,8 +75,36 @@ def check_output(path: str) -> None:
     if suffix not in SUFFIXES:
         raise PromptkitError(f"-o {path}: unsupported output format '{suffix}' (use .json, "
                              ".csv or .html)")
-    if not Path(path).resolve().parent.is_dir():
+    target = Path(path)
+    if path.endswith(("/", "\\")) or target.is_dir():
+        raise PromptkitError(f"-o {path}: a folder, not a file name")
+    if not target.resolve().parent.is_dir():
         raise PromptkitError(f"-o {path}: folder does not exist")
+    if target.exists() and not _is_profile(target):
+        raise PromptkitError(f"-o {path} exists and is not a profile written by promptkit "
+                             "profile; refusing to overwrite it (a dataset, a baseline, a "
+                             "report?): give a new path")
+    try:  # find out now, not after every request has been sent
+        with tempfile.TemporaryFile(dir=target.resolve().parent):
+            pass
+    except OSError as exc:
+        raise PromptkitError(f"-o {path}: cannot write in {target.resolve().parent}: "
+                             f"{exc.strerror or exc}") from None
+
+
+def _is_profile(path: Path) -> bool:
+    """Whether ``path`` holds what :func:`write_profile` writes (so a rerun may replace it)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return head.startswith('{\n  "format_version"')  # as _write_json begins
+    if suffix == ".csv":
+        return head.startswith(",".join(RUN_COLUMNS + LEVEL_COLUMNS))
+    return "<title>promptkit profile</title>" in head
 
 
 def write_profile(path: str, report: ProfileReport) -> None:

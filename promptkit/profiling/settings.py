@@ -44,6 +44,14 @@ class ProfileSettings:
     warmup: int = 1
     ignore_eos: bool = False
 
+    def __post_init__(self) -> None:
+        if self.requests is not None and self.requests < max(self.concurrency, default=1):
+            raise PromptkitError(
+                f"--requests {self.requests} is fewer than the concurrency level "
+                f"{max(self.concurrency)}: that level could never have "
+                f"{max(self.concurrency)} requests in flight; send at least as many requests "
+                "as the highest level")
+
     def requests_at(self, concurrency: int) -> int:
         """Requests sent at one level."""
         if self.requests is not None:

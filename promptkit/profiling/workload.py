@@ -222,6 +222,8 @@ def build_targets(sources: Sequence[str] = (), *, base_url: str | None = None,
     """
     if input_tokens is not None and prompt_text is not None:
         raise PromptkitError("--input-tokens and --prompt-text: give one or the other")
+    if prompt_text is not None and not prompt_text.strip():
+        raise PromptkitError("--prompt-text is empty: give the prompt to send")
     if bool(base_url) != bool(model):
         raise PromptkitError("--base-url and --model go together")
     if not base_url and (api or api_key_env):

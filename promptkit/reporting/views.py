@@ -26,6 +26,11 @@ from ..comparing.comparison import PASS_RATE, Comparison, Flip, MetricChange, Ro
 from ..comparing.stats import Interval
 from ..results import tool_call_line as tool_call_line  # one line per call, in results
 from ..terminal import printable_line
+from .formats import count as count
+from .formats import duration as duration
+from .formats import money as money
+from .formats import points as points
+from .formats import seconds as seconds
 from .summary import CategoryRow, Row, Summary
 
 BEST_MARK = "★"
@@ -33,39 +38,6 @@ TIED_MARK = "="
 
 Tone = Literal["worse", "better", ""]
 TOO_FEW = "too few cases to tell"  # a row's verdict when its test could catch no drop
-
-
-# -- numbers as every presenter shows them ----------------------------------------------
-
-
-def seconds(value: float | None) -> str:
-    """``850ms``, ``1.25s``, or ``—`` when unknown."""
-    if value is None:
-        return "—"
-    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
-
-
-def count(value: int) -> str:
-    """``950``, ``12,345``, ``1.2M``: short enough for a narrow column."""
-    return f"{value:,}" if value < 1_000_000 else f"{value / 1_000_000:.1f}M"
-
-
-def points(value: float) -> str:
-    """Percentage points: ``25``, or ``0.7`` below one point."""
-    return f"{value:.0f}" if value >= 1 else f"{value:.1f}"
-
-
-def money(value: float | None) -> str:
-    """``$0.0040``, or ``—`` when no price was configured."""
-    return "—" if value is None else f"${value:.4f}"
-
-
-def duration(value: float) -> str:
-    """``850ms``, ``1.25s``, ``12m 05s``, ``3h 02m``."""
-    minutes, whole = divmod(round(value), 60)
-    hours, minutes = divmod(minutes, 60)
-    return seconds(value) if value < 60 else (
-        f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {whole:02d}s")
 
 
 def rate(row: Row | CategoryRow) -> str:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .plan import EvalPlan
 
 _ASSERTION_LIST = TypeAdapter(list[Assertion])
+MAX_CATEGORY_CHARS = 100
 
 
 def check_category(plan: EvalPlan, case: Case) -> None:
@@ -42,6 +43,10 @@ def check_category(plan: EvalPlan, case: Case) -> None:
                               or not isinstance(value, str | int | float)):
         raise case_error(plan, case, f"a category must be a text or a number, not "
                          f"{type(value).__name__}", [key])
+    if value is not None and len(str(value)) > MAX_CATEGORY_CHARS:
+        raise case_error(plan, case, f"a category of {len(str(value)):,} characters is more "
+                         f"than the {MAX_CATEGORY_CHARS} allowed (it names a group in "
+                         "every table)", [key])
 
 
 def check_conversation(plan: EvalPlan, case: Case) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..builders.cot import CotSettings
 from ..builders.fewshot_settings import FewShotSettings
 from ..datasets import RESERVED_KEYS, Case, count_cases, iter_cases
-from ..errors import ConfigError, PromptkitError
+from ..errors import ConfigError, PromptkitError, warn
 from ..scoring.assertion import Assertion
 from ..templates import PromptTemplate, TemplateStore
 from .checks import (
@@ -162,7 +162,7 @@ class EvalPlan:
         its ``category`` key (a number as its text); None without one."""
         field = self.spec.category_field
         value = case.vars.get(field) if field else case.reserved.get("category")
-        return None if value is None or value == "" else str(value)
+        return None if value is None or not str(value).strip() else str(value).strip()
 
     def max_turns(self, variant: PromptVariant) -> int:
         """Requests per conversation case: the variant's ``max_turns``, else the spec's."""
@@ -228,7 +228,16 @@ def plan_eval(loaded: LoadedSpec) -> EvalPlan:
             except PromptkitError as exc:
                 raise type(exc)(f"{exc} (case {first.id!r}, prompt {variant.id!r})") from None
     check_assertion_texts(plan, first)
+    check_every_case(plan)
+    return plan
+
+
+def check_every_case(plan: EvalPlan) -> None:
+    """Check every case before any request: its variables, its own assertions, a
+    conversation's keys and its category (see :mod:`.checks`); warn when the spec's
+    ``category_field`` names a field no case has."""
     needs = variable_needs(plan)
+    field, has_field = plan.spec.category_field, False
     for case in plan.cases():  # every case, before any request
         check_case_variables(plan, case, needs)
         if case.asserts:
@@ -237,7 +246,10 @@ def plan_eval(loaded: LoadedSpec) -> EvalPlan:
         if converses(case.reserved):
             check_conversation(plan, case)
         check_category(plan, case)
-    return plan
+        has_field = has_field or bool(field and field in case.vars)
+    if field and not has_field:
+        warn(f"category_field {field!r}: no case has this field, so there is no "
+             "per-category breakdown")
 
 
 def check_tool_names(plan: EvalPlan, variant: PromptVariant, where: list[str | int],

@@ -115,8 +115,19 @@ class Price(BaseModel):
 
     input_per_mtok: float = Field(0.0, ge=0)
     output_per_mtok: float = Field(0.0, ge=0)
-    per_hour: float | None = Field(None, ge=0, allow_inf_nan=False, description=(
+    per_hour: float | None = Field(None, gt=0, le=1_000_000, allow_inf_nan=False,
+                                   strict=True, description=(
         "USD per hour the provider is busy (a self-hosted GPU), instead of token prices."))
+
+    @field_validator("per_hour", mode="before")
+    @classmethod
+    def _a_number(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)  # strict: a YAML number, never true or "2"
+        if value is None:  # written as per_hour: null
+            raise ValueError("per_hour needs a number of USD per hour (leave price out "
+                             "for an unpriced provider)")
+        return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> Price:

@@ -100,8 +100,17 @@ class InlineCase(BaseModel):
     id: str | int | float | None = None
     assert_: list[Assertion] | None = Field(None, alias="assert", description=(
         "Assertions of this case only, added to the variant's."))
-    category: str | int | None = Field(None, description="The case's group, for "
+    category: str | int | float | None = Field(None, description="The case's group, for "
                                        "per-category leaderboards.")
+
+    @field_validator("category", mode="before")
+    @classmethod
+    def _category_is_a_name(cls, value: Any) -> Any:
+        if value is not None and (isinstance(value, bool)
+                                  or not isinstance(value, str | int | float)):
+            raise ValueError(f"a category must be a text or a number, not "
+                             f"{type(value).__name__}")
+        return value
 
     @field_validator("id", mode="before")
     @classmethod
@@ -144,7 +153,7 @@ class EvalSpec(BaseModel):
     threshold: float | None = Field(None, ge=0, le=1, description="Pass rate each "
                                     "prompt × provider must reach.")
     repeat: int = Field(1, ge=1, le=1000)
-    category_field: str | None = Field(None, description=(
+    category_field: str | None = Field(None, min_length=1, description=(
         "A case field whose value is the case's category (default: the reserved key "
         "category)."))
     max_turns: int = Field(8, ge=1, le=100, description=(

@@ -81,6 +81,10 @@ def test_an_eval_profiles_its_providers_side_by_side(endpoint: FakeEndpoint,
     (("--bogus",), "No such option '--bogus'"),
     (("-o", "profile.txt"), "unsupported output format '.txt'"),
     (("--model", "m"), "--base-url and --model go together"),
+    (("--requests", "2", "--concurrency", "1,64"), "--requests 2 is fewer than the "
+                                                   "concurrency level 64"),
+    (("--prompt-text", "  "), "--prompt-text is empty"),
+    (("-o", "/tmp/x.json/"), "a folder, not a file name"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(args: tuple[str, ...], says: str) -> None:
     base = () if "--model" in args else ("--base-url", "http://127.0.0.1:9/v1", "--model", "m")
@@ -109,3 +113,17 @@ def test_an_unreachable_endpoint_exits_3(tmp_path: Path) -> None:
 def test_help_is_the_docstring() -> None:
     result = invoke("--help")
     assert result.exit_code == 0 and "Measure endpoints" in result.stdout
+
+
+@pytest.mark.parametrize("kind", ["a baseline", "a dataset"])
+def test_an_output_never_overwrites_a_file_that_is_not_a_profile(
+        tmp_path: Path, kind: str) -> None:
+    taken = tmp_path / ("base.json" if kind == "a baseline" else "data.csv")
+    taken.write_text('{\n  "promptkit_baseline": 2\n}\n' if kind == "a baseline"
+                     else "id,question\na,hi\n")
+    before = taken.read_bytes()
+    result = invoke("--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--input-tokens",
+                    "8", "--concurrency", "1", "-o", str(taken))
+    assert result.exit_code == 2 and "is not a profile written by promptkit profile" in \
+        result.stderr
+    assert taken.read_bytes() == before

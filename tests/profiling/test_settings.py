@@ -46,4 +46,4 @@ def test_counts_keep_their_order_and_refuse_what_is_not_a_level() -> None:
 def test_requests_per_level_default_to_four_per_slot_and_at_least_eight() -> None:
     settings = ProfileSettings(concurrency=(1, 4, 8))
     assert [settings.requests_at(c) for c in settings.concurrency] == [8, 16, 32]
-    assert ProfileSettings(requests=3).requests_at(8) == 3
+    assert ProfileSettings(concurrency=(1, 2), requests=3).requests_at(2) == 3

@@ -326,3 +326,14 @@ def test_help_says_what_is_written() -> None:
     assert outcome.exit_code == 0 and "fine-tuning data" in outcome.output
     for kind in ("sft", "preference"):
         assert "--output" in CliRunner().invoke(cli, ["export", kind, "--help"]).output
+
+
+@pytest.mark.parametrize("args", [("sft", "last", "--min-score", "2", "-o", "x.jsonl"),
+                                  ("preference", "last", "--input", "c", "-o", "p.jsonl"),
+                                  ("sft", "last")])
+def test_export_option_mistakes_are_one_line(tmp_path: Path, args: tuple[str, ...]) -> None:
+    from helpers import promptkit as run_cli
+
+    proc = run_cli("export", *args, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

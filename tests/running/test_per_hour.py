@@ -183,3 +183,21 @@ def test_per_hour_and_token_prices_do_not_mix(tmp_path: Path) -> None:
     assert Price(input_per_mtok=1).model_dump() == {"input_per_mtok": 1.0,
                                                     "output_per_mtok": 0.0}
     assert Price(per_hour=2.5).cost(100, 100) is None
+
+
+@pytest.mark.parametrize("value", [True, "2", None, 0, -1, 1e308, float("nan")])
+def test_per_hour_must_be_a_plausible_number(value) -> None:
+    from pydantic import ValidationError
+
+    from promptkit.running.providers import Price
+
+    with pytest.raises(ValidationError):
+        Price(per_hour=value)
+    assert Price(per_hour=2).per_hour == 2.0
+
+
+def test_a_small_cost_never_reads_as_none() -> None:
+    from promptkit.reporting.views import money
+
+    assert [money(v) for v in (None, 0.0, 4.36e-05, 0.0045, 1.2)] == [
+        "—", "$0.0000", "$0.000044", "$0.0045", "$1.2000"]

@@ -403,3 +403,28 @@ def test_a_dry_run_counts_a_conversation_at_its_fewest_requests(
     counted = estimate(path)
     assert counted.requests == 3 + 2 + 1 and endpoint.count == 0
     assert any("counted at its fewest requests" in w for w in counted.warnings)
+
+
+def test_categories_are_trimmed_capped_and_a_missing_field_is_warned_about(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    import promptkit
+
+    endpoint.respond_with(lambda request: "ok")
+    blank = make_eval(tmp_path, endpoint, [{"question": "a", "category": "   "},
+                                           {"question": "b", "category": " 天气 "}])
+    assert [r.category for r in sorted(run(blank), key=lambda r: r.case_index)] == [None, "天气"]
+    long = make_eval(tmp_path, endpoint, [{"question": "a", "category": "x" * 101}])
+    with pytest.raises(ConfigError, match="a category of 101 characters is more than the 100"):
+        plan_eval(load_spec(long))
+    typo = make_eval(tmp_path, endpoint, [{"question": "a", "topic": "x"}],
+                     extra="category_field: topc\n")
+    with promptkit.evaluate(typo, use_cache=False) as report:
+        assert any("category_field 'topc': no case has this field" in w
+                   for w in report.warnings)
+    inline = tmp_path / "inline.yaml"
+    inline.write_text(typo.read_text().replace("dataset: data.jsonl\n", "").replace(
+        "category_field: topc\n", "cases:\n  - {question: a, category: [x]}\n"))
+    with pytest.raises(ConfigError) as info:
+        load_spec(inline)
+    assert "cases[0].category: a category must be a text or a number, not list" in str(
+        info.value)
