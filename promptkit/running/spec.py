@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -103,22 +104,14 @@ class InlineCase(BaseModel):
     category: str | int | float | None = Field(None, description="The case's group, for "
                                        "per-category leaderboards.")
 
-    @field_validator("category", mode="before")
+    @field_validator("id", "category", mode="before")
     @classmethod
-    def _category_is_a_name(cls, value: Any) -> Any:
+    def _a_name(cls, value: Any, info: ValidationInfo) -> Any:
         if value is not None and (isinstance(value, bool)
                                   or not isinstance(value, str | int | float)):
-            raise ValueError(f"a category must be a text or a number, not "
-                             f"{type(value).__name__}")
-        return value
-
-    @field_validator("id", mode="before")
-    @classmethod
-    def _id_is_a_name(cls, value: Any) -> Any:
-        if value is not None and (isinstance(value, bool)
-                                  or not isinstance(value, str | int | float)):
-            raise ValueError(f"a case id must be a string or a number, not "
-                             f"{type(value).__name__}")
+            what = "case id must be a string" if info.field_name == "id" else \
+                "category must be a text"
+            raise ValueError(f"a {what} or a number, not {type(value).__name__}")
         return value
 
     def as_row(self) -> dict[str, Any]:
