@@ -66,6 +66,14 @@ def show_template(template: PromptTemplate) -> None:
                    + (f" — {spec.description}" if spec.description else ""))
     if template.params:
         click.echo(f"params: {json.dumps(template.params, ensure_ascii=False)}")
+    if template.tools:
+        names = ", ".join(tool["function"]["name"] for tool in template.tools)
+        source = f" (from {template.tools_file})" if template.tools_file else ""
+        click.echo(printable_line(f"tools: {names}{source}"))
+    if template.output_schema is not None:
+        strict = template.response_format["json_schema"]["strict"]
+        click.echo("output: a JSON Schema the answer must fit (OpenAI strict mode: "
+                   f"{'yes' if strict else 'no, the schema does not qualify'})")
     click.echo("")
     click.echo(template.source.rstrip("\n"))
 

@@ -105,6 +105,11 @@ def test_templates_list_show_diff() -> None:
     diff = invoke("templates", "diff", "summarize@1", "summarize@2")
     assert diff.output.startswith("--- summarize@1")
     assert "+{% for example in examples %}" in diff.output
+    tools = invoke("templates", "show", "assistant@1").output
+    assert "tools: get_weather, create_event, web_search (from _tools/assistant.yaml)" in tools
+    assert "output:" not in tools.split("\n\n")[0]
+    output = invoke("templates", "show", "extract@2").output
+    assert "output: a JSON Schema the answer must fit (OpenAI strict mode: yes)" in output
 
 
 def test_check_fails_on_edited_locked_version_and_passes_when_restored(
