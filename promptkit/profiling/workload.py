@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError, PromptkitError
 from ..running.local import MODEL_ALIAS
-from ..running.providers import Api, Provider
+from ..running.providers import Api, Provider, request_params
 from ..tokens import count_prompt_tokens, count_tokens, encoding_for
 
 # Plain ASCII prose: any slice of its tokens decodes to text that encodes back to the same
@@ -114,10 +114,11 @@ def served_model(provider: Provider) -> str:
 def synthetic_workload(provider: Provider, tokens: int) -> Workload:
     """Prompts of exactly ``tokens`` tokens, each starting elsewhere in the corpus."""
     model = served_model(provider)
+    params = request_params(provider.api, provider.params)
 
     def body(index: int) -> dict[str, Any]:
         text = text_of_tokens(tokens, provider.model, index * PROMPT_STRIDE)
-        return {"model": model, **as_prompt(text, provider.api), **provider.params}
+        return {"model": model, **as_prompt(text, provider.api), **params}
 
     return Workload(f"{tokens} tokens", tokens, body)
 
@@ -125,7 +126,7 @@ def synthetic_workload(provider: Provider, tokens: int) -> Workload:
 def fixed_workload(provider: Provider, text: str) -> Workload:
     """The same ``--prompt-text`` for every request."""
     prompt = {"model": served_model(provider), **as_prompt(text, provider.api),
-              **provider.params}
+              **request_params(provider.api, provider.params)}
     return Workload("prompt text", None, lambda index: dict(prompt))
 
 

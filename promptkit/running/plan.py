@@ -124,17 +124,13 @@ class EvalPlan:
     def body(self, variant: PromptVariant, provider: Provider, prompt: Any) -> dict[str, Any]:
         """The request body for one rendered prompt: the template's tools (chat API only)
         and its ``output`` schema as the provider's ``structured_output`` asks for it, then
-        the params (which win over both), those of an ``extra_body`` mapping among them.
-
-        Left out whatever their source (template, provider or prompt variant): ``stream``
-        and ``stream_options``, which the provider's ``stream:`` decides, and on the
-        completions API the tool params (``tools``, ``tool_choice``,
-        ``parallel_tool_calls``), as no tools are sent there.
+        the params (which win over both), as :func:`~.providers.request_params` passes
+        them (``stream`` left out; no tool params on the completions API).
 
         Raises:
             ConfigError: the output schema needs a grammar llama_cpp cannot build.
         """
-        from .providers import structured_output
+        from .providers import request_params, structured_output
 
         template = self.templates[variant.id]
         chat = provider.api == "chat"
@@ -143,19 +139,8 @@ class EvalPlan:
         if chat and template.tools:
             body["tools"] = template.tools
         body.update(structured_output(provider, template))
-        params: dict[str, Any] = {}
-        for source in (template.params, provider.params, variant.params):  # as params()
-            extra = source.get("extra_body")
-            if not isinstance(extra, dict):
-                params.update(source)
-                continue
-            # Posted as JSON, the body has no extra_body: its params go in at the top.
-            params.update({k: v for k, v in source.items() if k != "extra_body"})
-            params.update(extra)
-        left_out = {"stream", "stream_options"}  # the client streams per the provider
-        if not chat:  # no tools are sent to /v1/completions: nothing to choose from
-            left_out |= {"tools", "tool_choice", "parallel_tool_calls"}
-        return {**body, **{k: v for k, v in params.items() if k not in left_out}}
+        return {**body, **request_params(provider.api, template.params, provider.params,
+                                         variant.params)}
 
     def category(self, case: Case) -> str | None:
         """The case's category: its ``category_field`` value when the spec names one, else

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -275,6 +276,27 @@ GRAMMAR_NEEDS_LLAMA_CPP = (
     "structured_output: grammar builds a GBNF grammar from the output schema with "
     "llama-cpp-python, which is not installed: pip install -e \".[local]\" (or set "
     "structured_output to json_schema, json_object or none)")
+
+
+def request_params(api: Api, *sources: Mapping[str, Any]) -> dict[str, Any]:
+    """Model params as a request body carries them: ``sources`` merged in order (later
+    wins), the entries of an ``extra_body`` mapping among them at the top level (a body
+    posted as JSON has no ``extra_body``), and without what the request itself decides:
+    ``stream`` and ``stream_options`` (the client streams per the provider), and on the
+    completions API the tool params (``tools``, ``tool_choice``, ``parallel_tool_calls``),
+    as no tools are sent there."""
+    params: dict[str, Any] = {}
+    for source in sources:
+        extra = source.get("extra_body")
+        if not isinstance(extra, dict):
+            params.update(source)
+            continue
+        params.update({k: v for k, v in source.items() if k != "extra_body"})
+        params.update(extra)
+    left_out = {"stream", "stream_options"}
+    if api != "chat":
+        left_out |= {"tools", "tool_choice", "parallel_tool_calls"}
+    return {k: v for k, v in params.items() if k not in left_out}
 
 
 def structured_output(provider: Provider, template: PromptTemplate) -> dict[str, Any]:

@@ -74,3 +74,17 @@ def test_a_missing_gguf_or_spec_is_named(tmp_path: Path) -> None:
         build_targets(["local:/nowhere/x.gguf"])
     with pytest.raises(PromptkitError, match=r"missing\.yaml"):
         build_targets([str(tmp_path / "missing.yaml")])
+
+
+@pytest.mark.parametrize("api", ["chat", "completions"])
+def test_synthetic_bodies_carry_params_as_an_eval_sends_them(api: str) -> None:
+    from promptkit.profiling.workload import fixed_workload, synthetic_workload
+    from promptkit.running.providers import Provider
+
+    provider = Provider(id="m", base_url="http://127.0.0.1:9/v1", model="m", api=api,
+                        params={"temperature": 0, "stream": False, "tool_choice": "auto",
+                                "extra_body": {"top_k": 5}})
+    for body in (synthetic_workload(provider, 8).body(0), fixed_workload(provider, "hi").body(0)):
+        assert body["temperature"] == 0 and body["top_k"] == 5
+        assert "stream" not in body and "extra_body" not in body  # profile streams itself
+        assert ("tool_choice" in body) is (api == "chat")  # no tools on /v1/completions
