@@ -9,7 +9,7 @@ its dataset line (or its entry in ``cases:``), found before anything is asked.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -97,17 +97,10 @@ def check_turn_texts(plan: EvalPlan, case: Case, index: int,
     Raises:
         ConfigError: at the case, naming ``turns[i].assert[j].<key>``.
     """
+    located = [(["turns", index, "assert", number], a) for number, a in enumerate(assertions)]
     for variant in plan.spec.prompts:
-        values = _light_variables(variant, case)
-        for number, assertion in enumerate(assertions):
-            for key, source in assertion.template_strings():
-                try:
-                    plan.store.render_string(source, values)
-                except PromptkitError as exc:
-                    fields = ", ".join(sorted(map(str, case.vars))) or "none"
-                    raise case_error(plan, case, f"{source[:60]!r}: {exc} (case {case.id!r} "
-                                     f"has: {fields})",
-                                     ["turns", index, "assert", number, key]) from None
+        _render_texts(plan, case, _light_variables(variant, case), located,
+                      lambda message, path: case_error(plan, case, message, path))
 
 
 def turn_assertions(plan: EvalPlan, case: Case, index: int) -> list[Assertion]:
@@ -227,19 +220,26 @@ def check_assertion_texts(plan: EvalPlan, case: Case, *, own_only: bool = False)
             continue
         values = _light_variables(variant, case) if own_only else \
             plan.variables(variant, case, offline=True)
-        for where, assertion in located:
-            for key, source in assertion.template_strings():
-                try:
-                    plan.store.render_string(source, values)
-                except PromptkitError as exc:
-                    message = str(exc)
-                    if "is undefined" in message:
-                        fields = ", ".join(sorted(map(str, case.vars))) or "none"
-                        message += f" (case {case.id!r} has: {fields})"
-                    if where[0] == "case":  # the case's own: its dataset line
-                        raise case_error(plan, case, f"{source[:60]!r}: {message}",
-                                         [*where[1:], key]) from None
-                    raise loaded.error(f"{source[:60]!r}: {message}", [*where, key]) from None
+        _render_texts(plan, case, values, located, lambda message, path: case_error(
+            plan, case, message, path[1:]) if path[0] == "case"  # its dataset line
+            else loaded.error(message, path))
+
+
+def _render_texts(plan: EvalPlan, case: Case, values: dict[str, Any],
+                  located: list[tuple[list[str | int], Assertion]],
+                  error: Callable[[str, list[str | int]], ConfigError]) -> None:
+    """Render each assertion's texts with ``values``; the first that fails is ``error``
+    at its key path (a missing variable's message lists the fields the case has)."""
+    for where, assertion in located:
+        for key, source in assertion.template_strings():
+            try:
+                plan.store.render_string(source, values)
+            except PromptkitError as exc:
+                message = str(exc)
+                if "is undefined" in message:
+                    fields = ", ".join(sorted(map(str, case.vars))) or "none"
+                    message += f" (case {case.id!r} has: {fields})"
+                raise error(f"{source[:60]!r}: {message}", [*where, key]) from None
 
 
 def _light_variables(variant: PromptVariant, case: Case) -> dict[str, Any]:
