@@ -68,6 +68,13 @@ class Case:
         return self.vars if given is None else {**self.vars, "id": given}
 
 
+def is_name(value: object) -> bool:
+    """Whether ``value`` can name a case (an id, a category): a text or a number, or None.
+    (``str()`` of a list or an object would make a name no one can type or match.)"""
+    return value is None or (not isinstance(value, bool)
+                             and isinstance(value, str | int | float))
+
+
 def content_id(fields: dict[str, Any]) -> str:
     """A stable id from a case's content: 12 hex digits of sha256 of its canonical JSON
     (reserved keys left out: they configure the case, they are not the case)."""
@@ -253,9 +260,7 @@ def iter_cases(path: Path | None = None, inline: list[dict[str, Any]] | None = N
                 message, where, None, f"cases[{index}]" + (f".{key}" if key else ""))
 
         raw_id = fields.get("id")
-        if raw_id is not None and (isinstance(raw_id, bool)
-                                   or not isinstance(raw_id, str | int | float)):
-            # str() of a list or an object would make an id no one can type or match.
+        if not is_name(raw_id):
             raise fail(f"a case id must be a string or a number, not "
                        f"{type(raw_id).__name__}", "id")
         if raw_id is not None and str(raw_id) != "":

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter, ValidationError
 
 from ..config import format_path
-from ..datasets import Case
+from ..datasets import Case, is_name
 from ..errors import ConfigError, PromptkitError
 from ..scoring.assertion import Assertion
 from ..scoring.registry import add_import_paths
@@ -39,8 +39,7 @@ def check_category(plan: EvalPlan, case: Case) -> None:
     field = plan.spec.category_field
     key = field or "category"
     value = case.vars.get(field) if field else case.reserved.get("category")
-    if value is not None and (isinstance(value, bool)
-                              or not isinstance(value, str | int | float)):
+    if not is_name(value):
         raise case_error(plan, case, f"a category must be a text or a number, not "
                          f"{type(value).__name__}", [key])
     if value is not None and len(str(value)) > MAX_CATEGORY_CHARS:

@@ -27,6 +27,7 @@ from pydantic import (
 from ..builders.cot import CotSettings
 from ..builders.fewshot_settings import FewShotSettings
 from ..config import YamlDocument, read_text, validate
+from ..datasets import is_name
 from ..errors import ConfigError
 from ..scoring.assertion import Assertion
 from ..scoring.registry import import_plugins
@@ -107,8 +108,7 @@ class InlineCase(BaseModel):
     @field_validator("id", "category", mode="before")
     @classmethod
     def _a_name(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is not None and (isinstance(value, bool)
-                                  or not isinstance(value, str | int | float)):
+        if not is_name(value):
             what = "case id must be a string" if info.field_name == "id" else \
                 "category must be a text"
             raise ValueError(f"a {what} or a number, not {type(value).__name__}")
