@@ -63,20 +63,17 @@ def tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
         raise RequestError("bad_response", "invalid response: tool call arguments are not "
                            "text")
     call: dict[str, Any] = {"id": call_id if isinstance(call_id, str) else None, "name": name}
+    from ..scoring.reading import parse_json  # capped, no NaN: as answers are read
+
     try:
-        parsed = json.loads(arguments, parse_constant=_no_constant) if arguments.strip() \
-            else {}
-    except (ValueError, RecursionError):
+        parsed = parse_json(arguments) if arguments.strip() else {}
+    except ValueError:
         parsed = None
     if isinstance(parsed, dict):
         call["arguments"] = parsed
     else:
         call["arguments"], call["raw_arguments"] = None, arguments
     return call
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _message_tool_calls(calls: Any) -> list[dict[str, Any]] | None:
