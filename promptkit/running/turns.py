@@ -198,12 +198,6 @@ class Conversation:
     def completions(self) -> list[Any]:
         return [completion for completion, _ in self.answers if completion is not None]
 
-    @property
-    def failed(self) -> Any:
-        """The outcome of the request that failed (the conversation ended there), or None."""
-        completion, outcome = self.answers[-1] if self.answers else (True, None)
-        return outcome if completion is None else None
-
 
 Ask = Callable[[list[dict[str, Any]]], Any]
 """Sends the messages so far; returns ``(completion or None, outcome or None)``."""
