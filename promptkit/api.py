@@ -26,11 +26,11 @@ from .errors import ExitCode, OutputError, PromptkitError, collecting_warnings, 
 from .reporting.outputs import output_format, refuse_overwrite, write_output
 from .reporting.summary import Summary, order_rows, summarize
 from .results import CaseResult, RunInfo
+from .running.budget import Budget, EstimateRow, budget_for, estimate_row
 from .running.plan import EvalPlan, check_api_keys, plan_eval
 from .running.runner import FinishedRun, RunOptions, run_eval
 from .running.spec import LoadedSpec, apply_overrides, load_spec
 from .running.storage import RunStore, default_paths, find_run, find_run_stores
-from .tokens import count_prompt_tokens
 
 __all__ = ["Estimate", "EvalReport", "compare_runs", "compare_variants", "estimate", "evaluate",
            "load_report", "save_baseline_file", "write_comparison"]
@@ -55,6 +55,7 @@ class EvalReport:
             back to cl100k_base, a few-shot budget no example fits): promptkit's own
             warnings given during this call, collected instead of printed.
         written: The output files written.
+        budget_reached: Why the budget stopped the run (then it is ``interrupted``).
     """
 
     run: RunInfo
@@ -68,6 +69,7 @@ class EvalReport:
     written: list[str] = field(default_factory=list)
     fail_on_regression: bool = False
     max_drop: float | None = None
+    budget_reached: str | None = None
 
     @property
     def rows(self) -> list[Any]:
@@ -117,8 +119,8 @@ class EvalReport:
     def exit_code(self) -> int:
         """What ``promptkit eval`` exits with: 2 when every case of a row failed on its
         own input; 3 when the run did not complete (a stored run interrupted, failed or
-        still running, a provider unreachable or answering nothing); 1 when a gate
-        failed (:meth:`failed_checks`); else 0."""
+        still running, its budget reached, a provider unreachable or answering nothing);
+        1 when a gate failed (:meth:`failed_checks`); else 0."""
         if self.broken_rows():
             return ExitCode.INVALID_INPUT
         if self.run.status != "finished" or self.unreachable or self.failed_providers():
@@ -155,6 +157,9 @@ def evaluate(
     fail_on_regression: bool = False,
     max_drop: float | None = None,
     outputs: Sequence[str | Path] = (),
+    max_requests: int | None = None,
+    max_cost: float | None = None,
+    budget: Budget | None = None,
     on_start: Callable[[RunInfo, int, int], None] | None = None,
     on_result: Callable[[CaseResult], None] | None = None,
     on_local: Callable[[str, Any], None] | None = None,
@@ -176,6 +181,9 @@ def evaluate(
         fail_on_regression: A significant regression makes ``exit_code`` 1.
         max_drop: A gated row falling more than this many points makes ``exit_code`` 1.
         outputs: Files to write (checked before any request).
+        max_requests, max_cost: This call's budget (each wins over the spec's key): no
+            more requests sent, no more USD spent; reaching it leaves the run
+            ``interrupted`` (``exit_code`` 3), for ``resume``. ``budget`` wins over both.
         on_start, on_result, on_local: Callbacks for a progress presenter.
 
     Raises:
@@ -197,7 +205,8 @@ def evaluate(
         baseline_side = _baseline_side(loaded, baseline_ref, store)  # before any request
         options = RunOptions(use_cache=use_cache, resume=resume, limit=limit,
                              store_dir=store, on_start=on_start, on_result=on_result,
-                             on_local=on_local)
+                             on_local=on_local, budget=budget or budget_for(
+                                 loaded.spec, max_requests, max_cost))
         finished = _run_sync(lambda: run_eval(plan, options))
         report = _report(finished, plan, alpha)
         report.fail_on_regression, report.max_drop = fail_on_regression, max_drop
@@ -315,18 +324,6 @@ def _relative(path: str) -> str:
 
 
 @dataclass
-class EstimateRow:
-    """What one prompt × provider would send."""
-
-    prompt_id: str
-    provider_id: str
-    requests: int
-    input_tokens: int
-    cost_low: float | None  # USD, no output tokens
-    cost_high: float | None  # USD, max_tokens output tokens per request (None: unknown)
-
-
-@dataclass
 class Estimate:
     """A dry run: per prompt × provider, requests, input tokens and cost."""
 
@@ -364,36 +361,10 @@ def estimate(spec: str | Path | LoadedSpec, *, limit: int | None = None,
                 LocalServer(provider.local_model).check()
         _baseline_side(loaded, str(baseline) if baseline is not None else None,
                        Path(store_dir) if store_dir is not None else None)
-        rows = [_estimate_row(plan, variant, provider, limit)
+        rows = [estimate_row(plan, variant, provider, limit)
                 for provider in plan.spec.providers for variant in plan.spec.prompts]
     by_embeddings = [v.id for v in plan.spec.prompts if v.fewshot and v.fewshot.embeddings]
     return Estimate(loaded.path, rows, by_embeddings, collected)
-
-
-def _estimate_row(plan: EvalPlan, variant: Any, provider: Any, limit: int | None
-                  ) -> EstimateRow:
-    from .running.turns import case_turns, converses
-
-    spec = plan.spec
-    tokens = asked = 0
-    for case in plan.cases(limit):
-        values = plan.variables(variant, case, offline=True)
-        prompt = plan.prompt(variant, provider, values)
-        tokens += count_prompt_tokens(prompt, provider.model) * plan.samples(variant)
-        asked += plan.samples(variant)
-        if converses(case.reserved):  # at least one request per later turn and tool loop
-            loops = bool(case.reserved.get("tool_results") or case.reserved.get("tool_handler"))
-            asked += len(case_turns(case.reserved.get("turns"))) + loops
-            warn("a conversation case is counted at its fewest requests (one per turn, one "
-                 "more for a tool loop) and its first prompt's input tokens")
-    requests = asked * spec.repeat
-    low = high = None
-    if provider.price is not None:
-        low = provider.price.cost(tokens * spec.repeat, 0)
-        max_out = plan.body(variant, provider, "").get("max_tokens")
-        if isinstance(max_out, int):
-            high = provider.price.cost(tokens * spec.repeat, requests * max_out)
-    return EstimateRow(variant.id, provider.id, requests, tokens * spec.repeat, low, high)
 
 
 # -- the parts -------------------------------------------------------------------------
@@ -442,7 +413,8 @@ def _report(finished: FinishedRun, plan: EvalPlan, alpha: float) -> EvalReport:
     title = spec.description or plan.loaded.path.name
     return EvalReport(finished.run, finished.store_path, summary,
                       title=f"{title} — run {finished.run.run_id}",
-                      unreachable=dict(finished.unreachable), engines=dict(finished.engines))
+                      unreachable=dict(finished.unreachable), engines=dict(finished.engines),
+                      budget_reached=finished.budget_reached)
 
 
 def check_output_path(output: str, plan: EvalPlan, baseline: str | None = None) -> None:

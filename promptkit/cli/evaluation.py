@@ -37,6 +37,14 @@ from .app import (
 @click.option("--api", type=click.Choice(["chat", "completions"]), help="API for --base-url.")
 @click.option("--api-key-env", metavar="VAR", help="Environment variable with the key for "
               "--base-url.")
+@click.option("--max-requests", type=click.IntRange(min=1), metavar="N",
+              help="Send at most N requests this time (cache hits are free; retries count "
+                   "once); then stop, exit 3, and go on with --resume. Overrides the spec's "
+                   "max_requests.")
+@click.option("--max-cost", type=click.FloatRange(min=0, min_open=True), metavar="USD",
+              help="Spend at most USD this time, at the providers' token prices: a request is "
+                   "sent only while its worst case (max_tokens) still fits. Overrides the "
+                   "spec's max_cost.")
 @click.option("--dry-run", is_flag=True, help="Count requests, tokens and cost; call nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--store-dir", type=click.Path(file_okay=False),
@@ -58,10 +66,16 @@ def eval_command(spec_path: str, dry_run: bool, quiet: bool, flips: int, no_cach
     pass fractions with repeats), Holm-adjusted across the rows the spec's gate: picks,
     paired bootstrap intervals on each metric, and the cases that flipped.
 
+    --max-requests and --max-cost (or the spec's max_requests and max_cost) are a budget
+    for this invocation, never exceeded: when it is reached, the requests in flight finish
+    and are stored, the run is left interrupted (exit 3), and --resume continues it under
+    a fresh budget of the flags given then.
+
     Exit codes: 0 every check passed; 1 a gate failed (a threshold; with
     --fail-on-regression a significant regression; with --max-drop a larger drop; the
     message says which); 2 invalid input; 3 the run did not complete (an endpoint
-    unreachable, the local server failed, the store or an output could not be written).
+    unreachable, the local server failed, the store or an output could not be written,
+    the budget was reached).
     """
     from .present import run_and_show, show_estimate
 

@@ -120,6 +120,8 @@ def show_report(report: EvalReport, flips: int | None = 50) -> None:
     print_leaderboard(report.summary, out, title=report.title)
     for provider_id, engine in report.engines.items():
         out.print(f"{provider_id} = {engine}", highlight=False, markup=False)
+    if report.budget_reached:
+        err.print(Text(f"{report.budget_reached}; continue with --resume", style="bold yellow"))
     for provider_id, why in report.unreachable.items():
         err.print(Text(printable(f"provider {provider_id}: {why}"), style="bold red"))
     for provider_id in report.failed_providers():

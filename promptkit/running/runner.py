@@ -25,6 +25,7 @@ from ..redact import redact
 from ..results import CaseResult, RunInfo
 from ..scoring.context import Output, ScoringContext
 from ..scoring.engine import AssertionResult, CaseScore, merge_scores, score
+from .budget import Budget, BudgetReached, check_budget, send
 from .cache import ResponseCache
 from .checks import turn_assertions
 from .client import RETRYABLE, EndpointClient, RequestOutcome, record_answers, sdk_client_for
@@ -45,10 +46,16 @@ class RunOptions:
     use_cache: bool = True
     resume: bool = False
     limit: int | None = None
+    case_ids: frozenset[str] | None = None  # only these cases (of the first `limit`)
+    budget: Budget | None = None  # the requests and dollars this call may spend
     store_dir: Path | None = None
     on_result: Callable[[CaseResult], None] | None = None
     on_start: Callable[[RunInfo, int, int], None] | None = None  # run, planned, already done
     on_local: Callable[[str, LocalServer], None] | None = None  # a local server is up
+
+    def runs_case(self, case: Case) -> bool:
+        """Whether ``case`` is one to run (of the first ``limit``): ``case_ids`` names it."""
+        return self.case_ids is None or case.id in self.case_ids
 
 
 @dataclass
@@ -62,6 +69,7 @@ class FinishedRun:
     store_path: Path
     unreachable: dict[str, str] = field(default_factory=dict)  # provider id -> why
     engines: dict[str, str] = field(default_factory=dict)  # local provider id -> engine, model
+    budget_reached: str | None = None  # why the budget stopped the run (it is interrupted)
 
     def results(self, prompt_id: str | None = None, provider_id: str | None = None
                 ) -> Iterator[CaseResult]:
@@ -86,6 +94,7 @@ class Runner:
         self.clients: dict[str, EndpointClient] = {}
         self.sdk_clients: dict[tuple[Any, ...], Any] = {}
         self.done: set[tuple[str, str, str, int]] = set()
+        self.budget_reached = False  # the budget refused a request: the run stops
         # Selection by embeddings waits on the event loop from a thread. It gets threads of
         # its own: in asyncio's default pool, waiting threads would starve the DNS lookups
         # (getaddrinfo runs there) of the very requests they wait for.
@@ -133,7 +142,7 @@ class Runner:
 
     def _items(self, provider: Provider) -> Iterator[tuple[Case, PromptVariant, int]]:
         spec = self.plan.spec
-        for case in self.plan.cases(self.options.limit):
+        for case in filter(self.options.runs_case, self.plan.cases(self.options.limit)):
             for variant, repeat in itertools.product(spec.prompts, range(spec.repeat)):
                 if (variant.id, provider.id, case.id, repeat) not in self.done:
                     yield case, variant, repeat
@@ -145,6 +154,9 @@ class Runner:
             for case, variant, repeat in items:
                 try:
                     result = await self.run_case(provider, variant, case, repeat)
+                except BudgetReached:
+                    self.budget_reached = True
+                    return  # this case stays undone (--resume runs it); take no more
                 except RunError:
                     raise  # the run cannot go on (a local server died at start, ...)
                 except Exception as exc:
@@ -200,7 +212,9 @@ class Runner:
             body["temperature"] = plan.cots[variant.id].temperature
         answers = await asyncio.gather(*(
             self._request(body, provider, repeat * samples + i if sampled else None)
-            for i in range(samples)))
+            for i in range(samples)), return_exceptions=True)
+        if failed := [a for a in answers if isinstance(a, BaseException)]:
+            raise failed[0]  # once every sample in flight has its answer (and is cached)
         completions = record_answers(result, answers, samples)
         if result.error is not None:
             return result
@@ -250,7 +264,7 @@ class Runner:
         if self.cache is not None and (record := self.cache.get(key)) is not None:
             return Completion(**{k: v for k, v in record.items()
                                  if k in Completion.__dataclass_fields__}), None
-        outcome = await self.client_for(provider).request(body)
+        outcome = await send(self.options.budget, self.client_for(provider), body)
         if outcome.completion is not None:
             outcome.completion.latency_s = outcome.latency_s
             outcome.completion.ttft_s = outcome.ttft_s
@@ -342,6 +356,8 @@ class Runner:
                                                              result.output_tokens)
                 output.cost = result.cost
                 scores.append(await score(output, assertions, context))
+        except BudgetReached:
+            raise  # a judge's request was refused: the case is not scored at all
         except GraderOutage as exc:
             result.error, result.error_kind = str(exc), "grader"
             return
@@ -374,7 +390,7 @@ class Runner:
             body["response_format"] = response_format
         body.update(client.provider.params)
         body = {key: value for key, value in body.items() if value is not None}
-        outcome = await client.request(body)
+        outcome = await send(self.options.budget, client, body)
         if outcome.completion is None:
             message = f"judge {provider_id} failed: {outcome.error}"
             if outcome.error_kind in RETRYABLE:
@@ -389,11 +405,8 @@ class Runner:
 
 
 async def _all_or_none(*coroutines: Any) -> None:
-    """Run coroutines together; the first to raise cancels the others, then re-raises.
-
-    (``asyncio.gather`` would leave the others running after a failure, e.g. workers
-    still requesting while a full disk has already ended the run.)
-    """
+    """Run coroutines together; the first to raise cancels the others, then re-raises
+    (``asyncio.gather`` would leave them running, e.g. requesting after a full disk)."""
     tasks = [asyncio.ensure_future(c) for c in coroutines]
     try:
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -417,19 +430,19 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
     the cache cannot answer and stopped when the run ends.
 
     Returns:
-        The run record and where its results are stored. An interrupted run is
-        marked ``interrupted`` and can be continued with ``resume=True``.
+        The run record and where its results are stored. A run interrupted (or stopped
+        by its budget: ``budget_reached``) is marked so and continues with ``resume=True``.
     """
-    loaded = plan.loaded
-    spec = plan.spec
+    loaded, spec = plan.loaded, plan.spec
     runs, cache = open_stores(loaded.path, options.store_dir, options.use_cache)
     eval_path = str(loaded.path.resolve())
     spec_hash = loaded.spec_hash()
-    planned = plan.count(options.limit) * len(spec.prompts) * len(spec.providers) \
-        * spec.repeat
+    planned = sum(map(options.runs_case, plan.cases(options.limit))) * len(spec.prompts) \
+        * len(spec.providers) * spec.repeat
     run = runs.last_unfinished(eval_path) if options.resume else None
     try:
         check_api_keys(plan)
+        check_budget(plan, options.budget)
         if options.resume and run is None:
             last = runs.list_runs(eval_path, limit=1)
             what = (f"the last run of {loaded.path} ({last[0].run_id}) finished" if last
@@ -448,7 +461,7 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
         if cache is not None:
             cache.close()
         raise
-    status = "failed"
+    status, ended = "failed", False
     runner = Runner(plan, options, runs, cache, servers, providers)
     try:
         with runs.run_lock(run.run_id):
@@ -457,7 +470,7 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
             if options.on_start:
                 options.on_start(run, planned, len(runner.done))
             await runner.run(run)
-        status = "finished"
+        status, ended = "interrupted" if runner.budget_reached else "finished", True
     except (KeyboardInterrupt, asyncio.CancelledError, StoreError):
         status = "interrupted"  # --resume continues it
         raise
@@ -470,10 +483,11 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
             runs.finish_run(run.run_id, status)
         if cache is not None:
             cache.close()
-        if status != "finished":
+        if not ended:
             runs.close()
     unreachable = {pid: c.unreachable for pid, c in runner.clients.items() if c.unreachable}
     unreachable.update(died)  # a crashed local server explains its lost connections
     engines = {pid: server.describe() for pid, server in servers.items() if server.launched}
+    reached = options.budget.exhausted if options.budget and runner.budget_reached else None
     with runs:
-        return FinishedRun(runs.get_run(run.run_id), runs.path, unreachable, engines)
+        return FinishedRun(runs.get_run(run.run_id), runs.path, unreachable, engines, reached)

@@ -33,9 +33,13 @@ from ..scoring.assertion import Assertion
 from ..scoring.registry import import_plugins
 from .providers import LOCAL, RUNTIME_KNOBS, Api, Price, Provider
 
+# How much one invocation may spend, not what it asks: not part of a spec's identity, so a
+# run resumes under another budget.
+RUNTIME_KEYS = ("max_requests", "max_cost")
+
 # Provider and Price live in .providers; the spec re-exports them for its callers.
-__all__ = ["LOCAL", "RUNTIME_KNOBS", "EvalSpec", "LoadedSpec", "Price", "PromptVariant",
-           "Provider", "apply_overrides", "json_schema", "load_spec"]
+__all__ = ["LOCAL", "RUNTIME_KEYS", "RUNTIME_KNOBS", "EvalSpec", "LoadedSpec", "Price",
+           "PromptVariant", "Provider", "apply_overrides", "json_schema", "load_spec"]
 
 
 class PromptVariant(BaseModel):
@@ -154,6 +158,13 @@ class EvalSpec(BaseModel):
         "fails the case."))
     gate: GateSpec | None = Field(None, description="Rows the regression gate judges "
                                   "(default: every row).")
+    max_requests: int | None = Field(None, ge=1, description=(
+        "Requests one invocation may send (cache hits are free; a request and its retries "
+        "count once); reaching it stops the run, resumable. --max-requests overrides it."))
+    max_cost: float | None = Field(None, gt=0, allow_inf_nan=False, description=(
+        "USD one invocation may spend at the providers' token prices, never exceeded: a "
+        "request is sent only while its worst case (max_tokens) still fits. --max-cost "
+        "overrides it."))
 
     @field_validator("prompts", "providers")
     @classmethod
@@ -215,6 +226,8 @@ class LoadedSpec:
     def spec_hash(self) -> str:
         """Identifies what was asked for (not how fast): resume only continues a match."""
         dump = self.spec.model_dump(mode="json", by_alias=True)
+        for key in RUNTIME_KEYS:
+            dump.pop(key, None)
         for provider in dump["providers"] + dump["graders"]:
             for knob in RUNTIME_KNOBS:
                 provider.pop(knob, None)
