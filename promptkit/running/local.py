@@ -273,11 +273,15 @@ def serve_until_stopped(server: LocalServer, announce: Callable[[str], None]) ->
 LOCAL_CONCURRENCY = 4  # parallel slots for a native llama-server on a small machine
 
 
-def local_servers(providers: list[Provider]) -> tuple[list[Provider], dict[str, LocalServer]]:
+def local_servers(providers: list[Provider], shared: dict[str, LocalServer] | None = None
+                  ) -> tuple[list[Provider], dict[str, LocalServer]]:
     """One llama.cpp server per ``local`` provider, checked (engine, model) but not started
     (the runner starts each on its first request the cache cannot answer), and the
     providers as the run uses them: a local one with the concurrency its engine serves and
     the served model's alias. The validated spec itself is left as it was (and stored so).
+
+    ``shared`` holds servers a caller keeps across runs: a provider's server is taken from
+    it when there, and put in it when made.
     """
     servers: dict[str, LocalServer] = {}
     running = []
@@ -292,8 +296,12 @@ def local_servers(providers: list[Provider]) -> tuple[list[Provider], dict[str, 
             concurrency = LOCAL_CONCURRENCY
         provider = provider.model_copy(update={"concurrency": concurrency,
                                                "model": provider.model or MODEL_ALIAS})
-        server = LocalServer(provider.local_model, parallel=concurrency)
-        server.check()
+        server = shared.get(provider.id) if shared is not None else None
+        if server is None:
+            server = LocalServer(provider.local_model, parallel=concurrency)
+            server.check()
+            if shared is not None:
+                shared[provider.id] = server
         servers[provider.id] = server
         running.append(provider)
     return running, servers

@@ -49,6 +49,10 @@ class RunOptions:
     case_ids: frozenset[str] | None = None  # only these cases (of the first `limit`)
     budget: Budget | None = None  # the requests and dollars this call may spend
     store_dir: Path | None = None
+    cache_dir: Path | None = None  # the cache's folder, when not the run store's
+    # Local servers the caller owns (by provider id): started on first need, never stopped
+    # here, so a caller running many small evals (promptkit optimize) loads the model once.
+    servers: dict[str, LocalServer] | None = None
     on_result: Callable[[CaseResult], None] | None = None
     on_start: Callable[[RunInfo, int, int], None] | None = None  # run, planned, already done
     on_local: Callable[[str, LocalServer], None] | None = None  # a local server is up
@@ -434,7 +438,8 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
         by its budget: ``budget_reached``) is marked so and continues with ``resume=True``.
     """
     loaded, spec = plan.loaded, plan.spec
-    runs, cache = open_stores(loaded.path, options.store_dir, options.use_cache)
+    runs, cache = open_stores(loaded.path, options.store_dir, options.use_cache,
+                              options.cache_dir)
     eval_path = str(loaded.path.resolve())
     spec_hash = loaded.spec_hash()
     planned = sum(map(options.runs_case, plan.cases(options.limit))) * len(spec.prompts) \
@@ -453,7 +458,7 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
             raise ConfigError(f"the spec changed since run {run.run_id}; resume needs the "
                               "same spec (run without --resume to start a new run)",
                               str(loaded.path))
-        providers, servers = local_servers(spec.providers)
+        providers, servers = local_servers(spec.providers, options.servers)
         if run is None:
             run = runs.create_run(eval_path, spec_hash, run_config(spec), planned)
     except BaseException:
@@ -477,8 +482,9 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
     finally:
         died = {pid: f"{server.exit_status()}; its last log lines:\n{server.log_tail()}"
                 for pid, server in servers.items() if server.launched and server.exit_status()}
-        for server in servers.values():
-            server.stop()
+        for pid, server in servers.items():
+            if options.servers is None or pid not in options.servers:
+                server.stop()
         with contextlib.suppress(StoreError):  # a full disk may refuse this too
             runs.finish_run(run.run_id, status)
         if cache is not None:

@@ -372,13 +372,15 @@ class RunStore(Database):
                                      (run_id,)).fetchone()[0])
 
 
-def open_stores(spec_path: Path, store_dir: Path | None, use_cache: bool
-                ) -> tuple[RunStore, ResponseCache | None]:
+def open_stores(spec_path: Path, store_dir: Path | None, use_cache: bool,
+                cache_dir: Path | None = None) -> tuple[RunStore, ResponseCache | None]:
     """The run store and (with ``use_cache``) the response cache of an eval: beside the
-    spec, or in ``store_dir``."""
+    spec, or in ``store_dir`` (the cache in ``cache_dir`` when given)."""
     runs_path, cache_path = default_paths(spec_path)
     if store_dir is not None:
         runs_path, cache_path = store_dir / runs_path.name, store_dir / cache_path.name
+    if cache_dir is not None:
+        cache_path = cache_dir / cache_path.name
     created = not runs_path.parent.exists()
     runs = RunStore(runs_path)
     if created:  # a folder promptkit made holds local state only: keep it out of commits

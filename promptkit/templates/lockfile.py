@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,14 +104,20 @@ def changed_files(store: TemplateStore) -> tuple[list[str], list[str], list[str]
     return sorted(changed), sorted(missing), sorted(new)
 
 
-def lock(store: TemplateStore) -> LockResult:
+def lock(store: TemplateStore, only: Collection[str] | None = None) -> LockResult:
     """Record new template files in the lock; drop entries of deleted files.
+
+    With ``only`` (paths relative to the store root), record just those new files and
+    leave every other entry as it was.
 
     Raises:
         TemplateLockError: a locked file changed; versions are immutable, so the
             lock is left as it was.
     """
     changed, missing, new = changed_files(store)
+    if only is not None:
+        # the other entries stay as they are, even a changed one (check reports it)
+        new, missing, changed = [p for p in new if p in only], [], []
     if changed:
         names = ", ".join(store.loader.display_name(p) for p in changed)
         raise TemplateLockError(

@@ -35,6 +35,7 @@ from ..errors import (
     TemplateRenderError,
     TemplateSecurityError,
 )
+from ..files import atomic_write
 from .sandbox import (
     DEFAULT_MAX_OPERATIONS,
     DEFAULT_MAX_OUTPUT_CHARS,
@@ -206,6 +207,30 @@ class TemplateStore:
                                   filename, line, label)
             labels[label] = int(number)
         return labels
+
+    def set_label(self, name: str, label: str, version: int) -> None:
+        """Point ``label`` of ``name`` at ``version`` in its ``labels.yaml`` (made when
+        missing); other lines, comments included, are kept. No version file changes.
+
+        Raises:
+            ConfigError: an invalid label or unknown version; the file is left as it was.
+        """
+        if not NAME.match(label) or label.isdigit():
+            raise ConfigError(f"invalid label {label!r}: a label is a name, not a number")
+        if version not in self.versions(name):
+            raise ConfigError(f"template {name!r} has no version {version}")
+        self.labels(name)  # the current file must be valid before it is edited
+        path = self.root / name / LABELS_FILE
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        entry = f"{label}: {version}"
+        pattern = re.compile(rf"^{re.escape(label)}\s*:")
+        at = next((i for i, line in enumerate(lines) if pattern.match(line)), None)
+        if at is None:
+            lines.append(entry)
+        else:
+            lines[at] = entry
+        with atomic_write(path) as file:
+            file.write("\n".join(lines) + "\n")
 
     def resolve(self, ref: str) -> tuple[str, int]:
         """``summarize@production`` → ``("summarize", 2)``."""

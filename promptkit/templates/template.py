@@ -76,6 +76,33 @@ class InputSpec(BaseModel):
         return "default" not in self.model_fields_set
 
 
+class DerivedFrom(BaseModel):
+    """Which version a generated version was derived from (``promptkit optimize``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class OptimizerRecord(BaseModel):
+    """How ``promptkit optimize`` found a version: what it searched, with which seed and
+    budget, for which eval and provider, and how the winner and its parent scored on the
+    validation and test splits (pass rates, mean scores, the paired test)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["fewshot", "instructions", "both"]
+    seed: int
+    eval: str
+    prompt: str
+    provider: str
+    split: dict[str, int]
+    budget_used: dict[str, float]
+    validation: dict[str, Any]
+    test: dict[str, Any]
+
+
 class FrontMatter(BaseModel):
     """The YAML header of a version file. Unknown keys are an error."""
 
@@ -87,6 +114,8 @@ class FrontMatter(BaseModel):
     output: dict[str, Any] | None = None
     tools: list[Any] | str | None = None  # checked in tools.py, where a file is read
     tags: list[str] = Field(default_factory=list)
+    derived_from: DerivedFrom | None = None
+    optimizer: OptimizerRecord | None = None
 
     @field_validator("inputs", mode="before")
     @classmethod
