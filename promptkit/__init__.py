@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from .comparing.baseline import load_baseline as load_baseline
     from .comparing.comparison import Comparison as Comparison
     from .comparing.comparison import compare as compare
+    from .optimizing import OptimizeReport as OptimizeReport
+    from .optimizing import OptimizeSettings as OptimizeSettings
+    from .optimizing import optimize as optimize
     from .running.spec import load_spec as load_spec
     from .scoring.registry import register_assertion as register_assertion
     from .templates.store import TemplateStore as TemplateStore
@@ -54,6 +57,9 @@ _LAZY = {
     "load_pool": "promptkit.builders.pools",
     "register_assertion": "promptkit.scoring.registry",
     "majority_vote": "promptkit.builders.answers",
+    "OptimizeReport": "promptkit.optimizing",
+    "OptimizeSettings": "promptkit.optimizing",
+    "optimize": "promptkit.optimizing",
 }
 
 __all__ = [
@@ -62,6 +68,8 @@ __all__ = [
     "ConfigError",
     "EvalReport",
     "FewShot",
+    "OptimizeReport",
+    "OptimizeSettings",
     "PromptTemplate",
     "PromptkitError",
     "TemplateError",
@@ -79,6 +87,7 @@ __all__ = [
     "load_report",
     "load_spec",
     "majority_vote",
+    "optimize",
     "register_assertion",
 ]
 

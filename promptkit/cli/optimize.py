@@ -114,8 +114,8 @@ def print_optimize(report: Any) -> None:
         click.echo(report.promote_note)
     if report.budget_used:
         used = report.budget_used
-        click.echo(f"budget used: {int(used['requests'])} requests, "
-                   f"${used['cost_usd']:.4f}")
+        dollars = f", ${used['cost_usd']:.4f}" if used["cost_usd"] else ""
+        click.echo(f"budget used: {int(used['requests'])} requests{dollars}")
     if report.stopped:
         click.echo(f"stopped: {report.stopped}", err=True)
 

@@ -10,6 +10,9 @@ asked and the comparison allows, moves a label to it. It returns an
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextvars
 import hashlib
 import json
 from collections.abc import Callable
@@ -95,6 +98,15 @@ def optimize(spec: str | Path | LoadedSpec, settings: OptimizeSettings, *,
         PromptkitError: invalid input (exit 2), found before any request; a run that
             could not complete (exit 3).
     """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:  # called inside an event loop (a notebook): the runner needs a loop of its own
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(contextvars.copy_context().run, optimize, spec, settings,
+                               on_event=on_event, on_result=on_result,
+                               dry_run=dry_run).result()
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
     job = _Job(loaded, settings, on_event or (lambda _: None), on_result)
     try:

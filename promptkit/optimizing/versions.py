@@ -76,8 +76,21 @@ def version_source(parent: PromptTemplate, candidate: Candidate, examples_var: s
         data["inputs"] = inputs
     if provenance:
         data.update(provenance)
-    header = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=88)
+    header = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=88)
     return f"---\n{header}---\n{strip_header_comment(candidate.body)}"
+
+
+class _Dumper(yaml.SafeDumper):
+    """YAML as people write it: a short string holding a newline (a stop sequence) is
+    written double-quoted with ``\\n``, not folded over lines."""
+
+
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = '"' if "\n" in value and len(value) < 40 else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _string)
 
 
 def strip_header_comment(body: str) -> str:

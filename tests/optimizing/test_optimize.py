@@ -328,3 +328,20 @@ def test_without_a_pool_the_examples_are_the_train_cases_the_start_passes(
     shown = {int(n) for r in endpoint.requests for n in re.findall(r"A: answer-(\d\d)",
                                                                    r.prompt_text)}
     assert shown and shown <= {int(case[1:]) for case in odd}
+
+
+def test_the_library_call_works_inside_a_running_event_loop(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    import asyncio
+
+    import promptkit
+
+    spec = make_project(tmp_path, endpoint)
+    endpoint.respond_with(picky_model)
+
+    async def notebook_cell() -> promptkit.OptimizeReport:
+        return promptkit.optimize(spec, promptkit.OptimizeSettings(
+            prompt="qa", pool=str(tmp_path / "pool.jsonl"), k=2, seed=3, max_requests=400))
+
+    report = asyncio.run(notebook_cell())
+    assert report.written == "qa@2" and report.exit_code == 0
