@@ -29,11 +29,12 @@ from .results import CaseResult, RunInfo
 from .running.budget import Budget, EstimateRow, budget_for, estimate_row
 from .running.plan import EvalPlan, check_api_keys, plan_eval
 from .running.runner import FinishedRun, RunOptions, run_eval
+from .running.shards import check_shard, merge_shards, store_path
 from .running.spec import LoadedSpec, apply_overrides, load_spec
-from .running.storage import RunStore, default_paths, find_run, find_run_stores
+from .running.storage import RunStore, default_paths, find_run, find_run_stores, hourly_prices
 
 __all__ = ["Estimate", "EvalReport", "compare_runs", "compare_variants", "estimate", "evaluate",
-           "load_report", "save_baseline_file", "write_comparison"]
+           "load_report", "merge_runs", "save_baseline_file", "write_comparison"]
 
 
 @dataclass
@@ -145,6 +146,7 @@ def evaluate(
     api: Literal["chat", "completions"] | None = None,
     api_key_env: str | None = None,
     limit: int | None = None,
+    shard: tuple[int, int] | None = None,
     concurrency: int | None = None,
     repeat: int | None = None,
     prompts: Sequence[str] = (),
@@ -171,10 +173,12 @@ def evaluate(
         base_url: Run against this OpenAI-compatible endpoint instead of the spec's
             providers (with ``model``, and optionally ``api`` and ``api_key_env``).
         limit: Use only the first N cases.
+        shard: ``(I, N)``: run only shard I of N of those cases (each case's shard is
+            ``int(sha256(case id), 16) % N + 1``); the run records it, for :func:`merge_runs`.
         concurrency, repeat: Override the spec's.
         prompts, providers: Keep only these ids.
         use_cache: Read and write the response cache.
-        resume: Continue the last unfinished run of this spec.
+        resume: Continue the last unfinished run of this spec (and ``shard``).
         store_dir: Where runs and the cache live (default: ``.promptkit/`` beside the spec).
         baseline: A baseline file or a stored run id to compare with.
         alpha: Level of the one-sided tests (the gate and the ★ mark).
@@ -192,6 +196,7 @@ def evaluate(
             before it.
     """
     with _collected_warnings() as collected:
+        shard = None if shard is None else check_shard(shard)
         loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
         loaded = apply_overrides(loaded, base_url=base_url, model=model, api=api,
                                  api_key_env=api_key_env, concurrency=concurrency,
@@ -202,21 +207,15 @@ def evaluate(
         baseline_ref = str(baseline) if baseline is not None else None
         for output in outputs:
             check_output_path(str(output), plan, baseline_ref)
-        baseline_side = _baseline_side(loaded, baseline_ref, store)  # before any request
-        options = RunOptions(use_cache=use_cache, resume=resume, limit=limit,
+        baseline_side = _baseline_side(baseline_ref, default_paths(loaded.path, store)[0],
+                                       loaded)  # before any request
+        options = RunOptions(use_cache=use_cache, resume=resume, limit=limit, shard=shard,
                              store_dir=store, on_start=on_start, on_result=on_result,
                              on_local=on_local, budget=budget or budget_for(
                                  loaded.spec, max_requests, max_cost))
         finished = _run_sync(lambda: run_eval(plan, options))
-        report = _report(finished, plan, alpha)
-        report.fail_on_regression, report.max_drop = fail_on_regression, max_drop
-        if baseline_side is not None:
-            report.comparison = compare(
-                baseline_side, _side(finished), alpha=alpha, max_drop=max_drop,
-                gate=plan.spec.gate.model_dump(exclude_none=True)
-                if plan.spec.gate else None)
-        for output in outputs:
-            report.write(output)
+        report = _report(finished, alpha)
+        _gate(report, baseline_side, alpha, fail_on_regression, max_drop, outputs)
     report.warnings += collected
     return report
 
@@ -232,13 +231,40 @@ def load_report(run: str = "last", *, store_dir: str | Path | None = None,
     """
     store, info = find_run(run, find_run_stores(store_dir))
     with store:
-        summary = summarize(store.results(info.run_id), info.config.get("threshold"),
-                            alpha=alpha, hourly=_hourly_prices(info.config))
-        path = store.path
-    order_rows(summary, [p.get("id") for p in info.config.get("prompts", [])],
-               [p.get("id") for p in info.config.get("providers", [])])
-    title = info.config.get("description") or Path(info.eval_path).name
-    return EvalReport(info, path, summary, title=f"{title} — run {info.run_id}")
+        return _stored_report(store, info, alpha)
+
+
+def merge_runs(sources: Sequence[str | Path], *, store_dir: str | Path | None = None,
+               allow_partial: bool = False, baseline: str | Path | None = None,
+               alpha: float = 0.05, fail_on_regression: bool = False,
+               max_drop: float | None = None, outputs: Sequence[str | Path] = ()
+               ) -> EvalReport:
+    """Merge shard runs into one stored run (``promptkit merge``) and report it.
+
+    ``sources`` are run store folders (holding ``runs.db``) or run database files: from
+    each, its newest shard run (of ``evaluate(..., shard=(I, N))``). The merged run is
+    stored in ``store_dir`` (default: the first source's store); ``allow_partial`` merges
+    despite missing or unfinished shards (the run is then ``interrupted``: ``exit_code``
+    3). The rest is as for :func:`evaluate` (a ``baseline`` run: in the merged run's store).
+
+    Raises:
+        PromptkitError: runs of different specs, shard counts or ``--limit``, a shard
+            twice, or (without ``allow_partial``) one missing or unfinished: nothing is
+            written then.
+    """
+    with _collected_warnings() as collected:
+        inputs = [store_path(source) for source in sources]
+        ref = str(baseline) if baseline is not None else None
+        for output in outputs:
+            check_output_path(str(output), None, ref, inputs)
+        baseline_side = _baseline_side(ref, Path(store_dir) / "runs.db" if store_dir
+                                       else inputs[0]) if inputs else None
+        info, path = merge_shards(sources, store_dir, allow_partial)
+        with RunStore(path) as store:
+            report = _stored_report(store, info, alpha)
+        _gate(report, baseline_side, alpha, fail_on_regression, max_drop, outputs)
+    report.warnings += collected
+    return report
 
 
 def compare_runs(baseline: str, candidate: str = "last", *,
@@ -281,10 +307,9 @@ def write_comparison(output: str | Path, comparison: Comparison, candidate: Side
         write_output(output, summarize([]), [], None, comparison)
         return
     with RunStore(candidate.store_path) as store:
-        info = store.get_run(candidate.run_id)
-        summary = summarize(store.results(info.run_id), info.config.get("threshold"),
-                            hourly=_hourly_prices(info.config))
-        write_output(output, summary, store.results(info.run_id), info, comparison)
+        report = _stored_report(store, store.get_run(candidate.run_id), 0.05)
+    report.comparison = comparison
+    report.write(output)
 
 
 def save_baseline_file(output: str | Path, run: str = "last", *,
@@ -359,8 +384,8 @@ def estimate(spec: str | Path | LoadedSpec, *, limit: int | None = None,
                 from .running.local import LocalServer
 
                 LocalServer(provider.local_model).check()
-        _baseline_side(loaded, str(baseline) if baseline is not None else None,
-                       Path(store_dir) if store_dir is not None else None)
+        _baseline_side(str(baseline) if baseline is not None else None,
+                       default_paths(loaded.path, store_dir)[0], loaded)
         rows = [estimate_row(plan, variant, provider, limit)
                 for provider in plan.spec.providers for variant in plan.spec.prompts]
     by_embeddings = [v.id for v in plan.spec.prompts if v.fewshot and v.fewshot.embeddings]
@@ -370,55 +395,59 @@ def estimate(spec: str | Path | LoadedSpec, *, limit: int | None = None,
 # -- the parts -------------------------------------------------------------------------
 
 
-def _baseline_side(loaded: LoadedSpec, ref: str | None, store_dir: Path | None
+def _baseline_side(ref: str | None, runs_path: Path, loaded: LoadedSpec | None = None
                    ) -> Side | None:
-    """The baseline to compare with: a baseline file, or a run in this eval's store."""
+    """The baseline to compare with: a baseline file, or a run in the store ``runs_path``
+    (of the eval ``loaded``, when given: a run of another eval is warned about)."""
     if ref is None:
         return None
-    runs_path = default_paths(loaded.path)[0]
-    if store_dir is not None:
-        runs_path = store_dir / runs_path.name
     if not runs_path.is_file() and not (Path(ref).is_file() or ref.endswith(".json")):
         raise PromptkitError(f"--baseline {ref}: no such file, and no runs in {runs_path} "
                              "yet")
     side = resolve_side(ref, [runs_path])
-    if side.eval_path and Path(side.eval_path).name != loaded.path.name:
+    if loaded and side.eval_path and Path(side.eval_path).name != loaded.path.name:
         warn(f"--baseline {ref} is a run of {side.eval_path}, not of {loaded.path.name}: "
              "only its rows with the same prompt and provider ids are compared")
     return side
 
 
-def _hourly_prices(config: dict[str, Any]) -> dict[str, float]:
-    """Provider id → USD per hour, for the providers of a run's stored config (its resolved
-    spec, ``RunInfo.config``) priced by the hour."""
-    prices = {}
-    for provider in config.get("providers", []):
-        price = provider.get("price") or {}
-        if price.get("per_hour") is not None:
-            prices[str(provider.get("id"))] = float(price["per_hour"])
-    return prices
+def _gate(report: EvalReport, baseline: Side | None, alpha: float, fail_on_regression: bool,
+          max_drop: float | None, outputs: Sequence[str | Path]) -> None:
+    """Compare the report's run with ``baseline`` (when given) under the gate of the
+    run's spec, set what :meth:`EvalReport.failed_checks` gates on, write ``outputs``."""
+    report.fail_on_regression, report.max_drop = fail_on_regression, max_drop
+    if baseline is not None:
+        with RunStore(report.store_path) as store:
+            candidate = side_from_run(store, report.run)
+        report.comparison = compare(baseline, candidate, alpha=alpha, max_drop=max_drop,
+                                    gate=report.run.config.get("gate"))
+    for output in outputs:
+        report.write(output)
 
 
-def _side(finished: FinishedRun) -> Side:
+def _stored_report(store: RunStore, info: RunInfo, alpha: float) -> EvalReport:
+    """The report of a stored run (open in ``store``), as its config describes it."""
+    summary = summarize(store.results(info.run_id), info.config.get("threshold"),
+                        alpha=alpha, hourly=hourly_prices(info.config))
+    order_rows(summary, [p.get("id") for p in info.config.get("prompts", [])],
+               [p.get("id") for p in info.config.get("providers", [])])
+    title = info.config.get("description") or Path(info.eval_path).name
+    return EvalReport(info, store.path, summary, title=f"{title} — run {info.run_id}")
+
+
+def _report(finished: FinishedRun, alpha: float) -> EvalReport:
+    """A run just ended, as ``runs show`` reports it, with its endpoints' and budget's news."""
     with RunStore(finished.store_path) as store:
-        return side_from_run(store, finished.run)
+        report = _stored_report(store, finished.run, alpha)
+    report.unreachable, report.engines = dict(finished.unreachable), dict(finished.engines)
+    report.budget_reached = finished.budget_reached
+    return report
 
 
-def _report(finished: FinishedRun, plan: EvalPlan, alpha: float) -> EvalReport:
-    spec = plan.spec
-    # Prices from the config stored with the run, as `runs show` reads them later.
-    summary = summarize(finished.results(), spec.threshold, alpha=alpha,
-                        hourly=_hourly_prices(finished.run.config))
-    order_rows(summary, [p.id for p in spec.prompts], [p.id for p in spec.providers])
-    title = spec.description or plan.loaded.path.name
-    return EvalReport(finished.run, finished.store_path, summary,
-                      title=f"{title} — run {finished.run.run_id}",
-                      unreachable=dict(finished.unreachable), engines=dict(finished.engines),
-                      budget_reached=finished.budget_reached)
-
-
-def check_output_path(output: str, plan: EvalPlan, baseline: str | None = None) -> None:
-    """Refuse an output path that cannot be written or would overwrite an input.
+def check_output_path(output: str, plan: EvalPlan | None, baseline: str | None = None,
+                      inputs: Sequence[str | Path] = ()) -> None:
+    """Refuse an output path that cannot be written or would overwrite an input: the
+    eval's files (of ``plan``), the ``baseline`` file or one of ``inputs``.
 
     Raises:
         PromptkitError: an unsupported suffix, a missing folder, an input or a baseline
@@ -429,13 +458,14 @@ def check_output_path(output: str, plan: EvalPlan, baseline: str | None = None) 
     target = Path(output).resolve()
     if not target.parent.is_dir():
         raise PromptkitError(f"--output {output}: folder does not exist")
-    loaded = plan.loaded
-    baseline_file = baseline if baseline and Path(baseline).is_file() else None
-    refuse_overwrite(output, [
-        loaded.path, loaded.dataset_path, plan.store.root / "promptkit.lock",
-        *(loaded.base_dir / v.fewshot.pool for v in loaded.spec.prompts if v.fewshot),
-        baseline_file])
-    if target.is_relative_to(plan.store.root.resolve()):
+    protected = [*inputs, baseline if baseline and Path(baseline).is_file() else None]
+    if plan is not None:
+        loaded = plan.loaded
+        protected += [
+            loaded.path, loaded.dataset_path, plan.store.root / "promptkit.lock",
+            *(loaded.base_dir / v.fewshot.pool for v in loaded.spec.prompts if v.fewshot)]
+    refuse_overwrite(output, protected)
+    if plan is not None and target.is_relative_to(plan.store.root.resolve()):
         raise PromptkitError(f"--output {output} is inside the template store "
                              f"{plan.store.root}; write the report elsewhere")
     try:  # find out now, not after every request has been paid for

@@ -51,19 +51,40 @@ def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, env=env)
 
 
-def test_the_workflow_example_passes_actionlint_and_shellcheck(tmp_path: Path) -> None:
-    example = REPO / "examples" / "github-actions.yml"
+def assert_linted(example: Path, tmp_path: Path, mistakes: list[tuple[str, str, str]]) -> None:
+    """The workflow passes actionlint (with shellcheck), and the linter does fail on each
+    mistake: ``(text, broken text, what the linter says)``."""
     proc = actionlint(example)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # the linter can fail: an old action, a bad expression and an unquoted variable
     text = example.read_text()
-    for old, new, found in (
-            ("actions/checkout@v5", "actions/checkout@v3", "actions/checkout@v3"),
-            ("hashFiles('templates/**', 'evals/**')", "hashFile('templates/**')", "hashFile"),
-            ('cat summary.md >> "$GITHUB_STEP_SUMMARY"', "cat summary.md >> $GITHUB_STEP_SUMMARY",
-             "SC2086")):
+    for old, new, found in mistakes:
         broken = tmp_path / "broken.yml"
         broken.write_text(text.replace(old, new))
         assert broken.read_text() != text
         proc = actionlint(broken)
         assert proc.returncode == 1 and found in proc.stdout, proc.stdout
+
+
+def test_the_workflow_example_passes_actionlint_and_shellcheck(tmp_path: Path) -> None:
+    # the linter can fail: an old action, a bad expression and an unquoted variable
+    assert_linted(REPO / "examples" / "github-actions.yml", tmp_path, [
+        ("actions/checkout@v5", "actions/checkout@v3", "actions/checkout@v3"),
+        ("hashFiles('templates/**', 'evals/**')", "hashFile('templates/**')", "hashFile"),
+        ('cat summary.md >> "$GITHUB_STEP_SUMMARY"', "cat summary.md >> $GITHUB_STEP_SUMMARY",
+         "SC2086")])
+
+
+def test_the_sharded_workflow_example_passes_actionlint_and_shellcheck(tmp_path: Path) -> None:
+    example = REPO / "examples" / "github-actions-shards.yml"
+    # the linter can fail: a retired action, a matrix key that is not there, an array
+    # expansion left unquoted
+    assert_linted(example, tmp_path, [
+        ("actions/download-artifact@v7", "actions/download-artifact@v3",
+         "actions/download-artifact@v3"),
+        ('"${{ matrix.shard }}/4"', '"${{ matrix.shards }}/4"', 'property "shards"'),
+        ('--store-dir merged "${gate[@]}"', "--store-dir merged ${gate[@]}", "SC2068")])
+    text = example.read_text()
+    assert "shard: [1, 2, 3, 4]" in text
+    assert ('promptkit eval evals/summarize.yaml --shard "${{ matrix.shard }}/4" '
+            "--store-dir shard-store") in text
+    assert "promptkit merge shards/shard-store-* --store-dir merged" in text

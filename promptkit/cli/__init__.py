@@ -2,14 +2,14 @@
 
 :mod:`.app` holds the group and shared options; each module registers its commands:
 :mod:`.templates` (templates, render), :mod:`.evaluation` (eval, schema, serve),
-:mod:`.runs` (runs, baseline, compare, ab), :mod:`.project` (init), :mod:`.exports`
-(export sft, export preference), :mod:`.profile` (profile), :mod:`.optimize`
-(optimize); :mod:`.present` prints what
-they return.
+:mod:`.runs` (runs, baseline, compare, ab), :mod:`.merge` (merge), :mod:`.project`
+(init), :mod:`.exports` (export sft, export preference), :mod:`.profile` (profile),
+:mod:`.optimize` (optimize); :mod:`.present` prints what they return.
 """
 
 from . import evaluation as evaluation
 from . import exports as exports
+from . import merge as merge
 from . import optimize as optimize
 from . import profile as profile
 from . import project as project

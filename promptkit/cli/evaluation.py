@@ -18,6 +18,28 @@ from .app import (
 )
 
 
+def gate_options(command: Any) -> Any:
+    """The options of a run's comparison with a baseline and its gate (eval and merge):
+    --baseline, --fail-on-regression, --max-drop, --alpha and --flips."""
+    for option in reversed([
+            click.option("--baseline", metavar="FILE_OR_RUN",
+                         help="Compare with a baseline file (promptkit baseline save) or a "
+                              "stored run."),
+            click.option("--fail-on-regression", is_flag=True,
+                         help="Exit 1 when the comparison with --baseline finds a "
+                              "significant regression."),
+            max_drop_option, alpha_option, flips_option]):
+        command = option(command)
+    return command
+
+
+def check_gate_options(options: dict[str, Any]) -> None:
+    """A gate needs a baseline: one line and exit 2 otherwise."""
+    if (options["fail_on_regression"] or options["max_drop"] is not None) \
+            and not options["baseline"]:
+        fail("--fail-on-regression and --max-drop need --baseline")
+
+
 @cli.command("eval")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "outputs", multiple=True, metavar="FILE",
@@ -26,6 +48,11 @@ from .app import (
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
 @click.option("--resume", is_flag=True, help="Continue the last unfinished run of this spec.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N cases.")
+@click.option("--shard", metavar="I/N", callback=lambda ctx, param, value: _shard(value),
+              help="Run only shard I of N (1-based) of the cases, after --limit: a case is in "
+                   "shard int(sha256(case id)) mod N + 1, the same on every machine. The run "
+                   "records I/N; --resume continues that shard's run; `promptkit merge` joins "
+                   "the shards' runs into one.")
 @click.option("-j", "--concurrency", type=click.IntRange(1, 1024),
               help="Requests in flight per provider (overrides the spec).")
 @click.option("--repeat", type=click.IntRange(1, 1000), help="Samples per case.")
@@ -49,14 +76,7 @@ from .app import (
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--store-dir", type=click.Path(file_okay=False),
               help="Where runs and the cache live (default: .promptkit/ beside the spec).")
-@click.option("--baseline", metavar="FILE_OR_RUN",
-              help="Compare with a baseline file (promptkit baseline save) or a stored run.")
-@click.option("--fail-on-regression", is_flag=True,
-              help="Exit 1 when the comparison with --baseline finds a significant "
-                   "regression.")
-@max_drop_option
-@alpha_option
-@flips_option
+@gate_options
 def eval_command(spec_path: str, dry_run: bool, quiet: bool, flips: int, no_cache: bool,
                  **options: Any) -> None:
     """Run an eval: prompt variants × providers × cases, scored, stored, reported.
@@ -79,9 +99,9 @@ def eval_command(spec_path: str, dry_run: bool, quiet: bool, flips: int, no_cach
     """
     from .present import run_and_show, show_estimate
 
-    if (options["fail_on_regression"] or options["max_drop"] is not None) \
-            and not options["baseline"]:
-        raise click.UsageError("--fail-on-regression and --max-drop need --baseline")
+    check_gate_options(options)
+    if dry_run and options["shard"]:
+        fail("--dry-run counts the whole eval; leave out --shard")
     if dry_run:
         show_estimate(spec_path, options)
         return
@@ -90,6 +110,13 @@ def eval_command(spec_path: str, dry_run: bool, quiet: bool, flips: int, no_cach
     except KeyboardInterrupt:
         fail("interrupted; continue with --resume", 130)
     raise SystemExit(code)
+
+
+def _shard(value: str | None) -> tuple[int, int] | None:
+    """``--shard I/N`` as ``(I, N)``; a bad value is one line and exit 2."""
+    from ..running.shards import parse_shard
+
+    return None if value is None else parse_shard(value)
 
 
 @cli.command()
@@ -120,4 +147,5 @@ def serve(model: str | None, port: int | None, ctx: int, parallel: int) -> None:
         fail(f"the server exited:\n{tail}", ExitCode.RUN_INCOMPLETE)
 
 
-__all__ = ["eval_command", "schema", "serve", "wide_console"]
+__all__ = ["check_gate_options", "eval_command", "gate_options", "schema", "serve",
+           "wide_console"]

@@ -150,7 +150,8 @@ def show_stored_report(report: EvalReport) -> None:
     from ..reporting.console import print_leaderboard
 
     out, run = wide_console(), report.run
-    out.print(f"run {run.run_id}: {run.status}, started {_when(run.started_at)}, "
+    shards = f" ({_shard_label(run)})" if _shard_label(run) else ""
+    out.print(f"run {run.run_id}{shards}: {run.status}, started {_when(run.started_at)}, "
               f"ended {_when(run.finished_at)}", highlight=False, markup=False)
     out.print(printable_line(f"eval {_relative(run.eval_path)}; store {report.store_path}"),
               highlight=False, markup=False)
@@ -187,14 +188,43 @@ def show_estimate(spec_path: str, options: dict[str, Any]) -> None:
 
 
 def show_runs(found: Sequence[tuple[RunInfo, int, Path]]) -> None:
-    table = Table("run", "status", "started", "results", "eval", box=None,
-                  header_style="bold")
+    """``promptkit runs list``; a shards column when a run is a shard or merged from them."""
+    shards = any(_shard_label(run) for run, _, _ in found)
+    table = Table("run", "status", *(["shards"] if shards else []), "started", "results",
+                  "eval", box=None, header_style="bold")
     for run, stored, _ in found:
         planned = f"/{run.planned:,}" if run.planned is not None else ""
         table.add_row(*(Text(printable_line(cell)) for cell in (
-            run.run_id, run.status, _when(run.started_at), f"{stored:,}{planned}",
-            _relative(run.eval_path))))
+            run.run_id, run.status, *([_shard_label(run)] if shards else []),
+            _when(run.started_at), f"{stored:,}{planned}", _relative(run.eval_path))))
     wide_console().print(table)
+
+
+def _shard_label(run: RunInfo) -> str:
+    """A run's shards: ``shard 2/4``, ``merged 1-4/4`` (``merged 1,2,4/4`` when
+    partial), or nothing."""
+    from ..running.storage import MERGED_KEY, run_shard
+
+    if (shard := run_shard(run)) is not None:
+        return f"shard {shard[0]}/{shard[1]}"
+    merged = run.config.get(MERGED_KEY)
+    if not isinstance(merged, dict):
+        return ""
+    shards, count = merged.get("shards", []), merged.get("count")
+    whole = shards == list(range(1, (count or 0) + 1))
+    return f"merged {f'1-{count}' if whole else ','.join(map(str, shards))}/{count}"
+
+
+def show_merged(report: EvalReport, flips: int) -> None:
+    """``promptkit merge``: which runs were merged into which, then the report."""
+    from ..running.storage import MERGED_KEY
+
+    merged = report.run.config[MERGED_KEY]
+    runs = ", ".join(f"{run['run_id']} (shard {run['shard']}/{merged['count']})"
+                     for run in merged["runs"])
+    click.echo(printable(f"merged {runs} into run {report.run.run_id} "
+                         f"({_shard_label(report.run)}) in {report.store_path}"), err=True)
+    show_report(report, flips)
 
 
 def show_saved_baseline(run: RunInfo, side: Side, output: str) -> None:

@@ -9,7 +9,9 @@ disk, a read-only file) raise :class:`~promptkit.errors.StoreError` (exit 3).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -91,6 +93,19 @@ class Database:
             raise
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write {self.path}: {exc}") from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Write together: what is written inside is committed at the end, or not at all
+        when anything inside raises. Other processes still read meanwhile (WAL)."""
+        self._write("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._write("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         """Close the connection (committed data is already on disk)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..datasets import Case
-from ..errors import ConfigError, GraderOutage, PromptkitError, RunError, StoreError
+from ..errors import GraderOutage, PromptkitError, RunError, StoreError
 from ..redact import redact
 from ..results import CaseResult, RunInfo
 from ..scoring.context import Output, ScoringContext
@@ -32,8 +32,9 @@ from .client import RETRYABLE, EndpointClient, RequestOutcome, record_answers, s
 from .local import LocalServer, local_servers
 from .plan import EvalPlan, check_api_keys
 from .responses import Completion
+from .shards import shard_of
 from .spec import PromptVariant, Provider
-from .storage import RunStore, open_stores, run_config
+from .storage import RunStore, Shard, open_stores, run_config
 from .turns import case_turns, converse, converses
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class RunOptions:
     resume: bool = False
     limit: int | None = None
     case_ids: frozenset[str] | None = None  # only these cases (of the first `limit`)
+    shard: Shard | None = None  # (I, N): only shard I's cases (of the first `limit`)
     budget: Budget | None = None  # the requests and dollars this call may spend
     store_dir: Path | None = None
     cache_dir: Path | None = None  # the cache's folder, when not the run store's
@@ -58,8 +60,10 @@ class RunOptions:
     on_local: Callable[[str, LocalServer], None] | None = None  # a local server is up
 
     def runs_case(self, case: Case) -> bool:
-        """Whether ``case`` is one to run (of the first ``limit``): ``case_ids`` names it."""
-        return self.case_ids is None or case.id in self.case_ids
+        """Whether ``case`` is one to run (of the first ``limit``): ``case_ids`` names it
+        and it is in ``shard``."""
+        return (self.case_ids is None or case.id in self.case_ids) and (
+            self.shard is None or shard_of(case.id, self.shard[1]) == self.shard[0])
 
 
 @dataclass
@@ -444,23 +448,15 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
     spec_hash = loaded.spec_hash()
     planned = sum(map(options.runs_case, plan.cases(options.limit))) * len(spec.prompts) \
         * len(spec.providers) * spec.repeat
-    run = runs.last_unfinished(eval_path) if options.resume else None
     try:
         check_api_keys(plan)
         check_budget(plan, options.budget)
-        if options.resume and run is None:
-            last = runs.list_runs(eval_path, limit=1)
-            what = (f"the last run of {loaded.path} ({last[0].run_id}) finished" if last
-                    else f"{loaded.path} has no runs in {runs.path}")
-            raise PromptkitError(f"nothing to resume: {what}; run without --resume to start "
-                                 "a new run")
-        if run is not None and run.spec_hash != spec_hash:
-            raise ConfigError(f"the spec changed since run {run.run_id}; resume needs the "
-                              "same spec (run without --resume to start a new run)",
-                              str(loaded.path))
+        run = runs.run_to_resume(eval_path, spec_hash, options.shard, loaded.path) \
+            if options.resume else None
         providers, servers = local_servers(spec.providers, options.servers)
         if run is None:
-            run = runs.create_run(eval_path, spec_hash, run_config(spec), planned)
+            run = runs.create_run(eval_path, spec_hash,
+                                  run_config(spec, options.shard, options.limit), planned)
     except BaseException:
         runs.close()
         if cache is not None:

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
-from ..errors import PromptkitError, StoreError
+from ..errors import ConfigError, PromptkitError, StoreError
 from ..redact import strip_userinfo
 from ..results import RESULT_FORMAT, CaseResult, RunInfo, RunStatus
 from .cache import ResponseCache
@@ -72,9 +72,31 @@ RUN_MIGRATIONS: list[Migration] = [
 ]
 
 
-def default_paths(eval_file: Path) -> tuple[Path, Path]:
-    """Where an eval keeps its stores: ``(<eval dir>/.promptkit/runs.db, .../cache.db)``."""
-    folder = Path(eval_file).parent / ".promptkit"
+Shard = tuple[int, int]  # (I, N): shard I (1-based) of N
+
+# Keys a run's stored config holds beside the resolved spec (the spec has neither key):
+# a shard run's {"index": I, "count": N}, and a merged run's shards and source runs.
+SHARD_KEY = "shard"
+MERGED_KEY = "merged"
+
+
+def run_shard(run: RunInfo) -> Shard | None:
+    """The shard ``(I, N)`` a run ran (``promptkit eval --shard I/N``), or ``None``."""
+    tag = run.config.get(SHARD_KEY)
+    if not isinstance(tag, dict):
+        return None
+    return int(tag["index"]), int(tag["count"])
+
+
+def _ran(run: RunInfo, shard: Shard | None) -> bool:
+    """Whether ``run`` is a run of ``shard`` (``None``: unsharded), not a merged one."""
+    return run_shard(run) == shard and MERGED_KEY not in run.config
+
+
+def default_paths(eval_file: Path, store_dir: str | Path | None = None) -> tuple[Path, Path]:
+    """Where an eval keeps its stores: ``(<eval dir>/.promptkit/runs.db, .../cache.db)``,
+    or in ``store_dir`` when given."""
+    folder = Path(eval_file).parent / ".promptkit" if store_dir is None else Path(store_dir)
     return folder / "runs.db", folder / "cache.db"
 
 
@@ -299,12 +321,41 @@ class RunStore(Database):
         hint = f"recent runs: {', '.join(recent)} (or 'last')" if recent else "no runs yet"
         raise PromptkitError(f"no run {ref!r} in {self.path}; {hint}")
 
-    def last_unfinished(self, eval_path: str) -> RunInfo | None:
-        """The newest run of ``eval_path`` whose status is not ``finished``, if any."""
-        row = self.conn.execute(
+    def last_unfinished(self, eval_path: str, shard: Shard | None = None) -> RunInfo | None:
+        """The newest run of ``eval_path`` whose status is not ``finished``, if any: of
+        shard ``shard`` (``None``: an unsharded run); a merged run is never one."""
+        cursor = self.conn.execute(
             f"SELECT {_RUN_COLUMNS} FROM runs WHERE eval_path = ? AND status != 'finished' "
-            "ORDER BY started_at DESC, run_id DESC LIMIT 1", (eval_path,)).fetchone()
-        return None if row is None else self._run_info(row)
+            "ORDER BY started_at DESC, run_id DESC", (eval_path,))
+        with contextlib.closing(cursor):
+            for row in cursor:
+                run = self._run_info(row)
+                if _ran(run, shard):
+                    return run
+        return None
+
+    def run_to_resume(self, eval_path: str, spec_hash: str, shard: Shard | None,
+                      spec_file: Path) -> RunInfo:
+        """The run ``--resume`` continues: the newest unfinished one of this eval (and
+        shard), asked for the same spec.
+
+        Raises:
+            PromptkitError: there is none (the message says what there is).
+            ConfigError: the spec changed since that run.
+        """
+        run = self.last_unfinished(eval_path, shard)
+        which = "" if shard is None else f" for shard {shard[0]}/{shard[1]}"
+        if run is None:
+            last = [r for r in self.list_runs(eval_path, limit=-1) if _ran(r, shard)]
+            what = (f"the last run of {spec_file}{which} ({last[0].run_id}) finished" if last
+                    else f"{spec_file} has no runs{which} in {self.path}")
+            raise PromptkitError(f"nothing to resume: {what}; run without --resume to start "
+                                 "a new run")
+        if run.spec_hash != spec_hash:
+            raise ConfigError(f"the spec changed since run {run.run_id}; resume needs the "
+                              "same spec (run without --resume to start a new run)",
+                              str(spec_file))
+        return run
 
     def list_runs(self, eval_path: str | None = None, limit: int = 20) -> list[RunInfo]:
         """Runs, newest first, optionally of one eval only; a negative limit lists all."""
@@ -376,9 +427,7 @@ def open_stores(spec_path: Path, store_dir: Path | None, use_cache: bool,
                 cache_dir: Path | None = None) -> tuple[RunStore, ResponseCache | None]:
     """The run store and (with ``use_cache``) the response cache of an eval: beside the
     spec, or in ``store_dir`` (the cache in ``cache_dir`` when given)."""
-    runs_path, cache_path = default_paths(spec_path)
-    if store_dir is not None:
-        runs_path, cache_path = store_dir / runs_path.name, store_dir / cache_path.name
+    runs_path, cache_path = default_paths(spec_path, store_dir)
     if cache_dir is not None:
         cache_path = cache_dir / cache_path.name
     created = not runs_path.parent.exists()
@@ -396,10 +445,27 @@ def open_stores(spec_path: Path, store_dir: Path | None, use_cache: bool,
         raise
 
 
-def run_config(spec: EvalSpec) -> dict[str, Any]:
+def hourly_prices(config: Mapping[str, Any]) -> dict[str, float]:
+    """Provider id → USD per hour, for the providers of a run's stored config (its resolved
+    spec, ``RunInfo.config``) priced by the hour."""
+    prices = {}
+    for provider in config.get("providers", []):
+        price = provider.get("price") or {}
+        if price.get("per_hour") is not None:
+            prices[str(provider.get("id"))] = float(price["per_hour"])
+    return prices
+
+
+def run_config(spec: EvalSpec, shard: Shard | None = None, limit: int | None = None
+               ) -> dict[str, Any]:
     """The resolved spec as stored with a run: no secrets (header names only, base URLs
-    without userinfo; API keys are never in a spec, only the variable names)."""
+    without userinfo; API keys are never in a spec, only the variable names); a shard
+    run's config also holds its tag (:data:`SHARD_KEY`), with the ``limit`` it applied."""
     config = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if shard is not None:
+        config[SHARD_KEY] = {"index": shard[0], "count": shard[1]}
+        if limit is not None:
+            config[SHARD_KEY]["limit"] = limit
     for provider in [*config.get("providers", []), *config.get("graders", [])]:
         if provider.get("headers"):
             provider["headers"] = sorted(provider["headers"])
