@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .app import OneLineErrors, alpha_option, cli, fail
+from .app import OneLineErrors, alpha_option, cli, fail, warning
 
 
 @cli.command("optimize", cls=OneLineErrors)
@@ -55,9 +55,9 @@ def optimize_command(spec_path: str, dry_run: bool, quiet: bool, **options: Any)
     at the end, for the winner and the starting version (one-sided paired test, interval
     on the difference). Every request goes through the runner (cache, retries, budget).
 
-    Exit codes: 0 done (a version written, or none better found); 2 invalid input
-    (found before any request); 3 the budget or an endpoint stopped it (--resume
-    continues).
+    Exit codes: 0 done (a version written, or none better found); 1 --promote was
+    refused (the version is written, the label left); 2 invalid input (found before any
+    request); 3 the budget or an endpoint stopped it (--resume continues).
     """
     try:
         code = _optimize_and_show(spec_path, dry_run, quiet, options)
@@ -73,6 +73,8 @@ def _optimize_and_show(spec_path: str, dry_run: bool, quiet: bool,
     settings = OptimizeSettings(**options)
     report = optimize(spec_path, settings, dry_run=dry_run,
                       on_event=None if quiet else _progress)
+    for line in report.warnings:
+        warning(line)
     print_optimize(report)
     return report.exit_code
 
@@ -85,10 +87,12 @@ def print_optimize(report: Any) -> None:
                f"{sizes.get('validation', 0)}, test {sizes.get('test', 0)} cases")
     if report.dry_run is not None:
         plan = report.dry_run
-        click.echo(f"dry run: one candidate scored with the start on a minibatch costs up to "
-                   f"{plan['round'].requests} requests; the validation and test scoring keep "
-                   f"{plan['reserve'].requests}; the search may plan "
-                   f"{plan['allowance'].requests} (worst case; nothing was sent)")
+        allowance = plan["allowance"]
+        click.echo(f"dry run: the least search costs up to {plan['round'].requests} requests; "
+                   f"the validation and test scoring keep {plan['reserve'].requests}; the "
+                   "search may plan " + ("without a request limit" if allowance is None else
+                                         f"{allowance.requests}") +
+                   " (worst case; nothing was sent)")
         return
     for key, (pass_rate, score) in report.validation.items():
         mark = "★ " if key == report.winner and key != "start" else "  "

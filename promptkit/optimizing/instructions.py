@@ -88,7 +88,8 @@ class TemplateAdapter:
         cand = self.candidate(candidate[COMPONENT])
         if not self.allowance.covers(self.trials.worst_case([cand], list(batch))):
             raise OutOfAllowance()
-        outcomes = self.trials.score([cand], list(batch), phase="search").get(cand.key, {})
+        phase = "validation" if set(batch) == self.validation else "search"
+        outcomes = self.trials.score([cand], list(batch), phase=phase).get(cand.key, {})
         missing = Outcome(0.0, 0.0, error="no result")
         rows = [outcomes.get(case_id, missing) for case_id in batch]
         if set(batch) == self.validation:
@@ -167,9 +168,18 @@ class OutOfAllowance(Exception):
 
 def extract_template(answer: str) -> str | None:
     """The template in a proposer's answer: the last ```jinja (or plain ```) fenced block,
-    or the whole answer when it has no fence; None when empty."""
+    what follows an opening fence that is never closed, or the whole answer without a
+    fence; a front matter block at its start is dropped (the version keeps its parent's).
+    None when nothing is left."""
     blocks = re.findall(r"```(?:jinja2?|j2|text)?[ \t]*\n(.*?)```", answer, flags=re.S)
-    text = blocks[-1] if blocks else answer
+    if blocks:
+        text = blocks[-1]
+    else:
+        opened = re.search(r"```(?:jinja2?|j2|text)?[ \t]*\n", answer)
+        text = answer[opened.end():] if opened else answer
+    front = re.match(r"\A\s*---[ \t]*\n.*?\n---[ \t]*\n", text, flags=re.S)
+    if front:
+        text = text[front.end():]
     return text if text.strip() else None
 
 

@@ -15,26 +15,29 @@ import concurrent.futures
 import contextvars
 import hashlib
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..comparing.stats import min_detectable_drop, paired_bootstrap, paired_pass_test
-from ..errors import ConfigError, ExitCode
+from ..errors import ConfigError, ExitCode, collecting_warnings
 from ..files import atomic_write
 from ..results import CaseResult
-from ..running.budget import Budget, BudgetReached, check_budget
+from ..running.budget import BudgetReached, check_budget
 from ..running.plan import plan_eval
 from ..running.spec import LoadedSpec, load_spec
 from ..running.storage import default_paths
 from ..templates.store import TemplateStore
-from .fewshot_search import FINALISTS, search_examples
-from .instructions import Proposals, ProposerCall, search_instructions
+from .fewshot_search import FINALISTS, ROUND_SIZE, search_examples
+from .instructions import PROPOSER_PROMPT, Proposals, ProposerCall, search_instructions
 from .setup import (
-    DEFAULT_MAX_REQUESTS,
     OptimizeSettings,
+    check_label,
+    check_writable,
     examples_input,
+    make_budget,
     pick_proposer,
     pick_provider,
     pick_variant,
@@ -80,12 +83,17 @@ class OptimizeReport:
     events: list[str] = field(default_factory=list)
     dry_run: dict[str, Any] | None = None
     stopped: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        """0 done (written or not); 3 when the budget or an endpoint stopped it before
-        the test scoring (``--resume`` continues)."""
-        return ExitCode.RUN_INCOMPLETE if self.stopped else ExitCode.OK
+        """0 done (a version written, or none better found); 1 ``--promote`` was refused
+        (the version is written, the label not moved); 3 the budget or an endpoint
+        stopped it (``--resume`` continues)."""
+        if self.stopped:
+            return ExitCode.RUN_INCOMPLETE
+        refused = self.written is not None and self.promote_note and not self.promoted
+        return ExitCode.FAILED if refused else ExitCode.OK
 
 
 def optimize(spec: str | Path | LoadedSpec, settings: OptimizeSettings, *,
@@ -107,12 +115,15 @@ def optimize(spec: str | Path | LoadedSpec, settings: OptimizeSettings, *,
             return pool.submit(contextvars.copy_context().run, optimize, spec, settings,
                                on_event=on_event, on_result=on_result,
                                dry_run=dry_run).result()
-    loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
-    job = _Job(loaded, settings, on_event or (lambda _: None), on_result)
-    try:
-        return job.run(dry_run)
-    finally:
-        job.close()
+    with collecting_warnings() as collected:
+        loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
+        job = _Job(loaded, settings, on_event or (lambda _: None), on_result)
+        try:
+            report = job.run(dry_run)
+        finally:
+            job.close()
+    report.warnings += collected
+    return report
 
 
 class _Job:
@@ -126,8 +137,10 @@ class _Job:
         self.trials: Trials | None = None
 
     def close(self) -> None:
+        """Stop the local servers and remove the scratch store (rebuilt on --resume)."""
         if self.trials is not None:
             self.trials.close()
+            shutil.rmtree(self.trials.scratch.folder, ignore_errors=True)
 
     def event(self, text: str) -> None:
         self.report.events.append(text)
@@ -156,15 +169,19 @@ class _Job:
                   else None if stratum is None else str(case.vars.get("label")))
                  for case in self.plan.cases()]
         self.split: Split = split_cases(pairs, fractions, s.seed, stratum)
+        self.inputs = set(self.parent.inputs) - {self.examples_var}
         self.pool = read_pool(s.pool, fields, self.plan, self.split.train,
-                              self.split.validation + self.split.test) \
+                              self.split.validation + self.split.test, self.inputs) \
             if self.examples_var else []
         if self.examples_var and s.k > len(self.pool):
             raise ConfigError(f"--k {s.k} is more than the {len(self.pool)} examples of the "
                               "pool")
-        max_requests = s.max_requests if s.max_requests is not None else (
-            None if s.max_cost is not None else DEFAULT_MAX_REQUESTS)
-        self.budget = Budget(max_requests, s.max_cost, **self.state_spent())
+        check_label(s.promote)
+        check_writable(self.store, self.parent.name, s.promote)
+        priced = [self.provider, *([self.proposer] if self.proposer else []),
+                  *self.plan.spec.graders]
+        self.budget = make_budget(s, self.state_spent(), priced)
+        self.budget.on_reserve = lambda: self.save_state("running")
         check_budget(self.plan, self.budget)
         start_examples = None
         if self.examples_var:
@@ -221,8 +238,9 @@ class _Job:
         path = self.state_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path) as file:
+            # in flight counts as spent: a crash must not forget what was sent
             json.dump({"status": status, "requests_sent": self.budget.requests_sent,
-                       "cost_spent": self.budget.cost_spent,
+                       "cost_spent": self.budget.cost_spent + self.budget.in_flight_cost,
                        "written": self.report.written}, file)
 
     # --- the phases -------------------------------------------------------------------
@@ -253,15 +271,14 @@ class _Job:
         left_requests = None if budget.max_requests is None else \
             budget.max_requests - reserve.requests
         left_dollars = None if budget.max_cost is None else budget.max_cost - reserve.dollars
-        first = self.trials.worst_case([self.start, self.start],
-                                       self.split.train[:self.settings.minibatch])
+        first = self.first_step()
         allowance = Allowance(left_requests, left_dollars)
         if not allowance.fits(first):
             raise ConfigError(self.too_small(reserve, first))
         if dry_run:
-            self.report.dry_run = {"reserve": reserve, "allowance": Cost(
-                left_requests or 0, left_dollars or 0.0), "round": first,
-                "pool": len(self.pool)}
+            self.report.dry_run = {"reserve": reserve, "allowance": None if left_requests is None
+                                   else Cost(left_requests, left_dollars or 0.0),
+                                   "round": first, "pool": len(self.pool)}
             return self.report
         self.save_state("running")
         self.trials.on_spent = lambda: self.save_state("running")
@@ -280,6 +297,25 @@ class _Job:
                                    "cost_usd": round(budget.cost_spent, 6)}
         self.save_state("finished")
         return self.report
+
+    def first_step(self) -> Cost:
+        """The worst case of the least search that can find anything: a random round
+        (the start and its candidates on a minibatch) for examples; GEPA's scoring of the
+        start on validation, one proposal and two minibatch runs for instructions; both,
+        with ``both`` (each half of the allowance must cover its own)."""
+        s, trials, split = self.settings, self.trials, self.split
+        batch = split.train[:s.minibatch]
+        fewshot = trials.worst_case([self.start] * (ROUND_SIZE + 1), batch)
+        if s.strategy == "fewshot":
+            return fewshot
+        ask = ProposerCall(trials, self.proposer).cost(
+            PROPOSER_PROMPT.format(template=self.start.body, cases=""))
+        step = trials.worst_case([self.start], batch)
+        instructions = trials.worst_case([self.start], split.validation) + ask + step + step
+        if s.strategy == "instructions":
+            return instructions
+        bigger = max(fewshot, instructions, key=lambda c: (c.requests, c.dollars))
+        return bigger + bigger
 
     def too_small(self, reserve: Cost, first: Cost) -> str:
         need = reserve + first
@@ -321,7 +357,6 @@ class _Job:
                                         allowance, s.seed, s.minibatch)
             todo = [c for c in [self.start, start, *finalists] if c.key not in validated]
             todo = list({c.key: c for c in todo}.values())
-            self.event(f"validation: {len(todo)} candidates on {len(split.validation)} cases")
             scores = self.trials.score(todo, split.validation, phase="validation")
             for cand in todo:
                 validated[cand.key] = (cand, scores.get(cand.key, {}))
@@ -349,7 +384,7 @@ class _Job:
                        "train case is a candidate example")
             return
         self.pool = read_pool(None, self.fields, self.plan, passing,
-                              self.split.validation + self.split.test)
+                              self.split.validation + self.split.test, self.inputs)
         self.event(f"bootstrap: the {len(passing)} train cases {start.key} passes are the "
                    "candidate examples")
 
@@ -422,8 +457,9 @@ class _Job:
 def _best(validated: dict[str, tuple[Candidate, dict[str, Outcome]]]) -> Candidate:
     """The highest mean value on validation; a tie keeps the start (no change without a
     gain), then the earlier candidate."""
-    def rank(key: str) -> tuple[float, int, str]:
-        return (-mean_value(validated[key][1]), key != "start", key)
+    def rank(key: str) -> tuple[float, bool, int, str]:
+        number = int(key[1:]) if key[1:].isdigit() else 0
+        return (-mean_value(validated[key][1]), key != "start", number, key)
 
     return validated[min(validated, key=rank)][0]
 

@@ -9,15 +9,17 @@ one-line :class:`~promptkit.errors.ConfigError` (exit 2).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from ..datasets import iter_rows
 from ..errors import ConfigError, PromptkitError
+from ..running.budget import Budget, token_priced
 from ..running.plan import EvalPlan
 from ..running.spec import LoadedSpec, PromptVariant, Provider
-from ..templates.store import TemplateStore
+from ..templates.store import LABELS_FILE, TemplateStore, check_label_name
 from ..templates.template import PromptTemplate
 from .structure import example_fields
 
@@ -35,7 +37,8 @@ class OptimizeSettings:
             ``both`` (instructions first, then examples).
         pool: A JSONL or CSV file of candidate examples (default: the train split's cases).
         k: Examples shown at a time.
-        max_requests, max_cost: The budget (requests sent; USD when prices are known).
+        max_requests, max_cost: The budget: requests sent (300 when not given, also with
+            ``max_cost``) and USD (providers priced per token).
         proposer: The provider (under ``graders:``) that proposes rewrites.
         split: Train/validation/test fractions, e.g. ``0.5/0.25/0.25``.
         seed: Seeds the split and the search.
@@ -145,21 +148,24 @@ def examples_input(template: PromptTemplate, variant: PromptVariant, strategy: S
 
 
 def read_pool(path: str | None, fields: set[str], plan: EvalPlan, train: list[str],
-              held_out: list[str]) -> list[dict[str, Any]]:
+              held_out: list[str], inputs: set[str]) -> list[dict[str, Any]]:
     """The candidate examples: the ``--pool`` file's rows, or the train split's cases; each
-    cut to the fields the template reads. Rows equal (in those fields) to a validation or
-    test case are left out, so no held-out case is shown as an example.
+    cut to the fields the template reads. A row showing a validation or test case is left
+    out, so no held-out case is ever an example: one whose fields that are also the
+    template's inputs (the question, the article: ``inputs``) equal that case's, or, when
+    the example shares no field with the inputs, all of whose fields do.
 
     Raises:
         ConfigError: the pool lacks a field the template reads, or is empty.
     """
     held = set(held_out)
     wanted = set(train)
+    key_fields = (fields & inputs) or fields
     held_rows = set()
     rows: list[tuple[str, dict[str, Any]]] = []
     for case in plan.cases():
         if case.id in held:
-            held_rows.add(_key(case.vars, fields))
+            held_rows.add(_key(case.vars, key_fields))
         elif path is None and case.id in wanted:
             rows.append((f"{plan.loaded.path}: case {case.id!r} (the pool is the train "
                          "split's cases without --pool)", case.vars))
@@ -174,12 +180,54 @@ def read_pool(path: str | None, fields: set[str], plan: EvalPlan, train: list[st
             raise ConfigError(f"{where}: the example lacks {', '.join(missing)}, which the "
                               "template reads of each example")
         example = {name: row[name] for name in sorted(fields)}
-        if _key(example, fields) not in held_rows:
+        if _key(example, key_fields) not in held_rows:
             pool.append(example)
     if not pool:
         raise ConfigError(f"{source}: no examples to choose from (after leaving out the "
                           "validation and test cases)")
     return pool
+
+
+def check_label(label: str | None) -> None:
+    """A label ``--promote`` may move: a name, not a number, ``latest`` or ``vN`` (those
+    read as versions in a reference)."""
+    if label is not None:
+        try:
+            check_label_name(label)
+        except ConfigError as exc:
+            raise ConfigError(f"--promote: {exc}") from None
+
+
+def check_writable(store: TemplateStore, name: str, promote: str | None) -> None:
+    """The template's folder, the lock and (with ``--promote``) the labels file can be
+    written (tried, not inferred from modes: root passes every mode check), so a run does
+    not spend its budget to fail at the end."""
+    folder = store.root / name
+    probe = folder / f".promptkit-probe-{os.getpid()}"
+    try:
+        probe.touch()
+        probe.unlink()
+        for path in [store.root / "promptkit.lock",
+                     *([folder / LABELS_FILE] if promote is not None else [])]:
+            if path.exists() or path.is_symlink():
+                with open(path, "a", encoding="utf-8"):
+                    pass  # opened for appending, nothing written: its content stays
+    except OSError as exc:
+        where = exc.filename or folder
+        raise ConfigError(f"{where}: not writable ({exc.strerror or exc}); the new version "
+                          "could not be written (checked before any request)") from None
+
+
+def make_budget(settings: OptimizeSettings, spent: dict[str, Any],
+                priced: list[Provider]) -> Budget:
+    """The optimization's budget: ``--max-requests`` (300 by default, with or without
+    ``--max-cost``) and ``--max-cost``, which needs a provider priced per token."""
+    if settings.max_cost is not None and not any(token_priced(p) for p in priced):
+        raise ConfigError("--max-cost counts dollars from prices per token, and no provider "
+                          "this optimization asks has one: use --max-requests")
+    max_requests = settings.max_requests if settings.max_requests is not None \
+        else DEFAULT_MAX_REQUESTS
+    return Budget(max_requests, settings.max_cost, **spent)
 
 
 def _key(row: dict[str, Any], fields: set[str]) -> tuple[str, ...]:

@@ -3,9 +3,10 @@
 A proposer may reword a template's text, never its machinery: a candidate is kept only
 when it parses and has exactly its parent's variables, its tags (loops, conditions,
 blocks, includes, macros, in the same order) and its chat-role structure (which message
-blocks open and close, and where). ``{{ ... }}`` expressions may move through the text;
-their multiset may not change. This module also reads which fields of each few-shot
-example a template uses, so a pool lacking one is refused before any request.
+blocks open and close, and where), with its ``{{ ... }}`` expressions in the same order
+among them: only the text between them may change. This module also reads which fields
+of each few-shot example a template uses, so a pool lacking one is refused before any
+request.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ def _walk(node: nodes.Node, tags: list[str], outputs: Counter[str]) -> None:
             for item in child.nodes:
                 if isinstance(item, nodes.TemplateData):
                     tags += _role_markers(item.data)
-                else:
+                else:  # an expression keeps its place among the tags
                     outputs[_expression(item)] += 1
+                    tags.append("{{ " + _expression(item) + " }}")
                     _walk(item, tags, outputs)
         elif isinstance(child, _STRUCTURAL):
             head = [_expression(f) for name, f in child.iter_fields()
@@ -115,10 +117,10 @@ def structure_problem(env: jinja2.Environment, parent: str, candidate: str) -> s
         parts = ([f"reads {', '.join(added)}"] if added else []) + (
             [f"no longer reads {', '.join(lost)}"] if lost else [])
         return "it " + " and ".join(parts)
-    if new.tags != old.tags:
-        return "its tags or chat roles differ from its parent's"
     if new.outputs != old.outputs:
         return "its {{ ... }} expressions differ from its parent's"
+    if new.tags != old.tags:
+        return "its tags, chat roles or the order of its expressions differ from its parent's"
     return None
 
 

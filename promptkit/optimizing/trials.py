@@ -149,18 +149,34 @@ class Trials:
             if case.id not in wanted:
                 continue
             for variant in plan.spec.prompts:
-                per_case = plan.samples(variant) * plan.spec.repeat
-                if case.reserved.get("turns") or case.reserved.get("tool_results") \
-                        or case.reserved.get("tool_handler"):
-                    per_case *= plan.max_turns(variant)
-                dollars = 0.0
-                if self.budget.counts_cost:
-                    prompt = plan.prompt(variant, self.provider,
-                                         plan.variables(variant, case, offline=True))
-                    dollars = worst_case_cost(plan.body(variant, self.provider, prompt),
-                                              self.provider)
-                cost += Cost(per_case, dollars * per_case)
+                cost += self._case_cost(plan, variant, case)
         return cost
+
+    def _case_cost(self, plan: EvalPlan, variant: PromptVariant, case: Any) -> Cost:
+        """One case's worst case: samples × turns requests, each at its worst cost, and a
+        request per judged assertion (a judge's worst cost: the prompt and the answer's
+        max_tokens at its input price, its own max_tokens at its output price)."""
+        answers = plan.samples(variant) * plan.spec.repeat
+        if case.reserved.get("turns") or case.reserved.get("tool_results") \
+                or case.reserved.get("tool_handler"):
+            answers *= plan.max_turns(variant)
+        judges = [a for a in plan.assertions(variant, case)
+                  if a.registered_type.provider is not None and a.provider]
+        dollars = 0.0
+        if self.budget.counts_cost:
+            prompt = plan.prompt(variant, self.provider,
+                                 plan.variables(variant, case, offline=True))
+            body = plan.body(variant, self.provider, prompt)
+            dollars = worst_case_cost(body, self.provider) * answers
+            graders = {g.id: g for g in plan.spec.graders}
+            for assertion in judges:
+                grader = graders.get(assertion.provider)
+                if grader is not None:
+                    judged = {"model": grader.model, "messages": prompt if isinstance(
+                        prompt, list) else [{"role": "user", "content": prompt}],
+                              **grader.params}
+                    dollars += worst_case_cost(judged, grader) * answers
+        return Cost(answers * (1 + len(judges)), dollars)
 
     def score(self, candidates: list[Candidate], case_ids: list[str], phase: str) -> Scores:
         """Run the candidates on the cases; their outcomes by candidate key and case id.
@@ -172,15 +188,21 @@ class Trials:
         """
         plan = self.plan(candidates)
         self.log.append((phase, list(case_ids)))
-        if self.on_event is not None and phase == "search":
+        if self.on_event is not None and phase in ("search", "validation"):
             keys = ", ".join(c.key for c in candidates)
-            self.on_event(f"search: {keys} on {len(case_ids)} train cases "
+            where = "train" if phase == "search" else "validation"
+            self.on_event(f"{phase}: {keys} on {len(case_ids)} {where} cases "
                           f"({self.budget.requests_sent} requests sent so far)")
         finished = self._run(plan, frozenset(case_ids), self.on_result)
         if finished.unreachable:
             provider, why = next(iter(finished.unreachable.items()))
             raise EndpointError(f"{provider} could not be reached: {why}")
-        return _outcomes(finished.results())
+        scores = _outcomes(finished.results())
+        outcomes = [o for cases in scores.values() for o in cases.values()]
+        if outcomes and all(o.error for o in outcomes):  # not a verdict on the prompts
+            raise EndpointError(f"every request of the {phase} scoring failed (first: "
+                                f"{outcomes[0].error}); nothing can be compared")
+        return scores
 
     def _run(self, plan: EvalPlan, case_ids: frozenset[str] | None,
              on_result: Callable[[CaseResult], None] | None) -> FinishedRun:

@@ -25,6 +25,7 @@ every request's output cap, the worst case a budget reserves.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -83,6 +84,9 @@ class Budget:
         self.cost_spent = cost_spent
         self.in_flight_cost = 0.0  # the worst case of the requests reserved, not settled
         self._refused: tuple[Literal["requests", "cost"], float] | None = None
+        # Called after each reservation, before the request goes out: a caller that must
+        # not lose count in a crash (promptkit optimize) saves what was spent there.
+        self.on_reserve: Callable[[], None] | None = None
 
     @property
     def counts_cost(self) -> bool:
@@ -105,6 +109,8 @@ class Budget:
             return False
         self.requests_sent += 1
         self.in_flight_cost += worst_cost
+        if self.on_reserve is not None:
+            self.on_reserve()
         return True
 
     def release(self, worst_cost: float = 0.0) -> None:

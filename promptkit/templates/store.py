@@ -210,27 +210,28 @@ class TemplateStore:
 
     def set_label(self, name: str, label: str, version: int) -> None:
         """Point ``label`` of ``name`` at ``version`` in its ``labels.yaml`` (made when
-        missing); other lines, comments included, are kept. No version file changes.
+        missing). A file of plain ``label: N`` lines keeps its other lines and comments;
+        any other (flow style, quoted keys) is rewritten as such lines. No version file
+        changes; the result is read back, and restored when it does not resolve.
 
         Raises:
             ConfigError: an invalid label or unknown version; the file is left as it was.
         """
-        if not NAME.match(label) or label.isdigit():
-            raise ConfigError(f"invalid label {label!r}: a label is a name, not a number")
+        check_label_name(label)
         if version not in self.versions(name):
             raise ConfigError(f"template {name!r} has no version {version}")
-        self.labels(name)  # the current file must be valid before it is edited
+        labels = self.labels(name)  # the current file must be valid before it is edited
         path = self.root / name / LABELS_FILE
-        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-        entry = f"{label}: {version}"
-        pattern = re.compile(rf"^{re.escape(label)}\s*:")
-        at = next((i for i, line in enumerate(lines) if pattern.match(line)), None)
-        if at is None:
-            lines.append(entry)
-        else:
-            lines[at] = entry
+        old = path.read_text(encoding="utf-8") if path.is_file() else ""
         with atomic_write(path) as file:
-            file.write("\n".join(lines) + "\n")
+            file.write(_labels_text(old, labels, label, version))
+        try:
+            if self.labels(name).get(label) != version:
+                raise ConfigError(f"{path}: the label did not take")
+        except ConfigError:
+            with atomic_write(path) as file:
+                file.write(old)
+            raise
 
     def resolve(self, ref: str) -> tuple[str, int]:
         """``summarize@production`` → ``("summarize", 2)``."""
@@ -327,3 +328,36 @@ class TemplateStore:
                     self._inline.clear()
                 template = self._inline[source] = self.env.from_string(source)
             return self.env.render(template, variables)
+
+
+def check_label_name(label: str) -> None:
+    """A label is a name such as ``production``: not a number, ``latest`` or ``vN`` (a
+    reference reads those as versions).
+
+    Raises:
+        ConfigError: it is not.
+    """
+    if not NAME.match(label) or label.isdigit() or label == "latest" or \
+            re.fullmatch(r"v[0-9]+", label):
+        raise ConfigError(f"invalid label {label!r}: a label is a name such as production "
+                          "(not a number, latest or vN, which a reference reads as versions)")
+
+
+def _labels_text(old: str, labels: dict[str, int], label: str, version: int) -> str:
+    """``labels.yaml`` with ``label`` at ``version``: the line edited in place when every
+    entry is a plain ``label: N`` line (comments kept), else every entry written so."""
+    lines = old.splitlines()
+    plain = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_.-]*)\s*:\s*v?[0-9]+\s*(#.*)?$")
+    entries = [plain.match(line) for line in lines if line.strip()
+               and not line.lstrip().startswith("#")]
+    if all(entries) and {m.group(1) for m in entries if m} == set(labels):
+        at = next((i for i, line in enumerate(lines) if (m := plain.match(line))
+                   and m.group(1) == label), None)
+        if at is None:
+            lines.append(f"{label}: {version}")
+        else:
+            comment = plain.match(lines[at]).group(2)  # type: ignore[union-attr]
+            lines[at] = f"{label}: {version}" + (f"  {comment}" if comment else "")
+        return "\n".join(lines) + "\n"
+    labels = {**labels, label: version}
+    return "".join(f"{name}: {number}\n" for name, number in labels.items())

@@ -240,7 +240,7 @@ def test_promote_is_refused_when_the_new_version_does_not_pass_more_test_cases(
 
     endpoint.respond_with(lucky_then_not)
     report = optimize(spec, settings(pool=str(tmp_path / "pool.jsonl"), promote="production"))
-    assert report.written == "qa@2" and not report.promoted
+    assert report.written == "qa@2" and not report.promoted and report.exit_code == 1
     assert "production left where it was" in report.promote_note
     assert TemplateStore(tmp_path / "templates").resolve("qa@production") == ("qa", 1)
     labels = (tmp_path / "templates" / "qa" / "labels.yaml").read_text()
@@ -345,3 +345,125 @@ def test_the_library_call_works_inside_a_running_event_loop(
 
     report = asyncio.run(notebook_cell())
     assert report.written == "qa@2" and report.exit_code == 0
+
+
+def test_max_cost_needs_a_priced_provider_and_the_request_cap_still_holds(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    spec = make_project(tmp_path, endpoint)
+    endpoint.respond_with(picky_model)
+    pool = str(tmp_path / "pool.jsonl")
+    with pytest.raises(ConfigError, match="no provider this optimization asks has one"):
+        optimize(spec, settings(pool=pool, max_requests=None, max_cost=0.01))
+    assert endpoint.requests == []
+    spec.write_text(spec.read_text().replace(
+        "    stream: false\ngraders:",
+        "    stream: false\n    price: {input_per_mtok: 0.1, output_per_mtok: 0.1}\ngraders:"))
+    report = optimize(spec, settings(pool=pool, max_requests=None, max_cost=100.0))
+    assert len(endpoint.requests) <= 300 and report.written == "qa@2"
+
+
+def test_a_pool_row_showing_a_held_out_case_is_never_an_example(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    spec = make_project(tmp_path, endpoint)
+    with (tmp_path / "pool.jsonl").open("w") as handle:  # every case's question, any answer
+        for i in range(40):
+            handle.write(json.dumps({"question": f"question-{i:02d}?",
+                                     "answer": MAGIC if i % 3 else "other"}) + "\n")
+    endpoint.respond_with(picky_model)
+    optimize(spec, settings(pool=str(tmp_path / "pool.jsonl")))
+    split = _split_ids(tmp_path)
+    held_out = {f"question-{c[1:]}?" for c in split["validation"] + split["test"]}
+    for request in endpoint.requests:
+        asked = request.prompt_text.rsplit("Q: ", 1)[1]
+        shown = request.prompt_text.rsplit("Q: ", 1)[0]
+        assert not any(f"Q: {q}" in shown for q in held_out), asked
+
+
+def test_the_spent_budget_is_saved_before_each_request_goes_out(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    spec = make_project(tmp_path, endpoint)
+    endpoint.respond_with(picky_model)
+    seen = {"n": 0}
+
+    def crash_midway(result) -> None:
+        seen["n"] += 1
+        if seen["n"] == 23:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        optimize(spec, settings(pool=str(tmp_path / "pool.jsonl")), on_result=crash_midway)
+    (state,) = (tmp_path / ".promptkit" / "optimize").glob("*.json")
+    assert json.loads(state.read_text())["requests_sent"] >= len(endpoint.requests) > 0
+
+
+def test_judge_requests_are_planned_and_counted(tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    spec = make_project(tmp_path, endpoint)
+    spec.write_text(spec.read_text() + "  - type: llm-judge\n    provider: writer\n"
+                    "    value: The answer is RIGHT.\n")
+
+    def model_and_judge(request: RecordedRequest) -> str:
+        if request.body.get("model") == "proposer":
+            return json.dumps({"reasoning": "ok", "score": 1.0, "pass": True})
+        return picky_model(request)
+
+    endpoint.respond_with(model_and_judge)
+    dry = optimize(spec, settings(pool=str(tmp_path / "pool.jsonl")), dry_run=True)
+    assert dry.dry_run["reserve"].requests == 2 * (4 * 10 + 2 * 10)  # answer + verdict each
+    report = optimize(spec, settings(pool=str(tmp_path / "pool.jsonl"), max_requests=300))
+    assert len(endpoint.requests) <= 300 and report.exit_code == 0 and report.written
+
+
+def test_a_budget_that_cannot_cover_a_search_round_is_refused(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    spec = make_project(tmp_path, endpoint)
+    pool = str(tmp_path / "pool.jsonl")
+    dry = optimize(spec, settings(pool=pool), dry_run=True)
+    needed = dry.dry_run["reserve"].requests + dry.dry_run["round"].requests
+    assert dry.dry_run["round"].requests == 5 * 8  # the start and 4 random sets
+    with pytest.raises(ConfigError, match=f"raise --max-requests to at least {needed}"):
+        optimize(spec, settings(pool=pool, max_requests=needed - 1))
+    assert endpoint.requests == []
+
+
+def test_an_endpoint_failing_every_request_is_not_reported_as_no_gain(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    from promptkit.errors import EndpointError
+    from promptkit.testing import Reply
+
+    spec = make_project(tmp_path, endpoint)
+    spec.write_text(spec.read_text().replace("stream: false\ngraders",
+                                             "stream: false\n    retries: 0\ngraders"))
+    endpoint.respond_with(lambda request: Reply.status(400, "bad request"))
+    with pytest.raises(EndpointError, match="every request of the search scoring failed"):
+        optimize(spec, settings(pool=str(tmp_path / "pool.jsonl")))
+
+
+@pytest.mark.parametrize("label", ["", "latest", "v2", "a b", "../evil"])
+def test_an_invalid_promote_label_is_refused_before_any_request(
+        tmp_path: Path, endpoint: FakeEndpoint, label: str) -> None:
+    spec = make_project(tmp_path, endpoint)
+    with pytest.raises(ConfigError, match="--promote: invalid label"):
+        optimize(spec, settings(pool=str(tmp_path / "pool.jsonl"), promote=label))
+    assert endpoint.requests == []
+
+
+def test_an_unwritable_lock_is_found_before_any_request(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    spec = make_project(tmp_path, endpoint)
+    lock = tmp_path / "templates" / "promptkit.lock"
+    lock.unlink()
+    lock.mkdir()  # open() refuses it, for root too
+    with pytest.raises(ConfigError, match="not writable"):
+        optimize(spec, settings(pool=str(tmp_path / "pool.jsonl")))
+    assert endpoint.requests == []
+
+
+def test_promote_keeps_a_flow_style_labels_file_valid(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    spec = make_project(tmp_path, endpoint)
+    labels = tmp_path / "templates" / "qa" / "labels.yaml"
+    labels.write_text("{production: 1, staging: 1}\n")
+    endpoint.respond_with(picky_model)
+    report = optimize(spec, settings(pool=str(tmp_path / "pool.jsonl"), promote="production"))
+    assert report.promoted
+    assert TemplateStore(tmp_path / "templates").labels("qa") == {"production": 2, "staging": 1}

@@ -33,6 +33,8 @@ def test_rewording_the_text_between_tags_is_kept(env) -> None:
     (("{% endfor %}", "{% endfor %}{% if question %}x{% endif %}"), "tags"),
     (("{{ example[\"answer\"] }}", "{{ example.question }}"), "expressions"),
     (("{% endfor %}", ""), "does not parse"),
+    (("{% endfor %}\n{% message \"user\" %}{{ question }}", "{{ question }}{% endfor %}\n"
+      "{% message \"user\" %}"), "order of its expressions"),
 ])
 def test_a_rewrite_that_changes_the_machinery_is_refused(env, change, why) -> None:
     old, new = change
