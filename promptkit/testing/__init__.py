@@ -2,9 +2,12 @@
 
 Modules: :mod:`.fake` (:class:`FakeEndpoint`, :class:`RecordedRequest`), :mod:`.reply`
 (:class:`Reply`, :class:`ToolCall`), :mod:`.payloads` (the OpenAI bodies and chunks,
-:func:`fake_embedding`), :mod:`.http_server` (the generic HTTP/1.1 server under it) and
-:mod:`.cli` (``python -m promptkit.testing``, scripted with ``--script`` and ``--responder`` as
-:meth:`FakeEndpoint.script` and :meth:`FakeEndpoint.respond_with` script it from Python).
+:func:`fake_embedding`), :mod:`.batches` and :mod:`.batch_files` (OpenAI's Batch and Files
+APIs; :class:`~.batches.BatchRecord` and :class:`~.batch_files.FileRecord` are what
+:attr:`FakeEndpoint.batches` and :attr:`FakeEndpoint.files` list), :mod:`.http_server`
+(the generic HTTP/1.1 server under it) and :mod:`.cli` (``python -m promptkit.testing``,
+scripted with ``--script`` and ``--responder`` as :meth:`FakeEndpoint.script` and
+:meth:`FakeEndpoint.respond_with` script it from Python).
 pytest users get the ``fake_endpoint`` fixture from promptkit's plugin.
 """
 

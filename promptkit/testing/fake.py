@@ -26,7 +26,8 @@ Example::
 
 Endpoints: ``POST /v1/chat/completions`` and ``POST /v1/completions`` (both also with
 ``"stream": true`` and ``stream_options.include_usage``), ``POST /v1/embeddings``,
-``GET /v1/models``; anything else is a 404 with an OpenAI-style error body. Embeddings are
+``GET /v1/models``, OpenAI's Files and Batch APIs (below); anything else is a 404 with an
+OpenAI-style error body. Embeddings are
 :func:`fake_embedding` vectors: deterministic, and closer for similar texts. A completion
 request takes its reply from the scripted FIFO queue (:meth:`FakeEndpoint.script`), else from
 the responder function (:meth:`FakeEndpoint.respond_with`), else :attr:`FakeEndpoint.default`.
@@ -49,12 +50,35 @@ stream of server-sent events, with or without ``[DONE]``.
 With pytest, promptkit's plugin (installed with promptkit, no conftest needed) provides the
 ``fake_endpoint`` fixture: one :class:`FakeEndpoint` started for the whole session and
 :meth:`~FakeEndpoint.reset` before each test, so every test starts with an empty script, no
-responder, the echo default, no ``embeddings_reply``, no recorded requests and a count of 0::
+responder, the echo default, no ``embeddings_reply``, no recorded requests, a count of 0 and
+no files nor batches::
 
     def test_retries_a_rate_limit(fake_endpoint):
         fake_endpoint.script(Reply.status(429, retry_after=0), Reply.text("Paris"))
         assert my_app.ask("Capital of France?", base_url=fake_endpoint.base_url) == "Paris"
         assert fake_endpoint.count == 2
+
+Batches: ``client.files.create(file=("cases.jsonl", data), purpose="batch")``, then
+``client.batches.create(input_file_id=..., endpoint="/v1/chat/completions",
+completion_window="24h")``, ``retrieve``, ``cancel``, ``list`` and ``client.files.content``
+/ ``retrieve`` / ``delete``, in OpenAI's shapes (:mod:`~promptkit.testing.batches`). Each
+line is answered as the same request to its ``url`` would be (script, responder, default; the
+responder's request holds the line's ``body`` and ``url``) into the output file, or the error
+file when that answer is an error; lines come out shuffled. A batch ends
+:attr:`~FakeEndpoint.batch_delay` seconds after its creation (0: at the first request about
+it), ``in_progress`` then ``finalizing`` on the way, brought forward only by requests about
+it; more than ``batch_max_lines`` lines or ``batch_max_bytes`` bytes fail it (OpenAI's 50,000
+and 200 MB unless set). :meth:`~FakeEndpoint.expire_next_batch` and
+:meth:`~FakeEndpoint.fail_lines` script the rest; :attr:`~FakeEndpoint.batches`,
+:attr:`~FakeEndpoint.files` and :attr:`~FakeEndpoint.batch_requests` tell what happened (batch
+lines are never in :attr:`~FakeEndpoint.requests` nor :attr:`~FakeEndpoint.count`, which
+hold HTTP requests: the upload, the batch, the polls)::
+
+    def test_sends_one_batch(fake_endpoint):
+        fake_endpoint.fail_lines({"case-3"})  # by custom_id: into the error file, as a 500
+        report = my_app.run_as_batch(cases, base_url=fake_endpoint.base_url)
+        assert len(fake_endpoint.batches) == 1 and fake_endpoint.count == 0
+        assert len(fake_endpoint.batch_requests) == len(cases)
 
 From a shell: ``python -m promptkit.testing --port 8000 --latency 0.1 [--reply TEXT]
 [--script replies.jsonl] [--responder module:function]`` (see :mod:`promptkit.testing.cli`).
@@ -72,9 +96,12 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Collection
 from typing import Any
 
 from . import payloads
+from .batch_files import MAX_BATCH_BYTES, MAX_BATCH_LINES, FileRecord
+from .batches import BatchAPI, BatchRecord, Outcome, reply_outcome
 from .http_server import HTTPRequest, HTTPServer, Response
 from .payloads import fake_embedding
 from .reply import Reply, json_text
@@ -90,18 +117,14 @@ from .responders import (
 )
 
 __all__ = [
-    "FakeEndpoint", "RecordedRequest", "Reply", "Responder", "ResponderErrorHook",
-    "UnsendableAnswer", "as_reply", "call_responder", "fake_embedding",
+    "BatchRecord", "FakeEndpoint", "FileRecord", "RecordedRequest", "Reply", "Responder",
+    "ResponderErrorHook", "UnsendableAnswer", "as_reply", "call_responder", "fake_embedding",
 ]
 
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"
 EMBEDDINGS_PATH = "/v1/embeddings"
 MODELS_PATH = "/v1/models"
-
-
-def _scripted_message(status: int, message: str | None) -> str:
-    return f"Error {status} scripted by promptkit.testing" if message is None else message
 
 
 class FakeEndpoint:
@@ -143,6 +166,13 @@ class FakeEndpoint:
         self._server: HTTPServer | None = None
         self.embeddings_reply: Reply | None = None
         """When set, every ``/v1/embeddings`` request gets this reply (``status`` or ``raw``)."""
+        self.batch_delay = 0.0
+        """Seconds from a batch's creation to its end (read as each batch is created)."""
+        self.batch_max_lines = MAX_BATCH_LINES
+        """More lines than this fail a batch (``too_many_tasks``), as at OpenAI (50,000)."""
+        self.batch_max_bytes = MAX_BATCH_BYTES
+        """A larger input file fails a batch (``file_too_large``), as at OpenAI (200 MB)."""
+        self._batch_api = BatchAPI(self, self._answer_batch_line)
 
     @property
     def base_url(self) -> str:
@@ -196,9 +226,41 @@ class FakeEndpoint:
         """
         self._responder = responder
 
+    @property
+    def batches(self) -> list[BatchRecord]:
+        """Every batch created, oldest first, as last brought up to date (a request about a
+        batch does it): ``id``, ``status``, ``lines`` (the input lines, parsed),
+        ``requests``, ``total``/``completed``/``failed``, ``output_file_id``..."""
+        return self._batch_api.batches
+
+    @property
+    def files(self) -> list[FileRecord]:
+        """Every file uploaded or written by a batch, oldest first (deleted ones marked)."""
+        return self._batch_api.store.files
+
+    @property
+    def batch_requests(self) -> list[RecordedRequest]:
+        """A request per batch line answered so far (batches oldest first, lines in the order
+        answered); built on each access. Never in :attr:`requests` nor :attr:`count`."""
+        return [request for batch in self.batches for request in batch.requests]
+
+    def expire_next_batch(self, answered: int | float = 0.5) -> None:
+        """Make the next batch created end ``expired`` after answering ``answered`` of its lines
+        (an int: that many; a float from 0 to 1: that share, rounded down); the rest go to
+        its error file as ``batch_expired``. It expires :attr:`batch_delay` after creation."""
+        self._batch_api.expire_next(answered)
+
+    def fail_lines(self, which: Callable[[str], bool] | Collection[str] | str | None, *,
+                   status: int = 500, message: str | None = None) -> None:
+        """Fail the batch lines whose ``custom_id`` ``which`` picks (a predicate, ids, one id)
+        with ``status`` and OpenAI's error body, into the error file, without asking the
+        script or responder; until :meth:`reset` or ``fail_lines(None)``."""
+        self._batch_api.fail_lines(which, status, message)
+
     def reset(self) -> None:
         """Forget the script queue, the responder, :attr:`embeddings_reply`, the recorded
-        requests and the count, and set :attr:`default` back to echo."""
+        requests and the count, and set :attr:`default` back to echo; forget every file and
+        batch and their scripting (:attr:`batch_delay` back to 0, the limits OpenAI's)."""
         with self._lock:
             self._queue.clear()
             self._requests.clear()
@@ -206,6 +268,9 @@ class FakeEndpoint:
             self._responder = None
             self.default = Reply.echo()
             self.embeddings_reply = None
+            self.batch_delay = 0.0
+            self.batch_max_lines, self.batch_max_bytes = MAX_BATCH_LINES, MAX_BATCH_BYTES
+        self._batch_api.reset()
 
     def start(self) -> FakeEndpoint:
         """Start listening; returns once the port is bound (raises ``OSError`` if it can't)."""
@@ -248,7 +313,9 @@ class FakeEndpoint:
             # up is for a later request, even while this one waits for its responder.
             scripted = self._queue.popleft() if answerable and self._queue else None
 
-        if (is_completion or path == EMBEDDINGS_PATH) and not isinstance(body, dict):
+        if path.split("/")[1:3] in (["v1", "files"], ["v1", "batches"]):
+            await self._batch_api.handle(http, response)
+        elif (is_completion or path == EMBEDDINGS_PATH) and not isinstance(body, dict):
             response.send_error(400, "The body must be a JSON object.")
         elif is_completion:
             reply = scripted if scripted is not None else await self._unscripted_reply(request)
@@ -268,8 +335,8 @@ class FakeEndpoint:
                           headers=dict(reply.headers))
         elif reply is not None:
             message = reply.body if isinstance(reply.body, str) else None
-            response.send_error(reply.status_code, _scripted_message(reply.status_code, message),
-                                dict(reply.headers))
+            message = payloads.scripted_message(reply.status_code, message)
+            response.send_error(reply.status_code, message, dict(reply.headers))
         else:
             try:
                 payload = payloads.embeddings_payload(body, self.model)
@@ -320,7 +387,7 @@ class FakeEndpoint:
             if isinstance(reply.body, dict):
                 response.send(reply.status_code, json_text(reply.body).encode(), headers=headers)
             else:
-                message = _scripted_message(reply.status_code, reply.body)
+                message = payloads.scripted_message(reply.status_code, reply.body)
                 response.send_error(reply.status_code, message, headers)
         elif reply.kind == "html":
             response.send(reply.status_code, payloads.HTML_PAGE, "text/html; charset=utf-8")
@@ -338,20 +405,38 @@ class FakeEndpoint:
         else:
             await self._answer_content(request, response, reply, stream)
 
-    async def _answer_content(
-        self, request: RecordedRequest, response: Response, reply: Reply, stream: bool
-    ) -> None:
-        """Answer a text, tool_calls, echo or drop_stream reply, streamed or not."""
+    def _answer_batch_line(self, request: RecordedRequest) -> Outcome:
+        """A batch line's answer, as its request would get it: scripted, the responder's (called
+        in this thread) or the default; see :func:`~promptkit.testing.batches.reply_outcome`."""
+        with self._lock:
+            reply = self._queue.popleft() if self._queue else None
+        responder = self._responder
+        if reply is None and responder is not None:
+            reply = self._responder_reply(responder, request)
+        return reply_outcome(reply or self.default,
+                             lambda whole: self._whole_completion(request, whole))
+
+    def _whole_completion(self, request: RecordedRequest, reply: Reply) -> Outcome:
+        completion = self._completion(request, reply)
+        if isinstance(completion, str):
+            return 400, payloads.error_payload(400, completion)
+        reply, base, texts, counts = completion
+        chat = request.path == CHAT_PATH
+        return 200, payloads.completion_payload(base, texts, reply, counts, chat)
+
+    def _completion(
+        self, request: RecordedRequest, reply: Reply
+    ) -> tuple[Reply, dict[str, Any], list[str], dict[str, int] | None] | str:
+        """A text, tool_calls, echo or drop_stream answer to ``request``: the reply (its calls
+        numbered), the payload's first keys, the texts and the usage; or why it is a 400."""
         body: dict[str, Any] = request.body
         n = body.get("n") or 1
         if not isinstance(n, int) or n < 1:
-            response.send_error(400, f"Invalid n: {n!r}")
-            return
+            return f"Invalid n: {n!r}"
         chat = request.path == CHAT_PATH
         if reply.kind == "tool_calls" and not chat:
-            response.send_error(400, "A tool-call reply answers chat completions only "
-                                f"(POST {CHAT_PATH}), not {request.path}.")
-            return
+            return ("A tool-call reply answers chat completions only "
+                    f"(POST {CHAT_PATH}), not {request.path}.")
         if reply.kind == "tool_calls":
             reply = payloads.number_tool_calls(reply, request.messages)
             contents = reply.content or ("",)
@@ -365,8 +450,20 @@ class FakeEndpoint:
             "created": int(time.time()),
             "model": body.get("model") or self.model,
         }
+        return reply, base, texts, counts
+
+    async def _answer_content(
+        self, request: RecordedRequest, response: Response, reply: Reply, stream: bool
+    ) -> None:
+        """Answer a text, tool_calls, echo or drop_stream reply, streamed or not."""
+        completion = self._completion(request, reply)
+        if isinstance(completion, str):
+            response.send_error(400, completion)
+            return
+        reply, base, texts, counts = completion
+        chat = request.path == CHAT_PATH
         if stream:
-            include_usage = (body.get("stream_options") or {}).get("include_usage")
+            include_usage = (request.body.get("stream_options") or {}).get("include_usage")
             stream_counts = counts if include_usage else None
             chunks = payloads.chat_chunks if chat else payloads.completion_chunks
             events = [json.dumps(event).encode()

@@ -4,8 +4,9 @@ Pure functions from a request body and a :class:`~promptkit.testing.reply.Reply`
 OpenAI would send: chat and legacy completion payloads and their streamed chunks (a whole
 message becomes its deltas in :func:`message_deltas`, tool calls included), estimated
 ``usage``, embeddings (:func:`fake_embedding`), the error body the ``openai`` SDK reads
-into its exceptions, and the stream a responder's dict becomes (:func:`dict_as_events`);
-and what a request's conversation holds (:func:`message_text`, :func:`tool_results`).
+into its exceptions (:func:`error_payload`), and the stream a responder's dict becomes
+(:func:`dict_as_events`); and what a request's conversation holds (:func:`message_text`,
+:func:`tool_results`).
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ __all__ = [
     "echo_text",
     "embeddings_payload",
     "error_body",
+    "error_payload",
     "fake_embedding",
     "message_deltas",
     "message_text",
     "number_tool_calls",
     "prompt_text",
+    "scripted_message",
     "tool_results",
     "usage",
 ]
@@ -51,16 +54,26 @@ HTML_PAGE = (
 MALFORMED_JSON = b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"index'
 
 
-def error_body(status: int, message: str) -> tuple[str, bytes]:
-    """The error body OpenAI sends, ``{"error": {"message", "type", "param", "code"}}``."""
+def error_payload(status: int, message: str) -> dict[str, Any]:
+    """The error OpenAI answers with ``status``: ``{"error": {"message", "type", "param",
+    "code"}}`` (a batch's error file holds it as a failed line's response body)."""
     if status == 429:
         kind, code = "requests", "rate_limit_exceeded"
     elif status >= 500:
         kind, code = "server_error", None
     else:
         kind, code = "invalid_request_error", None
-    error = {"message": message, "type": kind, "param": None, "code": code}
-    return "application/json", json.dumps({"error": error}).encode()
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def error_body(status: int, message: str) -> tuple[str, bytes]:
+    """The error body OpenAI sends (:func:`error_payload`) and its content type."""
+    return "application/json", json.dumps(error_payload(status, message)).encode()
+
+
+def scripted_message(status: int, message: str | None) -> str:
+    """The message of a scripted error: ``message``, else one saying who scripted it."""
+    return f"Error {status} scripted by promptkit.testing" if message is None else message
 
 
 def fake_embedding(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
