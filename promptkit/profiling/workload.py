@@ -192,8 +192,17 @@ def eval_targets(spec_path: str | Path, *, limit: int, prompt_ids: tuple[str, ..
                   for case in cases for variant in plan.spec.prompts]
         workload = Workload(f"eval ({len(bodies)} prompts)", None,
                             lambda index, bodies=bodies: dict(bodies[index % len(bodies)]))
-        targets.append(Target(provider, (workload,)))
+        targets += [Target(endpoint, (workload,)) for endpoint in replica_targets(provider)]
     return targets
+
+
+def replica_targets(provider: Provider) -> list[Provider]:
+    """``provider`` as endpoints to profile: itself, or one per replica when its
+    ``base_url`` is a list (``id[0]``, ``id[1]``...), as each is a server of its own."""
+    if not isinstance(provider.base_url, list):
+        return [provider]
+    return [provider.model_copy(update={"id": f"{provider.id}[{index}]", "base_url": url})
+            for index, url in enumerate(provider.base_url)]
 
 
 def input_tokens_of(body: dict[str, Any], model: str | None) -> int:

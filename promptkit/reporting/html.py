@@ -131,7 +131,8 @@ def html_chunks(summary: Summary, results: Iterable[CaseResult], run: RunInfo | 
     template = ENVIRONMENT.get_template("report.html")
     return template.generate(
         csp=CSP, style=Markup(STYLE), script=Markup(SCRIPT), title=title,
-        meta=_meta(summary, run, [leaderboard.totals, *leaderboard.leaders]),
+        meta=_meta(summary, run, [leaderboard.totals, *leaderboard.replicas,
+                                  *leaderboard.leaders]),
         leaderboard=leaderboard, charts=charts(summary.rows) if summary.rows else None,
         heat_map=heat_map(summary),
         comparison=compared, flips=_shown_flips(compared.flips) if compared else [],

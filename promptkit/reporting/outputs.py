@@ -82,7 +82,8 @@ def write_output(path: str | Path, summary: Summary, results: Iterable[CaseResul
 
     ``.json``: one document with the run, the summary (its rows; with categories, the
     ``categories`` breakdown of each row; with prices by the hour, each provider's busy
-    time and cost under ``hourly``) and every result.
+    time and cost under ``hourly``; with replicas, the answers each served under
+    ``replicas``: provider id → URL without userinfo → count) and every result.
     ``.jsonl``: one result per line, each with ``run_id`` (results are
     ``CaseResult.to_dict()``: the prompt as sent, the examples chosen, the answer, votes,
     reasoning, tool calls, finish reason, a conversation's messages and every assertion's
@@ -166,6 +167,7 @@ def _write_json(file: IO[str], summary: Summary, results: Iterable[CaseResult],
             "total_cost": summary.total_cost,
             "hourly": [{**asdict(spent), "cost": spent.cost}
                        for spent in summary.hourly.values()],
+            "replicas": summary.replicas,
             "all_thresholds_met": summary.all_thresholds_met(),
         },
     }

@@ -180,6 +180,9 @@ class Summary:
     winners: list[Row] = field(default_factory=list)
     category_names: list[str | None] = field(default_factory=list)  # in case order
     hourly: dict[str, HourlyCost] = field(default_factory=dict)  # provider id → its cost
+    # Provider id → replica URL (no userinfo) → the answers it served, for providers given
+    # a list of replicas; known for a run just made (the run store does not keep it).
+    replicas: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def categories(self) -> list[CategoryRow]:

@@ -96,8 +96,9 @@ class LeaderboardView:
 
     ``leaders`` says, per provider with several variants, who won and by which test, or
     who is tied; ``totals`` counts results, errors, requests and cost (and the busy time
-    of a provider priced by the hour); ``threshold`` says who missed the pass rate every
-    row must reach (``None`` without one); ``categories``: a row per category × row."""
+    of a provider priced by the hour); ``replicas``, per provider given a list of
+    replicas, how many answers each served; ``threshold`` says who missed the pass rate
+    every row must reach (``None`` without one); ``categories``: a row per category × row."""
 
     columns: list[Column]
     rows: list[LeaderboardRow]
@@ -105,6 +106,7 @@ class LeaderboardView:
     totals: str
     threshold: str | None = None
     threshold_missed: bool = False
+    replicas: list[str] = field(default_factory=list)
     categories: list[TableRow] = field(default_factory=list)
     category_columns: list[Column] = field(default_factory=lambda: list(CATEGORY_COLUMNS))
 
@@ -114,10 +116,12 @@ class LeaderboardView:
 
     @property
     def footer(self) -> list[str]:
-        """What follows the table: the leaders, the totals and the threshold."""
+        """What follows the table: the leaders, the totals, the answers each replica
+        served and the threshold."""
         if not self.rows:
             return ["no results"]
-        return [*self.leaders, self.totals, *([self.threshold] if self.threshold else [])]
+        return [*self.leaders, self.totals, *self.replicas,
+                *([self.threshold] if self.threshold else [])]
 
 
 CATEGORY_COLUMNS = [
@@ -183,7 +187,8 @@ def leaderboard_view(summary: Summary) -> LeaderboardView:
               f"{sum(row.requests for row in summary.rows):,} requests, cost {cost}"
               + (f" ({hourly})" if hourly else ""))
     view = LeaderboardView([column for column, _ in columns], rows, leader_lines(summary),
-                           totals, categories=_category_table(summary))
+                           totals, categories=_category_table(summary),
+                           replicas=replica_lines(summary))
     threshold = summary.rows[0].threshold if summary.rows else None
     if threshold is not None:
         failed = [row for row in summary.rows if row.meets_threshold is False]
@@ -192,6 +197,14 @@ def leaderboard_view(summary: Summary) -> LeaderboardView:
                           else f"threshold {threshold * 100:g}% met by every row")
         view.threshold_missed = bool(failed)
     return view
+
+
+def replica_lines(summary: Summary) -> list[str]:
+    """Per provider given a list of replicas, the answers each served:
+    ``gpt served by replicas: http://a/v1 12, http://b/v1 0``."""
+    return [f"{provider} served by replicas: "
+            + ", ".join(f"{url} {served:,}" for url, served in counts.items())
+            for provider, counts in summary.replicas.items()]
 
 
 def leader_lines(summary: Summary) -> list[str]:

@@ -18,6 +18,8 @@ stops before it is a dropped stream (retried, never cached). The SDK hides ``[DO
 streams are read event by event here.
 
 Every error message goes through :func:`promptkit.redact.redact` before it is shortened.
+A provider given a list of replicas sends each attempt through one of them
+(:mod:`.replicas`), by the same rules.
 """
 
 from __future__ import annotations
@@ -183,7 +185,81 @@ def sdk_client_for(base_url: str, api_key: str, headers: Mapping[str, str] | Non
                        default_headers=dict(headers) if headers else None)
 
 
-class EndpointClient:
+def attempt_timeout(provider: Provider, deadline: float | None) -> float:
+    """Seconds the next attempt may take: the provider's ``timeout``, cut short by the
+    ``deadline`` of its ``total_timeout`` (0 or less once it has passed)."""
+    if deadline is None:
+        return provider.timeout
+    return min(provider.timeout, deadline - time.monotonic())
+
+
+def backoff(error: RequestError, attempt: int, provider: Provider) -> float:
+    """Seconds to wait before retrying after ``error`` on attempt ``attempt`` (from 0):
+    capped, jittered exponential backoff, or what the server said."""
+    if error.retry_after is not None:
+        # The server said when to come back: never earlier, and not much later; but never
+        # longer than one attempt may take (a hint of hours is a broken server).
+        return min(error.retry_after, provider.timeout) + random.uniform(0, 0.1)
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+async def wait_to_retry(outcome: RequestOutcome, delay: float, deadline: float | None
+                        ) -> bool:
+    """Sleep ``delay`` seconds before the next attempt; ``False`` instead when that would
+    pass the ``deadline`` (``outcome`` then says the total timeout was reached)."""
+    if deadline is not None and time.monotonic() + delay > deadline:
+        outcome.error_kind = "timeout"
+        outcome.error = f"total timeout reached after {outcome.error}"
+        return False
+    await asyncio.sleep(delay)
+    return True
+
+
+class RequestClient:
+    """What the runner sends a provider's requests through: one endpoint
+    (:class:`EndpointClient`) or a list of replicas
+    (:class:`~promptkit.running.replicas.ReplicaSet`).
+
+    Attributes:
+        provider: The provider's settings.
+        base_url: Where requests go (the first replica's URL for a list of replicas).
+        unreachable: Why the endpoint is given up on: it never answered and every attempt
+            failed to connect; the remaining requests fail at once.
+    """
+
+    provider: Provider
+    base_url: str
+    unreachable: str | None = None
+
+    async def request(self, body: dict[str, Any], path: str | None = None) -> RequestOutcome:
+        """Send ``body`` with retries; never raises for endpoint trouble.
+
+        ``path`` ``/embeddings`` asks for embeddings (``RequestOutcome.embeddings``) instead of a
+        completion.
+        """
+        raise NotImplementedError
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """Embeddings of ``texts`` from ``/v1/embeddings``, with the same retries.
+
+        Raises:
+            GraderOutage: the endpoint did not answer (rate limits, 5xx, timeouts, lost
+                connections, after retries).
+            PromptkitError: it answered with an error (4xx) or something that is not an
+                embeddings response. Messages are redacted.
+        """
+        body = {"model": self.provider.model or self.provider.id, "input": texts,
+                "encoding_format": "float"}
+        outcome = await self.request(body, path="/embeddings")
+        if outcome.embeddings is None:
+            message = f"embeddings from {self.provider.id} failed: {outcome.error}"
+            if outcome.error_kind in RETRYABLE:  # the endpoint did not answer: an outage
+                raise GraderOutage(message)
+            raise PromptkitError(message)  # it answered, with a refusal: counts as a failure
+        return outcome.embeddings
+
+
+class EndpointClient(RequestClient):
     """Requests to one provider's endpoint, with retries and an adaptive limit.
 
     Args:
@@ -205,25 +281,6 @@ class EndpointClient:
         self.answered = False
         self.unreachable: str | None = None
 
-    async def embed(self, texts: list[str]) -> list[list[float]]:
-        """Embeddings of ``texts`` from ``/v1/embeddings``, with the same retries.
-
-        Raises:
-            GraderOutage: the endpoint did not answer (rate limits, 5xx, timeouts, lost
-                connections, after retries).
-            PromptkitError: it answered with an error (4xx) or something that is not an
-                embeddings response. Messages are redacted.
-        """
-        body = {"model": self.provider.model or self.provider.id, "input": texts,
-                "encoding_format": "float"}
-        outcome = await self.request(body, path="/embeddings")
-        if outcome.embeddings is None:
-            message = f"embeddings from {self.provider.id} failed: {outcome.error}"
-            if outcome.error_kind in RETRYABLE:  # the endpoint did not answer: an outage
-                raise GraderOutage(message)
-            raise PromptkitError(message)  # it answered, with a refusal: counts as a failure
-        return outcome.embeddings
-
     async def request(self, body: dict[str, Any], path: str | None = None) -> RequestOutcome:
         """Send ``body`` with retries; never raises for endpoint trouble.
 
@@ -238,47 +295,46 @@ class EndpointClient:
                 outcome.error, outcome.error_kind = self.unreachable, "connection"
                 return outcome
             outcome.attempts = attempt + 1
-            timeout = provider.timeout
-            if deadline is not None:
-                timeout = min(timeout, deadline - time.monotonic())
-            try:
-                if timeout <= 0:
-                    raise RequestError("timeout", "total timeout reached")
-                async with self.limit:
-                    started = time.perf_counter()
-                    outcome.started_at = outcome.started_at or time.time()
-                    async with asyncio.timeout(timeout):
-                        if path == "/embeddings":
-                            outcome.embeddings = await self._embeddings(body, len(body["input"]))
-                            completion, ttft = None, None
-                        else:
-                            completion, ttft = await self._attempt(body)
-                    outcome.latency_s = time.perf_counter() - started
-                outcome.completion, outcome.ttft_s = completion, ttft
-                self.answered = True
-                await self.limit.succeeded()
+            error = await self.attempt(body, path, outcome, attempt_timeout(provider, deadline))
+            if error is None:
                 return outcome
-            except Exception as exc:
-                error = classify(exc)
-                hint = self._missing_v1_hint() if path is None and _not_found(exc) else ""
-            outcome.error, outcome.error_kind = redact(error.message + hint), error.kind
-            if error.kind == "rate_limit":
-                self.limit.rate_limited()
+            outcome.error, outcome.error_kind = error.message, error.kind
             if error.kind not in RETRYABLE or attempt == provider.retries:
                 break
-            delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
-            if error.retry_after is not None:
-                # The server said when to come back: never earlier, and not much later; but
-                # never longer than one attempt may take (a hint of hours is a broken server).
-                delay = min(error.retry_after, provider.timeout) + random.uniform(0, 0.1)
-            if deadline is not None and time.monotonic() + delay > deadline:
-                outcome.error_kind, outcome.error = "timeout", f"total timeout reached after " \
-                    f"{outcome.error}"
+            if not await wait_to_retry(outcome, backoff(error, attempt, provider), deadline):
                 break
-            await asyncio.sleep(delay)
         if not self.answered and outcome.error_kind in ("connection", "timeout"):
             self.unreachable = f"endpoint unreachable ({self.shown_url}): {outcome.error}"
         return outcome
+
+    async def attempt(self, body: dict[str, Any], path: str | None, outcome: RequestOutcome,
+                      timeout: float) -> RequestError | None:
+        """One attempt, within ``timeout`` seconds and the endpoint's limit: ``None`` when
+        it answered (``outcome`` holds the answer and its timings), else what went wrong
+        (its message redacted). A rate limit halves the limit."""
+        try:
+            if timeout <= 0:
+                raise RequestError("timeout", "total timeout reached")
+            async with self.limit:
+                started = time.perf_counter()
+                outcome.started_at = outcome.started_at or time.time()
+                async with asyncio.timeout(timeout):
+                    if path == "/embeddings":
+                        outcome.embeddings = await self._embeddings(body, len(body["input"]))
+                        completion, ttft = None, None
+                    else:
+                        completion, ttft = await self._attempt(body)
+                outcome.latency_s = time.perf_counter() - started
+        except Exception as exc:
+            error = classify(exc)
+            hint = self._missing_v1_hint() if path is None and _not_found(exc) else ""
+            if error.kind == "rate_limit":
+                self.limit.rate_limited()
+            return RequestError(error.kind, redact(error.message + hint), error.retry_after)
+        outcome.completion, outcome.ttft_s = completion, ttft
+        self.answered = True
+        await self.limit.succeeded()
+        return None
 
     def _missing_v1_hint(self) -> str:
         """Why ``/chat/completions`` or ``/completions`` was not found: OpenAI-compatible

@@ -54,8 +54,9 @@ def _header_safe(text: str) -> bool:
     return text.isascii() and text.isprintable()
 
 
-def check_base_url(url: str) -> None:
+def check_base_url(url: str, key: str = "base_url") -> None:
     """Refuse a base URL the HTTP client could not use, without repeating its password.
+    ``key`` names it in the message (``base_url[1]`` for a replica).
 
     Raises:
         ValueError: not http(s), no host, a bad port or a malformed address.
@@ -67,15 +68,37 @@ def check_base_url(url: str) -> None:
         parts = urlsplit(url)
         port = parts.port  # raises for a port out of range or not a number
     except ValueError as exc:
-        raise ValueError(f"base_url {shown} is not a valid URL ({exc})") from None
+        raise ValueError(f"{key} {shown} is not a valid URL ({exc})") from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError(f"base_url must start with http:// or https://, got {shown}")
+        raise ValueError(f"{key} must start with http:// or https://, got {shown}")
     if not parts.hostname:
-        raise ValueError(f"base_url {shown} names no host")
+        raise ValueError(f"{key} {shown} names no host")
     if port == 0:
-        raise ValueError(f"base_url {shown}: port 0 is not a port to connect to")
+        raise ValueError(f"{key} {shown}: port 0 is not a port to connect to")
     if not _header_safe(url) or any(c.isspace() for c in url):
-        raise ValueError(f"base_url {shown} holds spaces, control or non-ASCII characters")
+        raise ValueError(f"{key} {shown} holds spaces, control or non-ASCII characters")
+
+
+def check_replicas(urls: list[str]) -> None:
+    """Refuse a list of replicas that is empty, holds a URL :func:`check_base_url`
+    refuses (named by its index) or holds one endpoint twice (userinfo and a trailing
+    slash aside).
+
+    Raises:
+        ValueError: naming ``base_url``; no password is repeated.
+    """
+    from ..redact import strip_userinfo
+
+    if not urls:
+        raise ValueError("base_url is an empty list: give one URL, or a list of the "
+                         "replicas of one model")
+    seen: set[str] = set()
+    for index, url in enumerate(urls):
+        check_base_url(url, f"base_url[{index}]")
+        shown = strip_userinfo(url).rstrip("/")
+        if shown in seen:
+            raise ValueError(f"base_url lists {shown!r} twice: each replica once")
+        seen.add(shown)
 
 
 def check_env_name(value: str | None, where: str = "api_key_env") -> None:
@@ -166,7 +189,12 @@ class Provider(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = ""
-    base_url: str | None = None
+    base_url: str | list[str] | None = Field(None, description=(
+        "The OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; or a list of "
+        "replicas of one model, each request sent to the least-loaded healthy one. A "
+        "list is not part of the spec's identity (--resume continues after a replica is "
+        "added or removed) and its answers are cached under replicas:<model>, shared by "
+        "any set of replicas serving that model; a single URL is part of both."))
     model: str | None = None
     api_key_env: str | None = Field(
         None, description="Name of the environment variable holding the API key. The key's "
@@ -225,13 +253,16 @@ class Provider(BaseModel):
         if self.is_local:
             self.id = self.id or LOCAL
             return self
-        if not self.base_url:
+        if not self.base_url and not isinstance(self.base_url, list):
             raise ValueError("base_url is required (an OpenAI-compatible endpoint, e.g. "
                              "http://127.0.0.1:8080/v1)")
         if not self.model:
             raise ValueError("model is required")
-        check_base_url(self.base_url)
-        if self.api_key_env and "@" in urlsplit(self.base_url).netloc:
+        if isinstance(self.base_url, str):
+            check_base_url(self.base_url)
+        else:
+            check_replicas(self.base_url)
+        if self.api_key_env and any("@" in urlsplit(url).netloc for url in self.replicas):
             raise ValueError("base_url carries user:password credentials and api_key_env "
                              "names a key: an endpoint takes one or the other (the URL's "
                              "credentials would replace the key)")
@@ -241,6 +272,21 @@ class Provider(BaseModel):
     @property
     def is_local(self) -> bool:
         return self.id.startswith(LOCAL) and self.base_url is None
+
+    @property
+    def replicas(self) -> list[str]:
+        """The endpoint URLs: ``base_url`` as a list (one URL for a string, none for
+        ``local``). Where one URL is needed, the first is it."""
+        if self.base_url is None:
+            return []
+        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
+
+    @property
+    def replicas_key(self) -> str | None:
+        """What stands for the endpoint in a cache key when ``base_url`` is a list:
+        ``replicas:`` and the model, whichever replicas serve it; ``None`` for one URL
+        (the URL is its key)."""
+        return f"replicas:{self.model}" if isinstance(self.base_url, list) else None
 
     @property
     def output_mode(self) -> StructuredOutput:

@@ -28,9 +28,10 @@ from ..scoring.engine import AssertionResult, CaseScore, merge_scores, score
 from .budget import Budget, BudgetReached, check_budget, send
 from .cache import ResponseCache
 from .checks import turn_assertions
-from .client import RETRYABLE, EndpointClient, RequestOutcome, record_answers, sdk_client_for
+from .client import RETRYABLE, EndpointClient, RequestOutcome, record_answers
 from .local import LocalServer, local_servers
 from .plan import EvalPlan, check_api_keys
+from .replicas import ReplicaSet, provider_client
 from .responses import Completion
 from .shards import shard_of
 from .spec import PromptVariant, Provider
@@ -109,8 +110,9 @@ class Runner:
         self.selection_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=4, thread_name_prefix="promptkit-fewshot")
 
-    def client_for(self, provider: Provider) -> EndpointClient:
-        """The provider's client; providers on the same endpoint share one AsyncOpenAI.
+    def client_for(self, provider: Provider) -> EndpointClient | ReplicaSet:
+        """The provider's client (a :class:`ReplicaSet` for several replicas); providers
+        on the same endpoint share one AsyncOpenAI.
 
         A ``local`` provider's server starts here, when its first request is not in the
         cache: a fully cached run never starts it. Starting blocks the event loop for
@@ -122,13 +124,9 @@ class Runner:
                 server.start()
                 if self.options.on_local:
                     self.options.on_local(provider.id, server)
-            base_url = server.base_url if server else provider.base_url or ""
-            api_key = provider.api_key()
-            endpoint = (base_url, api_key, tuple(sorted(provider.headers.items())))
-            if endpoint not in self.sdk_clients:
-                self.sdk_clients[endpoint] = sdk_client_for(base_url, api_key, provider.headers)
-            self.clients[provider.id] = EndpointClient(provider, base_url, api_key,
-                                                       self.sdk_clients[endpoint])
+            urls = [server.base_url] if server else provider.replicas or [""]
+            self.clients[provider.id] = provider_client(provider, urls, provider.api_key(),
+                                                        self.sdk_clients)
         return self.clients[provider.id]
 
     async def run(self, run: RunInfo) -> None:
@@ -292,9 +290,10 @@ class Runner:
 
     def _cache_key(self, body: dict[str, Any], provider: Provider, sample: int | None) -> str:
         # A local server gets a new port each run; its model file is what identifies it.
+        # Replicas come and go; the model they serve is what identifies them.
         server = self.servers.get(provider.id)
         where = (f"local:{server.model_path.name}" if server
-                 else self.client_for(provider).base_url)
+                 else provider.replicas_key or self.client_for(provider).base_url)
         return ResponseCache.key(where, provider.model or provider.id, provider.api,
                                  body, sample)
 

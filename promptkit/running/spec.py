@@ -224,13 +224,19 @@ class LoadedSpec:
         return self.doc.error(message, path)
 
     def spec_hash(self) -> str:
-        """Identifies what was asked for (not how fast): resume only continues a match."""
+        """Identifies what was asked for (not how fast): resume only continues a match.
+
+        A provider's list of replicas is left out (where its model runs, not what it is
+        asked: a replica added or removed does not stop ``--resume``); a single
+        ``base_url`` is part of the identity."""
         dump = self.spec.model_dump(mode="json", by_alias=True)
         for key in RUNTIME_KEYS:
             dump.pop(key, None)
         for provider in dump["providers"] + dump["graders"]:
             for knob in RUNTIME_KNOBS:
                 provider.pop(knob, None)
+            if isinstance(provider.get("base_url"), list):
+                del provider["base_url"]
         text = json.dumps(dump, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(text.encode()).hexdigest()
 

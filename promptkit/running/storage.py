@@ -459,8 +459,9 @@ def hourly_prices(config: Mapping[str, Any]) -> dict[str, float]:
 def run_config(spec: EvalSpec, shard: Shard | None = None, limit: int | None = None
                ) -> dict[str, Any]:
     """The resolved spec as stored with a run: no secrets (header names only, base URLs
-    without userinfo; API keys are never in a spec, only the variable names); a shard
-    run's config also holds its tag (:data:`SHARD_KEY`), with the ``limit`` it applied."""
+    (each replica's too) without userinfo; API keys are never in a spec, only the variable
+    names); a shard run's config also holds its tag (:data:`SHARD_KEY`), with the
+    ``limit`` it applied."""
     config = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     if shard is not None:
         config[SHARD_KEY] = {"index": shard[0], "count": shard[1]}
@@ -469,6 +470,8 @@ def run_config(spec: EvalSpec, shard: Shard | None = None, limit: int | None = N
     for provider in [*config.get("providers", []), *config.get("graders", [])]:
         if provider.get("headers"):
             provider["headers"] = sorted(provider["headers"])
-        if provider.get("base_url"):
+        if isinstance(provider.get("base_url"), list):  # replicas
+            provider["base_url"] = [strip_userinfo(url) for url in provider["base_url"]]
+        elif provider.get("base_url"):
             provider["base_url"] = strip_userinfo(provider["base_url"])
     return config
