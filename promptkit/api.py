@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .comparing.baseline import Side, resolve_side, side_from_run
-from .comparing.comparison import Comparison, compare, gate_failures
-from .errors import ExitCode, OutputError, PromptkitError, collecting_warnings, warn
+from .comparing.comparison import Comparison, compare
+from .errors import OutputError, PromptkitError, collecting_warnings, warn
+from .eval_report import EvalReport
 from .reporting.outputs import output_format, refuse_overwrite, write_output
-from .reporting.summary import Summary, order_rows, summarize
+from .reporting.summary import order_rows, summarize
 from .results import CaseResult, RunInfo
 from .running.budget import Budget, EstimateRow, budget_for, estimate_row
 from .running.plan import EvalPlan, check_api_keys, plan_eval
@@ -33,109 +34,19 @@ from .running.shards import check_shard, merge_shards, store_path
 from .running.spec import LoadedSpec, apply_overrides, load_spec
 from .running.storage import RunStore, default_paths, find_run, find_run_stores, hourly_prices
 
-__all__ = ["Estimate", "EvalReport", "compare_runs", "compare_variants", "estimate", "evaluate",
-           "load_report", "merge_runs", "save_baseline_file", "write_comparison"]
-
-
-@dataclass
-class EvalReport:
-    """A run, summarized: what :func:`evaluate` and :func:`load_report` return.
-
-    Nothing is held open: :meth:`results` opens the run store while it streams. The
-    report is also a context manager, for symmetry with code that expects one.
-
-    Attributes:
-        run: The stored run (id, status, the resolved spec it ran).
-        store_path: The run store (``runs.db``) holding its results.
-        summary: The leaderboard: one row per prompt × provider.
-        comparison: The comparison with the baseline, when one was given.
-        title: A heading for presenters (the spec's description and the run id).
-        unreachable: Provider id → why it could not be reached.
-        engines: Local provider id → the engine and model that served it.
-        warnings: Things a presenter should show (deprecated keys, token counts that fell
-            back to cl100k_base, a few-shot budget no example fits): promptkit's own
-            warnings given during this call, collected instead of printed.
-        written: The output files written.
-        budget_reached: Why the budget stopped the run (then it is ``interrupted``).
-    """
-
-    run: RunInfo
-    store_path: Path
-    summary: Summary
-    comparison: Comparison | None = None
-    title: str = ""
-    unreachable: dict[str, str] = field(default_factory=dict)
-    engines: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    written: list[str] = field(default_factory=list)
-    fail_on_regression: bool = False
-    max_drop: float | None = None
-    budget_reached: str | None = None
-
-    @property
-    def rows(self) -> list[Any]:
-        """The leaderboard rows: pass rate, interval, score, metrics, latency, cost, ..."""
-        return self.summary.rows
-
-    def results(self, prompt_id: str | None = None, provider_id: str | None = None
-                ) -> Iterator[CaseResult]:
-        """Every result of the run (optionally of one prompt and/or provider), streamed."""
-        with RunStore(self.store_path) as store:
-            yield from store.results(self.run.run_id, prompt_id, provider_id)
-
-    def write(self, path: str | Path) -> None:
-        """Write an output file (``.json``, ``.jsonl``, ``.csv``, ``.xml``, ``.html``)."""
-        write_output(path, self.summary, self.results(), self.run, self.comparison)
-        self.written.append(str(path))
-
-    def failed_providers(self) -> list[str]:
-        """Providers that answered no request: their rows say nothing about quality."""
-        answered: dict[str, bool] = {}
-        for row in self.summary.rows:
-            ok = (row.errors - row.input_errors < row.cases - row.input_errors
-                  or row.input_errors == row.cases)
-            answered[row.provider_id] = answered.get(row.provider_id, False) or ok
-        return [provider for provider, ok in answered.items() if not ok]
-
-    def broken_rows(self) -> list[str]:
-        """Rows every case of which failed to render its prompt or assertions: the
-        eval's input is wrong (found at run time, for cases past the first)."""
-        return [f"every case of {row.label} failed before scoring: {row.first_input_error}"
-                for row in self.summary.rows if row.cases and row.input_errors == row.cases]
-
-    def failed_checks(self) -> list[str]:
-        """The gates that failed, one line each: threshold, regression, max-drop, and a
-        comparison a gate cannot vouch for."""
-        failed = []
-        below = [row for row in self.summary.rows if row.meets_threshold is False]
-        if below:
-            failed.append("threshold: " + ", ".join(
-                f"{row.label} {row.pass_rate:.1%} < {row.threshold:.0%}" for row in below))
-        if self.comparison is not None:
-            failed += gate_failures(self.comparison, fail_on_regression=self.fail_on_regression,
-                                    max_drop=self.max_drop)
-        return failed
-
-    @property
-    def exit_code(self) -> int:
-        """What ``promptkit eval`` exits with: 2 when every case of a row failed on its
-        own input; 3 when the run did not complete (a stored run interrupted, failed or
-        still running, its budget reached, a provider unreachable or answering nothing);
-        1 when a gate failed (:meth:`failed_checks`); else 0."""
-        if self.broken_rows():
-            return ExitCode.INVALID_INPUT
-        if self.run.status != "finished" or self.unreachable or self.failed_providers():
-            return ExitCode.RUN_INCOMPLETE
-        return ExitCode.FAILED if self.failed_checks() else ExitCode.OK
-
-    def close(self) -> None:
-        """Nothing to release: the report holds no open file or database."""
-
-    def __enter__(self) -> EvalReport:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+__all__ = [
+    "Estimate",
+    "EvalReport",
+    "compare_runs",
+    "compare_variants",
+    "estimate",
+    "evaluate",
+    "export_batch",
+    "load_report",
+    "merge_runs",
+    "save_baseline_file",
+    "write_comparison",
+]
 
 
 def evaluate(
@@ -162,9 +73,12 @@ def evaluate(
     max_requests: int | None = None,
     max_cost: float | None = None,
     budget: Budget | None = None,
+    batch: bool = False,
+    batch_import: str | Path | None = None,
     on_start: Callable[[RunInfo, int, int], None] | None = None,
     on_result: Callable[[CaseResult], None] | None = None,
     on_local: Callable[[str, Any], None] | None = None,
+    on_batch: Callable[[str, str, str, int, int], None] | None = None,
 ) -> EvalReport:
     """Run an eval and return its report; prints nothing.
 
@@ -188,7 +102,11 @@ def evaluate(
         max_requests, max_cost: This call's budget (each wins over the spec's key): no
             more requests sent, no more USD spent; reaching it leaves the run
             ``interrupted`` (``exit_code`` 3), for ``resume``. ``budget`` wins over both.
-        on_start, on_result, on_local: Callbacks for a progress presenter.
+        batch: Send every provider's requests as Batch API jobs (``/v1/files`` and
+            ``/v1/batches``), in rounds, resumable across the wait.
+        batch_import: Score the answers of this batch results file (``vllm run-batch``'s
+            output for a ``batch export``) as a run; nothing is sent.
+        on_start, on_result, on_local, on_batch: Callbacks for a progress presenter.
 
     Raises:
         PromptkitError: invalid input (``exit_code`` 2 of its branch) or a run that could
@@ -201,7 +119,8 @@ def evaluate(
         loaded = apply_overrides(loaded, base_url=base_url, model=model, api=api,
                                  api_key_env=api_key_env, concurrency=concurrency,
                                  repeat=repeat, prompt_ids=tuple(prompts),
-                                 provider_ids=tuple(providers))
+                                 provider_ids=tuple(providers),
+                                 batch=batch or batch_import is not None)
         store = Path(store_dir) if store_dir is not None else None
         plan = plan_eval(loaded)
         baseline_ref = str(baseline) if baseline is not None else None
@@ -212,12 +131,39 @@ def evaluate(
         options = RunOptions(use_cache=use_cache, resume=resume, limit=limit, shard=shard,
                              store_dir=store, on_start=on_start, on_result=on_result,
                              on_local=on_local, budget=budget or budget_for(
-                                 loaded.spec, max_requests, max_cost))
+                                 loaded.spec, max_requests, max_cost), on_batch=on_batch,
+                             batch_import=Path(batch_import) if batch_import else None)
         finished = _run_sync(lambda: run_eval(plan, options))
         report = _report(finished, alpha)
         _gate(report, baseline_side, alpha, fail_on_regression, max_drop, outputs)
     report.warnings += collected
     return report
+
+
+def export_batch(spec: str | Path | LoadedSpec, output: str | Path, *,
+                 limit: int | None = None, prompts: Sequence[str] = (),
+                 providers: Sequence[str] = (), store_dir: str | Path | None = None) -> int:
+    """Write the requests a batch run would send (those the cache cannot answer) as an
+    OpenAI batch input file, for ``vllm run-batch -i FILE -o results.jsonl --model M``;
+    sends nothing and keeps no run. Returns the lines written.
+
+    Raises:
+        PromptkitError: invalid input, or an output that exists or is not ``.jsonl``.
+    """
+    output = Path(output)
+    if output.suffix.lower() != ".jsonl" or output.exists():
+        raise OutputError(f"{output}: give a new .jsonl file (it is not overwritten)")
+    with _collected_warnings(), tempfile.TemporaryDirectory() as scratch:
+        loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
+        loaded = apply_overrides(loaded, prompt_ids=tuple(prompts),
+                                 provider_ids=tuple(providers), batch=True)
+        plan = plan_eval(loaded)
+        cache_dir = default_paths(loaded.path, store_dir)[1].parent
+        output.touch()
+        options = RunOptions(limit=limit, store_dir=Path(scratch), cache_dir=cache_dir,
+                             batch_export=output)
+        _run_sync(lambda: run_eval(plan, options))
+    return sum(1 for _ in output.open(encoding="utf-8"))
 
 
 def load_report(run: str = "last", *, store_dir: str | Path | None = None,
@@ -441,6 +387,7 @@ def _report(finished: FinishedRun, alpha: float) -> EvalReport:
         report = _stored_report(store, finished.run, alpha)
     report.unreachable, report.engines = dict(finished.unreachable), dict(finished.engines)
     report.budget_reached = finished.budget_reached
+    report.summary.replicas = dict(finished.replicas)
     return report
 
 

@@ -7,6 +7,7 @@
 :mod:`.optimize` (optimize); :mod:`.present` prints what they return.
 """
 
+from . import batch as batch
 from . import evaluation as evaluation
 from . import exports as exports
 from . import merge as merge

@@ -68,6 +68,9 @@ def check_gate_options(options: dict[str, Any]) -> None:
               help="Send at most N requests this time (cache hits are free; retries count "
                    "once); then stop, exit 3, and go on with --resume. Overrides the spec's "
                    "max_requests.")
+@click.option("--batch", is_flag=True, help="Send every provider's requests as Batch API jobs "
+              "(/v1/files, /v1/batches): cheaper, answered within the batch window; "
+              "--resume picks up a batch still running.")
 @click.option("--max-cost", type=click.FloatRange(min=0, min_open=True), metavar="USD",
               help="Spend at most USD this time, at the providers' token prices: a request is "
                    "sent only while its worst case (max_tokens) still fits. Overrides the "

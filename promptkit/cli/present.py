@@ -103,9 +103,15 @@ def run_and_show(spec_path: str, options: dict[str, Any], quiet: bool, flips: in
             err.print(f"{provider_id}: {server.describe()} at {server.base_url}",
                       highlight=False, markup=False)
 
+    def batch_polled(provider_id: str, batch_id: str, status: str, done: int,
+                     total: int) -> None:
+        if not quiet:
+            err.print(f"{provider_id}: batch {batch_id} {status} ({done}/{total})",
+                      highlight=False, markup=False)
+
     try:
         report = evaluate(spec_path, on_start=progress.start, on_result=progress.result,
-                          on_local=local_up, **options)
+                          on_local=local_up, on_batch=batch_polled, **options)
     finally:
         progress.stop()
     show_report(report, flips)

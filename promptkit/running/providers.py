@@ -40,7 +40,8 @@ StructuredOutput = Literal["json_schema", "json_object", "grammar", "none"]
 LOCAL = "local"
 # How fast a run goes, not what it asks: changing these does not change a spec's identity.
 # (structured_output is not one: it changes what the model is asked.)
-RUNTIME_KNOBS = ("concurrency", "timeout", "total_timeout", "retries", "stream", "headers")
+RUNTIME_KNOBS = ("concurrency", "timeout", "total_timeout", "retries", "stream", "headers",
+                 "batch")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # What API keys look like (never echoed back in an error): a vendor's prefix, or a long run
 # of letters mixed with digits. Variable names are words joined by underscores
@@ -211,6 +212,10 @@ class Provider(BaseModel):
     price: Price | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     local_model: str | None = Field(None, description="Set by `local:/path/model.gguf`.")
+    batch: bool = Field(False, description="Send the requests as OpenAI-style Batch jobs "
+                        "(/v1/files and /v1/batches): half the price at OpenAI, answers "
+                        "within the batch window; a runtime setting (the spec stays the same "
+                        "for --resume).")
     structured_output: StructuredOutput | None = Field(
         None, description="How a template's `output` schema is sent: json_schema "
         "(response_format, the default for endpoints), json_object (llama-cpp-python's chat "

@@ -14,78 +14,32 @@ import contextlib
 import contextvars
 import itertools
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..datasets import Case
-from ..errors import GraderOutage, PromptkitError, RunError, StoreError
+from ..errors import GraderOutage, PromptkitError, RunError, StoreError, warn
 from ..redact import redact
 from ..results import CaseResult, RunInfo
 from ..scoring.context import Output, ScoringContext
 from ..scoring.engine import AssertionResult, CaseScore, merge_scores, score
-from .budget import Budget, BudgetReached, check_budget, send
+from .batches import Batching, RunBatches, check_batch
+from .budget import BudgetReached, check_budget, send
 from .cache import ResponseCache
 from .checks import turn_assertions
 from .client import RETRYABLE, EndpointClient, RequestOutcome, record_answers
 from .local import LocalServer, local_servers
+from .options import FinishedRun, RunOptions
 from .plan import EvalPlan, check_api_keys
-from .replicas import ReplicaSet, provider_client
+from .replicas import ReplicaSet, provider_client, served_by_replicas
 from .responses import Completion
-from .shards import shard_of
 from .spec import PromptVariant, Provider
-from .storage import RunStore, Shard, open_stores, run_config
+from .storage import RunStore, open_stores, run_config
 from .turns import case_turns, converse, converses
 
 if TYPE_CHECKING:
     from ..scoring.assertion import Assertion
-
-@dataclass
-class RunOptions:
-    """How to run (not what): the CLI's flags."""
-
-    use_cache: bool = True
-    resume: bool = False
-    limit: int | None = None
-    case_ids: frozenset[str] | None = None  # only these cases (of the first `limit`)
-    shard: Shard | None = None  # (I, N): only shard I's cases (of the first `limit`)
-    budget: Budget | None = None  # the requests and dollars this call may spend
-    store_dir: Path | None = None
-    cache_dir: Path | None = None  # the cache's folder, when not the run store's
-    # Local servers the caller owns (by provider id): started on first need, never stopped
-    # here, so a caller running many small evals (promptkit optimize) loads the model once.
-    servers: dict[str, LocalServer] | None = None
-    on_result: Callable[[CaseResult], None] | None = None
-    on_start: Callable[[RunInfo, int, int], None] | None = None  # run, planned, already done
-    on_local: Callable[[str, LocalServer], None] | None = None  # a local server is up
-
-    def runs_case(self, case: Case) -> bool:
-        """Whether ``case`` is one to run (of the first ``limit``): ``case_ids`` names it
-        and it is in ``shard``."""
-        return (self.case_ids is None or case.id in self.case_ids) and (
-            self.shard is None or shard_of(case.id, self.shard[1]) == self.shard[0])
-
-
-@dataclass
-class FinishedRun:
-    """A run that ended (finished, or interrupted and resumable), for reports.
-
-    Holds no open database: :meth:`results` opens the run store while it streams.
-    """
-
-    run: RunInfo
-    store_path: Path
-    unreachable: dict[str, str] = field(default_factory=dict)  # provider id -> why
-    engines: dict[str, str] = field(default_factory=dict)  # local provider id -> engine, model
-    budget_reached: str | None = None  # why the budget stopped the run (it is interrupted)
-
-    def results(self, prompt_id: str | None = None, provider_id: str | None = None
-                ) -> Iterator[CaseResult]:
-        """The run's results in report order, streamed from the run store."""
-        with RunStore(self.store_path) as store:
-            yield from store.results(self.run.run_id, prompt_id, provider_id)
-
 
 class Runner:
     """Runs one plan spec against its providers."""
@@ -104,6 +58,7 @@ class Runner:
         self.sdk_clients: dict[tuple[Any, ...], Any] = {}
         self.done: set[tuple[str, str, str, int]] = set()
         self.budget_reached = False  # the budget refused a request: the run stops
+        self.batching: Batching | None = None  # batch mode (providers with batch: true)
         # Selection by embeddings waits on the event loop from a thread. It gets threads of
         # its own: in asyncio's default pool, waiting threads would starve the DNS lookups
         # (getaddrinfo runs there) of the very requests they wait for.
@@ -138,7 +93,7 @@ class Runner:
             embedder.loop = asyncio.get_running_loop()
             embedder.client = self.client_for(embedder.provider)
         try:
-            await _all_or_none(*(self._provider_pool(run, p) for p in self.providers))
+            await _all_or_none(*(self._provider_rounds(run, p) for p in self.providers))
         finally:
             for embedder in self.plan.embedders:
                 embedder.loop = embedder.client = None
@@ -171,11 +126,27 @@ class Runner:
                                         vars=case.vars, category=self.plan.category(case),
                                         error_kind="internal",
                                         error=redact(f"{type(exc).__name__}: {exc}")[:500])
+                if result.error_kind == "deferred":
+                    continue  # its answer comes with a batch: a later pass scores it
                 self.runs.add_result(run.run_id, result)  # StoreError ends the run
                 if self.options.on_result:
                     self.options.on_result(result)
 
         await _all_or_none(*(worker() for _ in range(provider.concurrency)))
+
+    async def _provider_rounds(self, run: RunInfo, provider: Provider) -> None:
+        """A provider's cases; in batch mode, pass after pass until its batches answered
+        all (each pass puts off what the cache cannot answer yet)."""
+        if not (provider.batch and self.batching is not None):
+            return await self._provider_pool(run, provider)
+        sdk = None if self.batching.export_to or self.batching.importing else \
+            self.client_for(provider).client
+
+        async def one_pass() -> None:
+            self.done = self.runs.done_keys(run.run_id)
+            await self._provider_pool(run, provider)
+
+        await self.batching.rounds(provider, sdk, one_pass)
 
     async def run_case(self, provider: Provider, variant: PromptVariant, case: Case,
                        repeat: int) -> CaseResult:
@@ -270,6 +241,8 @@ class Runner:
         if self.cache is not None and (record := self.cache.get(key)) is not None:
             return Completion(**{k: v for k, v in record.items()
                                  if k in Completion.__dataclass_fields__}), None
+        if provider.batch and self.batching is not None:
+            return self.batching.answer(key, body, provider)  # its batch answers it
         outcome = await send(self.options.budget, self.client_for(provider), body)
         if outcome.completion is not None:
             outcome.completion.latency_s = outcome.latency_s
@@ -450,6 +423,7 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
     try:
         check_api_keys(plan)
         check_budget(plan, options.budget)
+        check_batch(spec.providers, cache is not None)
         run = runs.run_to_resume(eval_path, spec_hash, options.shard, loaded.path) \
             if options.resume else None
         providers, servers = local_servers(spec.providers, options.servers)
@@ -464,13 +438,16 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
     status, ended = "failed", False
     runner = Runner(plan, options, runs, cache, servers, providers)
     try:
+        runner.batching = batching_for(options, runs, run.run_id, cache, spec.providers)
         with runs.run_lock(run.run_id):
             if options.resume:
                 runner.done = runs.done_keys(run.run_id)
             if options.on_start:
                 options.on_start(run, planned, len(runner.done))
             await runner.run(run)
-        status, ended = "interrupted" if runner.budget_reached else "finished", True
+        incomplete = runner.budget_reached or bool(runner.batching and
+                                                     runner.batching.incomplete)
+        status, ended = "interrupted" if incomplete else "finished", True
     except (KeyboardInterrupt, asyncio.CancelledError, StoreError):
         status = "interrupted"  # --resume continues it
         raise
@@ -484,11 +461,36 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
             runs.finish_run(run.run_id, status)
         if cache is not None:
             cache.close()
+        if runner.batching is not None:
+            runner.batching.close()
+            if runner.batching.incomplete:
+                warn(f"batch: {runner.batching.incomplete}")
         if not ended:
             runs.close()
+    with runs:
+        return _finished(runner, runs.get_run(run.run_id), runs.path, servers, died)
+
+
+def _finished(runner: Runner, run: RunInfo, store_path: Path,
+              servers: dict[str, LocalServer], died: dict[str, str]) -> FinishedRun:
+    """What a run that ended reports: its endpoints' news, its budget's, its replicas'."""
     unreachable = {pid: c.unreachable for pid, c in runner.clients.items() if c.unreachable}
     unreachable.update(died)  # a crashed local server explains its lost connections
     engines = {pid: server.describe() for pid, server in servers.items() if server.launched}
-    reached = options.budget.exhausted if options.budget and runner.budget_reached else None
-    with runs:
-        return FinishedRun(runs.get_run(run.run_id), runs.path, unreachable, engines, reached)
+    budget = runner.options.budget
+    reached = budget.exhausted if budget and runner.budget_reached else None
+    return FinishedRun(run, store_path, unreachable, engines, reached,
+                       served_by_replicas(runner.clients))
+
+
+def batching_for(options: RunOptions, runs: RunStore, run_id: str,
+                 cache: ResponseCache | None, providers: list[Provider]) -> Batching | None:
+    """Batch mode when a provider has ``batch: true`` (``--batch`` sets it on every
+    provider), or to export or import a batch file."""
+    if cache is None or not any(p.batch for p in providers):
+        return None
+    batching = Batching(cache, RunBatches(runs, run_id), options.budget,
+                        export_to=options.batch_export, on_progress=options.on_batch)
+    if options.batch_import is not None:
+        batching.load(options.batch_import)
+    return batching

@@ -335,10 +335,12 @@ def apply_overrides(
     repeat: int | None = None,
     prompt_ids: tuple[str, ...] = (),
     provider_ids: tuple[str, ...] = (),
+    batch: bool = False,
 ) -> LoadedSpec:
     """Apply the CLI's overrides to a loaded spec (the file is not touched).
 
-    ``base_url`` with ``model`` replaces every provider with that one endpoint.
+    ``base_url`` with ``model`` replaces every provider with that one endpoint; ``batch``
+    sends every provider's requests as Batch API jobs.
 
     Raises:
         ConfigError: an unknown prompt or provider id, or a base URL without a model.
@@ -373,4 +375,7 @@ def apply_overrides(
             provider.concurrency = concurrency
     if repeat:
         spec.repeat = repeat
+    if batch:  # a runtime setting: the spec hash stays the same
+        for provider in spec.providers:
+            provider.batch = True
     return LoadedSpec(spec, loaded.path, loaded.doc)

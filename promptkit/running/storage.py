@@ -69,6 +69,15 @@ RUN_MIGRATIONS: list[Migration] = [
         """CREATE INDEX results_in_order
             ON results (run_id, prompt_id, provider_id, case_index, repeat)""",
     ),
+    (  # 2: the Batch API jobs a run sent (see batches.py), so --resume waits for them
+        """CREATE TABLE batches (
+            batch_id TEXT PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+            provider_id TEXT NOT NULL,
+            status TEXT NOT NULL,        -- sent, imported
+            created_at REAL NOT NULL
+        )""",
+    ),
 ]
 
 

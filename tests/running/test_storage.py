@@ -57,7 +57,7 @@ def test_migrations_create_schema_and_set_user_version(tmp_path: Path, cls) -> N
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(cls.migrations) >= 1
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == ({"runs", "results"} if cls is RunStore else {"responses"})
+    assert tables == ({"runs", "results", "batches"} if cls is RunStore else {"responses"})
 
 
 def test_reopening_does_not_rerun_migrations(tmp_path: Path, monkeypatch) -> None:
@@ -65,8 +65,8 @@ def test_reopening_does_not_rerun_migrations(tmp_path: Path, monkeypatch) -> Non
     with RunStore(path) as store:
         run = store.create_run("e.yaml", "h", {})
         store.add_result(run.run_id, full_result())
-    # Migration 1 is already applied: a broken replacement is never executed.
-    monkeypatch.setattr(RunStore, "migrations", [("THIS IS NOT SQL",)])
+    # Every migration is already applied: broken replacements are never executed.
+    monkeypatch.setattr(RunStore, "migrations", [("THIS IS NOT SQL",)] * len(RUN_MIGRATIONS))
     with RunStore(path) as store:
         assert store.count_results(run.run_id) == 1
 
