@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from .comparing.baseline import Side, resolve_side, side_from_run
 from .comparing.comparison import Comparison, compare
-from .errors import OutputError, PromptkitError, collecting_warnings, warn
+from .errors import ConfigError, OutputError, PromptkitError, collecting_warnings, warn
 from .eval_report import EvalReport
 from .reporting.outputs import output_format, refuse_overwrite, write_output
 from .reporting.summary import order_rows, summarize
@@ -151,18 +151,23 @@ def export_batch(spec: str | Path | LoadedSpec, output: str | Path, *,
         PromptkitError: invalid input, or an output that exists or is not ``.jsonl``.
     """
     output = Path(output)
-    if output.suffix.lower() != ".jsonl" or output.exists():
-        raise OutputError(f"{output}: give a new .jsonl file (it is not overwritten)")
+    if output.suffix.lower() != ".jsonl" or output.exists() or not output.parent.is_dir():
+        raise ConfigError(f"{output}: give a new .jsonl file in an existing folder (an "
+                          "existing file is not overwritten)")
     with _collected_warnings(), tempfile.TemporaryDirectory() as scratch:
         loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
         loaded = apply_overrides(loaded, prompt_ids=tuple(prompts),
                                  provider_ids=tuple(providers), batch=True)
         plan = plan_eval(loaded)
         cache_dir = default_paths(loaded.path, store_dir)[1].parent
-        output.touch()
         options = RunOptions(limit=limit, store_dir=Path(scratch), cache_dir=cache_dir,
                              batch_export=output)
-        _run_sync(lambda: run_eval(plan, options))
+        try:
+            output.touch()
+            _run_sync(lambda: run_eval(plan, options))
+        except BaseException:
+            output.unlink(missing_ok=True)  # no half-written file blocks the next try
+            raise
     return sum(1 for _ in output.open(encoding="utf-8"))
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import ConfigError, RunError
+from ..errors import ConfigError, RunError, warn
 from ..redact import redact, redact_data
 from .budget import Budget, BudgetReached, worst_case_cost
 from .cache import ResponseCache
@@ -43,17 +43,21 @@ MAX_BATCH_BYTES = 200 * 1024 * 1024
 POLL_FIRST, POLL_CAP = 1.0, 60.0
 ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
 
-__all__ = ["Batching", "RunBatches", "check_batch", "custom_id", "key_of"]
+__all__ = ["Batching", "RunBatches", "batching_for", "check_batch", "custom_id", "key_of"]
 
 
 def custom_id(key: str) -> str:
-    """A request's id in a batch file: its cache key, marked as promptkit's."""
-    return f"pk-{key}"
+    """A request's id in a batch file: its cache key (64 hex digits, within every batch
+    API's limit on ids)."""
+    return key
 
 
-def key_of(identifier: str) -> str | None:
+def key_of(identifier: object) -> str | None:
     """The cache key a ``custom_id`` carries (None for an id promptkit did not write)."""
-    return identifier[3:] if identifier.startswith("pk-") and len(identifier) == 67 else None
+    if isinstance(identifier, str) and len(identifier) == 64 and all(
+            c in "0123456789abcdef" for c in identifier):
+        return identifier
+    return None
 
 
 def endpoint_path(provider: Provider) -> str:
@@ -124,17 +128,23 @@ class Batching:
     poll: tuple[float, float] = (POLL_FIRST, POLL_CAP)
     answers: dict[str, Completion] = field(default_factory=dict)  # not cacheable, kept here
     failed: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> error, kind
-    unanswered: set[str] = field(default_factory=set)
+    unanswered: dict[str, set[str]] = field(default_factory=dict)  # by provider id
     spools: dict[str, Spool] = field(default_factory=dict)
     sent: set[str] = field(default_factory=set)  # keys submitted in this invocation
     json_keys: set[str] = field(default_factory=set)  # requests asking for JSON output
-    incomplete: str | None = None  # why some cases are left undone (the run is interrupted)
+    stops: list[str] = field(default_factory=list)  # why cases are left undone, per provider
+    skipped: int = 0  # lines of a results file that are not promptkit's or not readable
     exported: int = 0
     importing: bool = False  # answers come from an imported file: nothing is sent
-    note: str = ""  # why the server failed a batch as a whole
+    notes: dict[str, str] = field(default_factory=dict)  # provider id -> why a batch failed
 
     def __post_init__(self) -> None:
         self._folder = Path(tempfile.mkdtemp(prefix="promptkit-batch-"))
+
+    @property
+    def incomplete(self) -> str | None:
+        """Why some cases are left undone (then the run is interrupted), or None."""
+        return "; ".join(self.stops) or None
 
     def close(self) -> None:
         shutil.rmtree(self._folder, ignore_errors=True)
@@ -163,42 +173,48 @@ class Batching:
             self.json_keys.add(key)
         return None, RequestOutcome(error="waiting for its batch", error_kind="deferred")
 
-    async def rounds(self, provider: Provider, sdk: Any, one_pass: Callable[[], Awaitable[None]]
-                     ) -> None:
+    async def rounds(self, provider: Provider, sdks: list[Any],
+                     one_pass: Callable[[], Awaitable[None]]) -> None:
         """Go over the cases, send what they put off as batches, import the answers, and
-        again, until a pass puts nothing off (or a batch left requests unanswered)."""
-        if self.store is not None and sdk is not None:
-            await self._finish_stored(provider, sdk)
+        again, until a pass puts nothing off (or a batch left requests unanswered).
+        ``sdks`` are the provider's endpoints (its replicas): a batch goes to the first
+        that takes it and is read back from the one that has it."""
+        if self.store is not None and sdks:
+            await self._finish_stored(provider, sdks)
+        unanswered = self.unanswered.setdefault(provider.id, set())
         while True:
             await one_pass()
             spool = self.spools.pop(provider.id, None)
             files = spool.close() if spool is not None else []
-            if not files:
+            if not files or spool is None:
                 return
-            if self.export_to is not None:
-                self._export(files)
-                self.incomplete = f"{len(spool.keys)} requests exported, not sent"
-                return
-            if self.importing:
-                self.incomplete = (f"{len(spool.keys)} requests of {provider.id} have no "
-                                   "answer in the imported file (a later turn, or not in it): "
-                                   "promptkit batch export writes them")
-                return
-            if self.unanswered:  # the last batch left these: the pass scored the rest
-                why = f"batch {self.note}" if self.note else \
-                    "the batch expired, was cancelled or failed them on the server's side"
-                self.incomplete = (f"{len(self.unanswered)} requests of {provider.id} were "
-                                   f"not answered ({why}); --resume sends just those")
-                return
-            again = spool.keys & self.sent
-            if again:  # answered, yet asked again: nothing more a batch can do
-                self.incomplete = (f"{len(again)} requests of {provider.id} got no usable "
-                                   "answer from their batch")
+            stop = self._stop(provider, spool.keys, unanswered)
+            if stop is not None:
+                self.stops.append(stop)
+                if self.export_to is not None:
+                    self._export(files)
                 return
             self.sent |= spool.keys
-            ids = [await self._submit(provider, sdk, path) for path in files]
-            for batch_id in ids:
+            sent = [await self._submit(provider, sdks, path) for path in files]
+            for sdk, batch_id in sent:
                 await self._import(provider, sdk, await self._wait(provider, sdk, batch_id))
+
+    def _stop(self, provider: Provider, keys: set[str], unanswered: set[str]) -> str | None:
+        """Why this round's requests are not sent (None: send them)."""
+        if self.export_to is not None:
+            return f"{len(keys)} requests exported, not sent"
+        if self.importing:
+            return (f"{len(keys)} requests of {provider.id} have no answer in the imported "
+                    "file (a later turn, or not in it): promptkit batch export writes them")
+        if unanswered:  # the last batch left these: the pass scored the rest
+            why = self.notes.get(provider.id) or "the batch expired, was cancelled or the " \
+                "server failed them (5xx, 429)"
+            return (f"{len(unanswered)} requests of {provider.id} were not answered ({why}); "
+                    "--resume sends just those")
+        again = keys & self.sent
+        if again:  # answered, yet asked again: nothing more a batch can do
+            return f"{len(again)} requests of {provider.id} got no usable answer from their batch"
+        return None
 
     def load(self, path: Path) -> int:
         """Read a batch output file (``promptkit batch import``): answers into the cache,
@@ -214,6 +230,9 @@ class Batching:
                     answered += self.import_line(raw) is not None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read the batch results: {exc}") from None
+        if self.skipped:
+            warn(f"{path}: {self.skipped} lines skipped (not JSON objects, or custom_ids "
+                 "promptkit did not write)")
         self.importing = True
         return answered
 
@@ -226,29 +245,45 @@ class Batching:
                         out.write(line)
                         self.exported += 1
 
-    async def _finish_stored(self, provider: Provider, sdk: Any) -> None:
+    async def _finish_stored(self, provider: Provider, sdks: list[Any]) -> None:
         """Batches this run sent before (it is resumed): wait for those still running and
-        import every one not imported yet."""
+        import every one not imported yet; one no endpoint knows any more is given up
+        (its requests are sent again)."""
         for batch_id, status in self.store.batches(provider.id):
             if status == "imported":
                 continue
-            batch = await self._wait(provider, sdk, batch_id)
-            await self._import(provider, sdk, batch)
-        self.unanswered.clear()  # a resumed run sends them again
+            for sdk in sdks:
+                try:
+                    await sdk.batches.retrieve(batch_id)
+                except Exception:  # another replica may have it
+                    continue
+                await self._import(provider, sdk, await self._wait(provider, sdk, batch_id))
+                break
+            else:
+                warn(f"{provider.id}: batch {batch_id} is known to no endpoint any more; "
+                     "its requests are sent again")
+                self.store.mark_batch(batch_id, "lost")
+        self.unanswered.pop(provider.id, None)  # a resumed run sends them again
 
-    async def _submit(self, provider: Provider, sdk: Any, path: Path) -> str:
-        try:
-            with path.open("rb") as content:
-                uploaded = await sdk.files.create(file=(path.name, content), purpose="batch")
-            batch = await sdk.batches.create(
-                input_file_id=uploaded.id, endpoint=endpoint_path(provider),
-                completion_window="24h", metadata={"promptkit": "eval"})
-        except Exception as exc:  # the endpoint refused the upload or the batch
-            raise RunError(f"{provider.id}: the batch could not be sent: "
-                           f"{classify(exc)}") from None
-        if self.store is not None:
-            self.store.add_batch(provider.id, batch.id)
-        return batch.id
+    async def _submit(self, provider: Provider, sdks: list[Any], path: Path
+                      ) -> tuple[Any, str]:
+        """Upload a file and start its batch at the first endpoint that takes them."""
+        problem = "no endpoint"
+        for sdk in sdks:
+            try:
+                with path.open("rb") as content:
+                    uploaded = await sdk.files.create(file=(path.name, content),
+                                                      purpose="batch")
+                batch = await sdk.batches.create(
+                    input_file_id=uploaded.id, endpoint=endpoint_path(provider),
+                    completion_window="24h", metadata={"promptkit": "eval"})
+            except Exception as exc:  # refused: the next replica may take it
+                problem = str(classify(exc))
+                continue
+            if self.store is not None:
+                self.store.add_batch(provider.id, batch.id)
+            return sdk, batch.id
+        raise RunError(f"{provider.id}: the batch could not be sent: {problem}")
 
     async def _wait(self, provider: Provider, sdk: Any, batch_id: str) -> Any:
         delay, cap = self.poll
@@ -279,35 +314,37 @@ class Batching:
                         answered.add(key)
         if batch.status == "failed":  # refused as a whole (too many lines, a bad file)
             errors = getattr(batch.errors, "data", None) or []
-            self.note = "; ".join(f"{e.code}: {e.message}" for e in errors[:3]) or "failed"
+            self.notes[provider.id] = "batch " + ("; ".join(
+                f"{e.code}: {e.message}" for e in errors[:3]) or "failed")
         if batch.status != "completed" or batch.errors:
             # Which requests it held: ask its input file (ours to read back).
+            unanswered = self.unanswered.setdefault(provider.id, set())
             async for raw in _lines(sdk, batch.input_file_id):
-                key = key_of(json.loads(raw).get("custom_id", "")) if raw.strip() else None
+                line = _json_object(raw)
+                key = key_of(line.get("custom_id")) if line else None
                 if key is not None and key not in answered:
-                    self.unanswered.add(key)
+                    unanswered.add(key)
         if self.store is not None:
             self.store.mark_batch(batch.id, "imported")
 
     def import_line(self, raw: str) -> str | None:
         """One line of a batch output (or error) file: its answer into the cache, or its
         failure noted; the cache key it answers (None for a line to send again: the
-        server's own trouble, or not promptkit's)."""
+        server's own trouble; or not promptkit's, or unreadable: counted in ``skipped``)."""
         if not raw.strip():
             return None
-        try:
-            line = json.loads(raw)
-        except ValueError:
+        line = _json_object(raw)
+        key = key_of(line.get("custom_id")) if line else None
+        response = line.get("response") if line else None
+        if key is None or not isinstance(response or {}, dict):
+            self.skipped += 1
             return None
-        key = key_of(str(line.get("custom_id", "")))
-        if key is None:
-            return None
-        response = line.get("response") or {}
-        status = response.get("status_code")
-        if status == 200 and isinstance(response.get("body"), dict):
-            body = response["body"]
+        response = response or {}
+        status, body = response.get("status_code"), response.get("body")
+        if status == 200 and isinstance(body, dict):
             choices = body.get("choices")
-            chat = bool(choices) and isinstance(choices[0], dict) and "message" in choices[0]
+            chat = isinstance(choices, list) and bool(choices) and isinstance(
+                choices[0], dict) and "message" in choices[0]
             try:
                 completion = parse_response(body, chat)
             except RequestError as exc:
@@ -318,9 +355,9 @@ class Batching:
                 completion.tool_calls = redact_data(completion.tool_calls)
             self.store_answer(key, completion)
             return key
-        error = line.get("error") or (response.get("body") or {}).get("error") or {}
-        message = redact(str(error.get("message") if isinstance(error, dict) else error))
-        code = error.get("code") if isinstance(error, dict) else None
+        error = line.get("error") or (body.get("error") if isinstance(body, dict) else None)
+        error = error if isinstance(error, dict) else {"message": str(error or body)}
+        message, code = redact(str(error.get("message"))), error.get("code")
         if (isinstance(status, int) and (status >= 500 or status in (408, 409, 429))) or (
                 status is None and code in ("batch_expired", "batch_cancelled")):
             return None  # the server's trouble, or never run: sent again on --resume
@@ -337,6 +374,15 @@ class Batching:
                 self.answers[key] = completion
                 return
         self.cache.put(key, completion.to_record())
+
+
+def _json_object(raw: str) -> dict[str, Any] | None:
+    """A line of a batch file as a JSON object (None for anything else)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 async def _lines(sdk: Any, file_id: str) -> AsyncIterator[str]:
@@ -365,6 +411,12 @@ class RunBatches:
             "SELECT batch_id, status FROM batches WHERE run_id = ? AND provider_id = ? "
             "ORDER BY created_at", (self.run_id, provider_id)))
 
+    def pending(self) -> int:
+        """Batches of the run (any provider) sent and not imported yet."""
+        return int(self.runs.conn.execute(
+            "SELECT COUNT(*) FROM batches WHERE run_id = ? AND status = 'sent'",
+            (self.run_id,)).fetchone()[0])
+
     def mark_batch(self, batch_id: str, status: str) -> None:
         self.runs._write("UPDATE batches SET status = ? WHERE batch_id = ?", (status, batch_id))
 
@@ -383,3 +435,25 @@ def check_batch(providers: list[Provider], use_cache: bool) -> None:
         if provider.is_local:
             raise ConfigError(f"provider {provider.id!r} is local: the embedded server has "
                               "no Batch API (batch: true needs a base_url endpoint)")
+
+
+def batching_for(options: Any, records: RunBatches, cache: ResponseCache | None,
+                 providers: list[Provider]) -> Batching | None:
+    """Batch mode when a provider has ``batch: true`` (``--batch`` sets it on every
+    provider), or to export or import a batch file (``options``: the run's
+    :class:`~.options.RunOptions`); a resumed run without it whose batches still run is
+    warned about (their answers would be asked for again)."""
+    if cache is None or not any(p.batch for p in providers):
+        if options.resume and records.pending():
+            warn("this run has batches still pending: resume with --batch to collect their "
+                 "answers instead of sending their requests again")
+        return None
+    batching = Batching(cache, records, options.budget, export_to=options.batch_export,
+                        on_progress=options.on_batch)
+    if options.batch_import is not None:
+        try:
+            batching.load(options.batch_import)
+        except BaseException:
+            batching.close()
+            raise
+    return batching

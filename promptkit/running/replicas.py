@@ -238,3 +238,10 @@ def provider_client(provider: Provider, urls: list[str], api_key: str,
             sdk_clients[endpoint] = sdk_client_for(url, api_key, provider.headers)
         endpoints.append(EndpointClient(provider, url, api_key, sdk_clients[endpoint]))
     return endpoints[0] if len(endpoints) == 1 else ReplicaSet(provider, endpoints)
+
+
+def sdk_clients_of(client: Any) -> list[Any]:
+    """The ``AsyncOpenAI`` clients behind a provider's client: one per replica."""
+    if isinstance(client, ReplicaSet):
+        return [replica.client.client for replica in client.replicas]
+    return [client.client]

@@ -24,7 +24,7 @@ from ..redact import redact
 from ..results import CaseResult, RunInfo
 from ..scoring.context import Output, ScoringContext
 from ..scoring.engine import AssertionResult, CaseScore, merge_scores, score
-from .batches import Batching, RunBatches, check_batch
+from .batches import Batching, RunBatches, batching_for, check_batch
 from .budget import BudgetReached, check_budget, send
 from .cache import ResponseCache
 from .checks import turn_assertions
@@ -32,7 +32,7 @@ from .client import RETRYABLE, EndpointClient, RequestOutcome, record_answers
 from .local import LocalServer, local_servers
 from .options import FinishedRun, RunOptions
 from .plan import EvalPlan, check_api_keys
-from .replicas import ReplicaSet, provider_client, served_by_replicas
+from .replicas import ReplicaSet, provider_client, sdk_clients_of, served_by_replicas
 from .responses import Completion
 from .spec import PromptVariant, Provider
 from .storage import RunStore, open_stores, run_config
@@ -139,14 +139,14 @@ class Runner:
         all (each pass puts off what the cache cannot answer yet)."""
         if not (provider.batch and self.batching is not None):
             return await self._provider_pool(run, provider)
-        sdk = None if self.batching.export_to or self.batching.importing else \
-            self.client_for(provider).client
+        sdks = [] if self.batching.export_to or self.batching.importing else \
+            sdk_clients_of(self.client_for(provider))
 
         async def one_pass() -> None:
             self.done = self.runs.done_keys(run.run_id)
             await self._provider_pool(run, provider)
 
-        await self.batching.rounds(provider, sdk, one_pass)
+        await self.batching.rounds(provider, sdks, one_pass)
 
     async def run_case(self, provider: Provider, variant: PromptVariant, case: Case,
                        repeat: int) -> CaseResult:
@@ -421,7 +421,8 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
     planned = sum(map(options.runs_case, plan.cases(options.limit))) * len(spec.prompts) \
         * len(spec.providers) * spec.repeat
     try:
-        check_api_keys(plan)
+        if options.batch_export is None:  # an export sends nothing
+            check_api_keys(plan)
         check_budget(plan, options.budget)
         check_batch(spec.providers, cache is not None)
         run = runs.run_to_resume(eval_path, spec_hash, options.shard, loaded.path) \
@@ -438,7 +439,8 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
     status, ended = "failed", False
     runner = Runner(plan, options, runs, cache, servers, providers)
     try:
-        runner.batching = batching_for(options, runs, run.run_id, cache, spec.providers)
+        runner.batching = batching_for(options, RunBatches(runs, run.run_id), cache,
+                                       runner.providers)
         with runs.run_lock(run.run_id):
             if options.resume:
                 runner.done = runs.done_keys(run.run_id)
@@ -481,16 +483,3 @@ def _finished(runner: Runner, run: RunInfo, store_path: Path,
     reached = budget.exhausted if budget and runner.budget_reached else None
     return FinishedRun(run, store_path, unreachable, engines, reached,
                        served_by_replicas(runner.clients))
-
-
-def batching_for(options: RunOptions, runs: RunStore, run_id: str,
-                 cache: ResponseCache | None, providers: list[Provider]) -> Batching | None:
-    """Batch mode when a provider has ``batch: true`` (``--batch`` sets it on every
-    provider), or to export or import a batch file."""
-    if cache is None or not any(p.batch for p in providers):
-        return None
-    batching = Batching(cache, RunBatches(runs, run_id), options.budget,
-                        export_to=options.batch_export, on_progress=options.on_batch)
-    if options.batch_import is not None:
-        batching.load(options.batch_import)
-    return batching

@@ -178,16 +178,33 @@ def merge_shards(sources: Sequence[str | Path], store_dir: str | Path | None = N
         run = out.create_run(first.run.eval_path, first.run.spec_hash, _config(picks),
                              None if None in planned else sum(p or 0 for p in planned))
         seen: dict[tuple[str, str, str, int], ShardRun] = {}
+        templates: dict[str, tuple[str, ShardRun]] = {}  # prompt id -> version sha256
         for pick in picks:
             with RunStore(pick.path) as store:  # its own reader, even of out's file
                 for result in store.results(pick.run.run_id):
                     if result.key in seen:
                         raise PromptkitError(f"result {result.key} is in both "
                                              f"{seen[result.key].name} and {pick.name}")
+                    _same_template(templates, result, pick)
                     seen[result.key] = pick
                     out.add_result(run.run_id, result)
         out.finish_run(run.run_id, "interrupted" if partial else "finished")
         return out.get_run(run.run_id), out.path
+
+
+def _same_template(templates: dict[str, tuple[str, ShardRun]], result: Any,
+                   pick: ShardRun) -> None:
+    """Refuse shards whose prompt rendered another template file (the spec hash covers
+    the spec's YAML, not the template files it names)."""
+    sha = result.template_sha256
+    if not sha:
+        return
+    known = templates.setdefault(result.prompt_id, (sha, pick))
+    if known[0] != sha:
+        raise PromptkitError(f"prompt {result.prompt_id!r} ran another template file in "
+                             f"{known[1].name} ({known[0][:12]}) than in {pick.name} "
+                             f"({sha[:12]}): the template changed between shards; run them "
+                             "again with one version")
 
 
 def _target(store_dir: str | Path | None, first: Path) -> RunStore:

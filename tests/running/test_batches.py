@@ -150,7 +150,7 @@ def test_an_exported_file_round_trips_through_batch_import(
     assert export_batch(path, requests_file) == 6
     lines = [json.loads(line) for line in requests_file.read_text().splitlines()]
     assert {line["url"] for line in lines} == {"/v1/chat/completions"}
-    assert all(line["custom_id"].startswith("pk-") for line in lines)
+    assert all(len(line["custom_id"]) == 64 for line in lines)  # the cache key, ≤ 64
     assert per_case_requests(endpoint) == [] and endpoint.batches == []
     # run it elsewhere (here: the test endpoint's batch API, as vllm run-batch would)
     endpoint.respond_with(answer)
@@ -200,3 +200,86 @@ def test_a_batch_the_endpoint_refuses_whole_says_why(
     report = evaluate(path)
     assert report.exit_code == 3 and list(report.results()) == []
     assert any("too_many_tasks" in w for w in report.warnings), report.warnings
+
+
+def test_a_results_file_with_foreign_or_broken_lines_imports_the_rest(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    path = make_eval(tmp_path, endpoint, cases=2)
+    path.write_text(path.read_text().replace("    batch: true\n", ""))
+    requests_file = tmp_path / "requests.jsonl"
+    export_batch(path, requests_file)
+    good = []
+    for line in requests_file.read_text().splitlines():
+        key = json.loads(line)["custom_id"]
+        body = {"id": "x", "object": "chat.completion", "model": "m", "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
+                                                              "content": "a0 a1"}}]}
+        good.append(json.dumps({"custom_id": key, "response": {"status_code": 200,
+                                                               "body": body}}))
+    results = tmp_path / "results.jsonl"
+    results.write_text("\n".join(["[1, 2]", "null", '"text"', "{not json",
+                                  json.dumps({"custom_id": "x" * 64, "response": "oops"}),
+                                  json.dumps({"custom_id": json.loads(good[0])["custom_id"],
+                                              "response": {"status_code": 400,
+                                                           "body": "nope"}}),
+                                  *good]) + "\n")
+    done = promptkit_cli("batch", "import", str(path), str(results), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "lines skipped" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_each_provider_reports_its_own_unanswered_requests(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    path = make_eval(tmp_path, endpoint, cases=4)
+    path.write_text(path.read_text().replace("dataset:", f"""  - id: other
+    base_url: {endpoint.base_url}
+    model: m2
+    stream: false
+    batch: true
+dataset:"""))
+    endpoint.respond_with(answer)
+    endpoint.expire_next_batch(0.5)
+    report = evaluate(path)
+    stops = [w for w in report.warnings if "not answered" in w]
+    assert report.exit_code == 3 and len(stops) == 1
+    expired = endpoint.batches[0].model
+    assert ("fake" if expired == "m" else "other") in stops[0]
+    healthy = "other" if expired == "m" else "fake"
+    assert len([r for r in report.results() if r.provider_id == healthy]) == 4
+
+
+def test_a_batch_goes_to_a_live_replica_and_a_lost_batch_is_sent_again(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    path = make_eval(tmp_path, endpoint)
+    path.write_text(path.read_text().replace(
+        f"base_url: {endpoint.base_url}", f"base_url: [{dead}, {endpoint.base_url}]"))
+    endpoint.respond_with(answer)
+    endpoint.batch_delay = 0.5
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(path, on_batch=stop)
+    assert len(endpoint.batches) == 1  # sent to the live replica
+    endpoint.reset()  # the server forgets the batch
+    endpoint.respond_with(answer)
+    report = evaluate(path, resume=True)
+    assert any("known to no endpoint" in w for w in report.warnings)
+    assert len(endpoint.batches) == 1 and report.exit_code == 0
+    assert len(list(report.results())) == 6
+
+
+def test_export_refuses_a_path_it_cannot_write_with_exit_2(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    path = make_eval(tmp_path, endpoint)
+    for bad in ("missing/requests.jsonl", "requests.txt"):
+        done = promptkit_cli("batch", "export", str(path), "-o", str(tmp_path / bad),
+                             cwd=tmp_path)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "requests.txt").exists()

@@ -331,3 +331,14 @@ def test_merge_errors_are_one_line_and_exit_2(tmp_path: Path, endpoint: FakeEndp
     partial = promptkit("merge", "s1", "s3", "--allow-partial", cwd=tmp_path)
     assert partial.returncode == 3, partial.stderr
     assert "merged 1,3/3" in partial.stderr
+
+
+def test_merge_refuses_shards_that_ran_another_template_file(
+        tmp_path: Path, endpoint: FakeEndpoint) -> None:
+    path = make_eval(tmp_path, endpoint)
+    run(path, shard=(1, 2), store_dir=tmp_path / "a")
+    version = next((tmp_path / "templates" / "summarize").glob("v1.jinja"))
+    version.write_text(version.read_text().replace("Summarize", "Please summarize"))
+    run(path, shard=(2, 2), store_dir=tmp_path / "b")
+    with pytest.raises(PromptkitError, match="the template changed between shards"):
+        merge_runs([tmp_path / "a", tmp_path / "b"])
