@@ -425,8 +425,8 @@ async def run_eval(plan: EvalPlan, options: RunOptions) -> FinishedRun:
             check_api_keys(plan)
         check_budget(plan, options.budget)
         check_batch(spec.providers, cache is not None)
-        run = runs.run_to_resume(eval_path, spec_hash, options.shard, loaded.path) \
-            if options.resume else None
+        run = runs.run_to_resume(eval_path, spec_hash, options.shard, loaded.path,
+                                 options.limit) if options.resume else None
         providers, servers = local_servers(spec.providers, options.servers)
         if run is None:
             run = runs.create_run(eval_path, spec_hash,

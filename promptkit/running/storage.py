@@ -344,7 +344,7 @@ class RunStore(Database):
         return None
 
     def run_to_resume(self, eval_path: str, spec_hash: str, shard: Shard | None,
-                      spec_file: Path) -> RunInfo:
+                      spec_file: Path, limit: int | None = None) -> RunInfo:
         """The run ``--resume`` continues: the newest unfinished one of this eval (and
         shard), asked for the same spec.
 
@@ -364,6 +364,12 @@ class RunStore(Database):
             raise ConfigError(f"the spec changed since run {run.run_id}; resume needs the "
                               "same spec (run without --resume to start a new run)",
                               str(spec_file))
+        ran_limit = (run.config.get(SHARD_KEY) or {}).get("limit") if shard else limit
+        if shard is not None and ran_limit != limit:
+            given = "no --limit" if ran_limit is None else f"--limit {ran_limit}"
+            raise ConfigError(f"run {run.run_id} is shard {shard[0]}/{shard[1]} run with "
+                              f"{given}: resume it with the same (its shard's cases depend "
+                              "on it)", str(spec_file))
         return run
 
     def list_runs(self, eval_path: str | None = None, limit: int = 20) -> list[RunInfo]:

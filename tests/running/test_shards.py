@@ -12,7 +12,7 @@ import pytest
 
 from helpers import promptkit
 from promptkit.api import evaluate, load_report, merge_runs
-from promptkit.errors import PromptkitError
+from promptkit.errors import ConfigError, PromptkitError
 from promptkit.running.plan import plan_eval
 from promptkit.running.runner import RunOptions, run_eval
 from promptkit.running.shards import parse_shard, shard_of
@@ -251,6 +251,16 @@ def test_resume_with_a_shard_resumes_only_that_shards_run(tmp_path: Path,
     with pytest.raises(PromptkitError, match=r"has no runs for shard 1/3"):
         evaluate(path, shard=(1, 3), resume=True)
     assert evaluate(path, shard=(2, 2), resume=True).run.run_id == second.run.run_id
+
+
+def test_a_shard_resumes_only_with_the_limit_it_ran_with(tmp_path: Path,
+                                                        endpoint: FakeEndpoint) -> None:
+    path = make_eval(tmp_path, endpoint)
+    first = evaluate(path, shard=(1, 2), limit=10, max_requests=2)
+    with pytest.raises(ConfigError, match="shard 1/2 run with --limit 10: resume it with"):
+        evaluate(path, shard=(1, 2), limit=30, resume=True)
+    resumed = evaluate(path, shard=(1, 2), limit=10, resume=True)
+    assert resumed.run.run_id == first.run.run_id and resumed.run.status == "finished"
 
 
 # -- the command line --
