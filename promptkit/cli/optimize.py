@@ -71,8 +71,13 @@ def _optimize_and_show(spec_path: str, dry_run: bool, quiet: bool,
     from ..optimizing import OptimizeSettings, optimize
 
     settings = OptimizeSettings(**options)
-    report = optimize(spec_path, settings, dry_run=dry_run,
-                      on_event=None if quiet else _progress)
+    bars = _Bars(quiet)
+    try:
+        report = optimize(spec_path, settings, dry_run=dry_run,
+                          on_event=None if quiet else _progress, on_result=bars.result,
+                          on_start=bars.start)
+    finally:
+        bars.stop()
     for line in report.warnings:
         warning(line)
     print_optimize(report)
@@ -122,6 +127,31 @@ def print_optimize(report: Any) -> None:
         click.echo(f"budget used: {int(used['requests'])} requests{dollars}")
     if report.stopped:
         click.echo(f"stopped: {report.stopped}", err=True)
+
+
+class _Bars:
+    """A progress display per candidate run (a bar on a terminal, lines in CI)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.current: Any = None
+
+    def start(self, run: Any, total: int, done: int) -> None:
+        from ..reporting.progress import EvalProgress
+        from .app import wide_console
+
+        self.stop()
+        self.current = EvalProgress(wide_console(stderr=True), "quiet" if self.quiet else None)
+        self.current.start(run, total, done)
+
+    def result(self, result: Any) -> None:
+        if self.current is not None:
+            self.current.result(result)
+
+    def stop(self) -> None:
+        if self.current is not None:
+            self.current.stop()
+            self.current = None
 
 
 def _progress(line: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from ..comparing.stats import min_detectable_drop, paired_bootstrap, paired_pass_test
 from ..errors import ConfigError, ExitCode, collecting_warnings
 from ..files import atomic_write
-from ..results import CaseResult
+from ..results import CaseResult, RunInfo
 from ..running.budget import BudgetReached, check_budget
 from ..running.plan import plan_eval
 from ..running.spec import LoadedSpec, load_spec
@@ -99,6 +99,7 @@ class OptimizeReport:
 def optimize(spec: str | Path | LoadedSpec, settings: OptimizeSettings, *,
              on_event: Callable[[str], None] | None = None,
              on_result: Callable[[CaseResult], None] | None = None,
+             on_start: Callable[[RunInfo, int, int], None] | None = None,
              dry_run: bool = False) -> OptimizeReport:
     """Optimize one prompt of an eval for one provider (see the module docstring).
 
@@ -113,11 +114,12 @@ def optimize(spec: str | Path | LoadedSpec, settings: OptimizeSettings, *,
     else:  # called inside an event loop (a notebook): the runner needs a loop of its own
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             return pool.submit(contextvars.copy_context().run, optimize, spec, settings,
-                               on_event=on_event, on_result=on_result,
+                               on_event=on_event, on_result=on_result, on_start=on_start,
                                dry_run=dry_run).result()
     with collecting_warnings() as collected:
         loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
         job = _Job(loaded, settings, on_event or (lambda _: None), on_result)
+        job.on_start = on_start
         try:
             report = job.run(dry_run)
         finally:
@@ -134,6 +136,7 @@ class _Job:
                  on_result: Callable[[CaseResult], None] | None):
         self.loaded, self.settings, self.on_event = loaded, settings, on_event
         self.on_result = on_result
+        self.on_start: Callable[[RunInfo, int, int], None] | None = None
         self.trials: Trials | None = None
 
     def close(self) -> None:
@@ -206,7 +209,7 @@ class _Job:
                                self.parent.name)
         self.trials = Trials(self.loaded, self.variant, self.provider, self.parent, scratch,
                              self.examples_var, folder, store_dir, self.budget,
-                             on_result=self.on_result)
+                             on_result=self.on_result, on_start=self.on_start)
 
     @property
     def session(self) -> str:

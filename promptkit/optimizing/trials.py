@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EndpointError
-from ..results import CaseResult
+from ..results import CaseResult, RunInfo
 from ..running.budget import Budget, BudgetReached, worst_case_cost
 from ..running.local import LocalServer
 from ..running.plan import EvalPlan, plan_eval
@@ -102,7 +102,8 @@ class Trials:
     def __init__(self, loaded: LoadedSpec, variant: PromptVariant, provider: Provider,
                  parent: PromptTemplate, scratch: ScratchStore, examples_var: str | None,
                  runs_dir: Path, cache_dir: Path, budget: Budget,
-                 on_result: Callable[[CaseResult], None] | None = None):
+                 on_result: Callable[[CaseResult], None] | None = None,
+                 on_start: Callable[[RunInfo, int, int], None] | None = None):
         self.loaded = loaded
         self.variant = variant
         self.provider = provider
@@ -113,6 +114,7 @@ class Trials:
         self.cache_dir = cache_dir  # the eval's: the written winner re-scores from it
         self.budget = budget
         self.on_result = on_result
+        self.on_start = on_start  # each candidate run starting (a progress display)
         self.servers: dict[str, LocalServer] = {}
         self.on_spent: Callable[[], None] | None = None  # after each run: save the spent
         self.on_event: Callable[[str], None] | None = None
@@ -214,7 +216,8 @@ class Trials:
         """
         options = RunOptions(use_cache=True, case_ids=case_ids, store_dir=self.runs_dir,
                              cache_dir=self.cache_dir, budget=self.budget,
-                             servers=self.servers, on_result=on_result)
+                             servers=self.servers, on_result=on_result,
+                             on_start=self.on_start if on_result else None)
         finished = asyncio.run(run_eval(plan, options))
         self.run_ids.append(finished.run.run_id)
         if self.on_spent is not None:
