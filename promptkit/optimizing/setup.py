@@ -9,6 +9,7 @@ one-line :class:`~promptkit.errors.ConfigError` (exit 2).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,9 @@ def pick_proposer(loaded: LoadedSpec, strategy: Strategy, wanted: str | None
     silent default)."""
     if strategy == "fewshot":
         return None
+    if importlib.util.find_spec("gepa") is None:
+        raise ConfigError(f"--strategy {strategy} needs the gepa package: pip install "
+                          "'promptkit-evals[optimize]' (or pip install gepa)")
     graders = loaded.spec.graders
     ids = ", ".join(g.id for g in graders) or "none"
     if wanted is None:
