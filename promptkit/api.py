@@ -9,10 +9,7 @@ command line, ``promptkit runs show`` and the pytest plugin are presenters over 
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
-import contextvars
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +26,7 @@ from .reporting.summary import order_rows, summarize
 from .results import CaseResult, RunInfo
 from .running.budget import Budget, EstimateRow, budget_for, estimate_row
 from .running.plan import EvalPlan, check_api_keys, plan_eval
-from .running.runner import FinishedRun, RunOptions, run_eval
+from .running.runner import FinishedRun, RunOptions, run_eval, run_sync
 from .running.shards import check_shard, merge_shards, store_path
 from .running.spec import LoadedSpec, apply_overrides, load_spec
 from .running.storage import RunStore, default_paths, find_run, find_run_stores, hourly_prices
@@ -133,7 +130,7 @@ def evaluate(
                              on_local=on_local, budget=budget or budget_for(
                                  loaded.spec, max_requests, max_cost), on_batch=on_batch,
                              batch_import=Path(batch_import) if batch_import else None)
-        finished = _run_sync(lambda: run_eval(plan, options))
+        finished = run_sync(lambda: run_eval(plan, options))
         report = _report(finished, alpha)
         _gate(report, baseline_side, alpha, fail_on_regression, max_drop, outputs)
     report.warnings += collected
@@ -164,7 +161,7 @@ def export_batch(spec: str | Path | LoadedSpec, output: str | Path, *,
                              batch_export=output)
         try:
             output.touch()
-            _run_sync(lambda: run_eval(plan, options))
+            run_sync(lambda: run_eval(plan, options))
         except BaseException:
             output.unlink(missing_ok=True)  # no half-written file blocks the next try
             raise
@@ -426,17 +423,6 @@ def check_output_path(output: str, plan: EvalPlan | None, baseline: str | None =
     except OSError as exc:
         raise OutputError(f"--output {output}: cannot write in {target.parent}: "
                           f"{exc.strerror or exc}") from None
-
-
-def _run_sync(make: Callable[[], Any]) -> Any:
-    """Run a coroutine to the end, also from code that already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make())
-    context = contextvars.copy_context()  # the thread collects warnings for this call too
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(context.run, lambda: asyncio.run(make())).result()
 
 
 @contextlib.contextmanager

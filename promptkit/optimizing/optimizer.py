@@ -10,9 +10,6 @@ asked and the comparison allows, moves a label to it. It returns an
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextvars
 import hashlib
 import json
 import shutil
@@ -107,15 +104,6 @@ def optimize(spec: str | Path | LoadedSpec, settings: OptimizeSettings, *,
         PromptkitError: invalid input (exit 2), found before any request; a run that
             could not complete (exit 3).
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:  # called inside an event loop (a notebook): the runner needs a loop of its own
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            return pool.submit(contextvars.copy_context().run, optimize, spec, settings,
-                               on_event=on_event, on_result=on_result, on_start=on_start,
-                               dry_run=dry_run).result()
     with collecting_warnings() as collected:
         loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
         job = _Job(loaded, settings, on_event or (lambda _: None), on_result)

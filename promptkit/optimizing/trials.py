@@ -11,7 +11,6 @@ eval's, so the written winner re-scores from it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from ..results import CaseResult, RunInfo
 from ..running.budget import Budget, BudgetReached, worst_case_cost
 from ..running.local import LocalServer
 from ..running.plan import EvalPlan, plan_eval
-from ..running.runner import FinishedRun, RunOptions, run_eval
+from ..running.runner import FinishedRun, RunOptions, run_eval, run_sync
 from ..running.spec import InlineCase, LoadedSpec, PromptVariant, Provider
 from ..templates.template import PromptTemplate
 from .versions import PROPOSER_TEMPLATE, Candidate, ScratchStore
@@ -218,7 +217,7 @@ class Trials:
                              cache_dir=self.cache_dir, budget=self.budget,
                              servers=self.servers, on_result=on_result,
                              on_start=self.on_start if on_result else None)
-        finished = asyncio.run(run_eval(plan, options))
+        finished = run_sync(lambda: run_eval(plan, options))
         self.run_ids.append(finished.run.run_id)
         if self.on_spent is not None:
             self.on_spent()

@@ -36,7 +36,13 @@ from .budget import Budget, BudgetReached, worst_case_cost
 from .cache import ResponseCache
 from .client import RequestOutcome, classify
 from .providers import Provider
-from .responses import Completion, RequestError, parse_response
+from .responses import (
+    Completion,
+    RequestError,
+    asks_json_output,
+    breaks_json_output,
+    parse_response,
+)
 
 MAX_BATCH_LINES = 50_000
 MAX_BATCH_BYTES = 200 * 1024 * 1024
@@ -169,7 +175,7 @@ class Batching:
                 raise BudgetReached(self.budget.exhausted or "budget reached")
             self.budget.settle(worst, None)  # a batch's usage settles nothing in flight
         spool.add(key, body)
-        if body.get("response_format") is not None or body.get("grammar") is not None:
+        if asks_json_output(body):
             self.json_keys.add(key)
         return None, RequestOutcome(error="waiting for its batch", error_kind="deferred")
 
@@ -367,12 +373,9 @@ class Batching:
     def store_answer(self, key: str, completion: Completion) -> None:
         """Into the cache, unless it breaks the JSON output its request asked for (never
         cached, as in a run without batches): then it is kept for this run only."""
-        if key in self.json_keys and not (completion.tool_calls and not completion.text):
-            try:
-                json.loads(completion.text)
-            except ValueError:
-                self.answers[key] = completion
-                return
+        if key in self.json_keys and breaks_json_output(completion):
+            self.answers[key] = completion
+            return
         self.cache.put(key, completion.to_record())
 
 

@@ -42,6 +42,23 @@ class Completion:
         return dict(self.__dict__)
 
 
+def asks_json_output(body: dict[str, Any]) -> bool:
+    """Whether a request asks for JSON output (a response format or a grammar)."""
+    return body.get("response_format") is not None or body.get("grammar") is not None
+
+
+def breaks_json_output(completion: Completion) -> bool:
+    """Whether an answer to such a request is not JSON (an answer that only calls tools
+    never breaks it: the format is for text answers)."""
+    if completion.tool_calls and not completion.text:
+        return False
+    try:
+        json.loads(completion.text)
+    except ValueError:
+        return True
+    return False
+
+
 def tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
     """One function call as results keep it: ``{"id", "name", "arguments"}`` with the
     arguments parsed from their JSON text, plus ``"raw_arguments"`` (the text as sent,

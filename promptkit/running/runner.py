@@ -13,8 +13,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import itertools
-import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +32,7 @@ from .local import LocalServer, local_servers
 from .options import FinishedRun, RunOptions
 from .plan import EvalPlan, check_api_keys
 from .replicas import ReplicaSet, provider_client, sdk_clients_of, served_by_replicas
-from .responses import Completion
+from .responses import Completion, asks_json_output, breaks_json_output
 from .spec import PromptVariant, Provider
 from .storage import RunStore, open_stores, run_config
 from .turns import case_turns, converse, converses
@@ -252,14 +251,8 @@ class Runner:
         return outcome.completion, outcome
 
     def _cacheable(self, body: dict[str, Any], completion: Completion) -> bool:
-        if (body.get("response_format") is None and body.get("grammar") is None) or (
-                completion.tool_calls and not completion.text):
-            return True  # nothing to check, or a tool call: the format is for text answers
-        try:  # an answer that breaks the requested JSON output is not kept
-            json.loads(completion.text)
-        except ValueError:
-            return False
-        return True
+        # an answer that breaks the requested JSON output is not kept
+        return not (asks_json_output(body) and breaks_json_output(completion))
 
     def _cache_key(self, body: dict[str, Any], provider: Provider, sample: int | None) -> str:
         # A local server gets a new port each run; its model file is what identifies it.
@@ -483,3 +476,15 @@ def _finished(runner: Runner, run: RunInfo, store_path: Path,
     reached = budget.exhausted if budget and runner.budget_reached else None
     return FinishedRun(run, store_path, unreachable, engines, reached,
                        served_by_replicas(runner.clients))
+
+
+def run_sync(make: Callable[[], Any]) -> Any:
+    """Run a coroutine to the end, also from code that already runs an event loop (a
+    notebook): then in a thread of its own, with this context (warnings collected here)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    context = contextvars.copy_context()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(context.run, lambda: asyncio.run(make())).result()
